@@ -1,0 +1,110 @@
+package sphinxserve.runtime.bundle;
+
+import com.google.protobuf.util.JsonFormat;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.TreeMap;
+import sphinxserve.runtime.graph.DecoderGraph;
+import sphinxserve.runtime.graph.DecoderShape;
+import sphinxserve.runtime.graph.VisionGraph;
+import sphinxserve.runtime.graph.VisionShape;
+import sphinxserve.runtime.graph.Weights;
+import sphinxserve.runtime.onnx.ModelProto;
+import sphinxserve.runtime.tokenizer.BundleTokenizers;
+
+/**
+ * Writes a deterministic, randomly initialised SPHINX-shaped bundle: same preset and seed, byte-identical
+ * files. The text such a model produces is not meaningful; it has the real model's shapes and costs.
+ *
+ * <p>Run as a command: {@code bin/build-bundle --preset tiny --out DIR [--seed N]}.
+ */
+public final class BundleBuilder {
+
+  /** Bundle format version written and understood. */
+  public static final int FORMAT_VERSION = 1;
+
+  /** Special tokens at the start of the vocabulary, in id order. */
+  public static final List<String> SPECIAL_TOKENS = List.of("<unk>", "<s>", "</s>", "<pad>", "<image>");
+
+  /** SPHINX's conv_v1_2 system text. */
+  public static final String SYSTEM = "A chat between a curious human and an artificial intelligence assistant. "
+      + "The assistant gives helpful, detailed, and polite answers to the human's questions.\n\n";
+
+  private BundleBuilder() {}
+
+  /** Builds preset {@code preset} with {@code seed} into {@code out} (created if missing); returns the manifest. */
+  public static BundleManifest build(BundlePreset preset, long seed, Path out) throws IOException {
+    Files.createDirectories(out);
+    DecoderShape decoder = preset.decoder();
+    VisionShape vision = preset.vision();
+
+    Weights weights = new Weights(seed);
+    VisionGraph.initialiseWeights(vision, weights);
+    writeModel(VisionGraph.build(vision, weights), out.resolve(BundleFiles.VISION));
+    DecoderGraph.initialiseWeights(decoder, weights);
+    writeModel(DecoderGraph.build(decoder, weights, DecoderGraph.KvAddressing.PAGED), out.resolve(BundleFiles.DECODER));
+
+    String tokenizerJson = BundleTokenizers.build(decoder.vocabSize(), SPECIAL_TOKENS, seed);
+    Files.writeString(out.resolve(BundleFiles.TOKENIZER), tokenizerJson, StandardCharsets.UTF_8);
+
+    BundleManifest manifest = manifest(preset, seed, out);
+    Files.writeString(out.resolve(BundleFiles.MANIFEST), toJson(manifest), StandardCharsets.UTF_8);
+    return manifest;
+  }
+
+  /** The same decoder (same preset and seed, same weights) over a contiguous cache: the benchmark's baseline. */
+  public static ModelProto contiguousDecoder(BundlePreset preset, long seed) {
+    Weights weights = new Weights(seed);
+    DecoderGraph.initialiseWeights(preset.decoder(), weights);
+    return DecoderGraph.build(preset.decoder(), weights, DecoderGraph.KvAddressing.CONTIGUOUS);
+  }
+
+  static String toJson(BundleManifest manifest) throws IOException {
+    return JsonFormat.printer().preservingProtoFieldNames().sortingMapKeys().print(manifest) + "\n";
+  }
+
+  private static BundleManifest manifest(BundlePreset preset, long seed, Path out) throws IOException {
+    DecoderShape d = preset.decoder();
+    VisionShape v = preset.vision();
+    TreeMap<String, String> hashes = new TreeMap<>();
+    for (String file : List.of(BundleFiles.DECODER, BundleFiles.VISION, BundleFiles.TOKENIZER)) {
+      hashes.put(file, BundleFiles.sha256(out.resolve(file)));
+    }
+    return BundleManifest.newBuilder()
+        .setFormatVersion(FORMAT_VERSION)
+        .setArchitecture("sphinx-llama")
+        .setSource("builder:" + preset.name().toLowerCase() + ":seed=" + seed)
+        .setDtype("float32")
+        .setDecoder(DecoderConfig.newBuilder().setFile(BundleFiles.DECODER).setVocabSize(d.vocabSize())
+            .setHiddenSize(d.hiddenSize()).setNumLayers(d.numLayers()).setNumHeads(d.numHeads())
+            .setNumKvHeads(d.numKvHeads()).setHeadDim(d.headDim()).setIntermediateSize(d.intermediateSize())
+            .setMaxContextTokens(d.maxContextTokens()).setRopeTheta(d.ropeTheta()).setRmsNormEps(d.rmsNormEps())
+            .setKvLayout("paged"))
+        .setVision(VisionConfig.newBuilder().setFile(BundleFiles.VISION).setImageSize(preset.imageSize())
+            .setGrid(preset.grid()).setViewSize(v.viewSize()).setTokensPerView(v.tokensPerView())
+            .addAllPadRgb(List.of(122, 116, 104))
+            .addAllMean(List.of(0.48145466f, 0.4578275f, 0.40821073f))
+            .addAllStd(List.of(0.26862954f, 0.26130258f, 0.27577711f))
+            .putBranches("vit", "patch " + v.patchSize() + ", width " + v.vitWidth() + ", " + v.vitLayers() + " blocks")
+            .putBranches("conv", "patch stem + depthwise 3x3, width " + v.convWidth())
+            .putBranches("qformer", v.numQueries() + " learned queries, cross-attention over the ViT tokens"))
+        .setTokenizer(TokenizerConfig.newBuilder().setFile(BundleFiles.TOKENIZER)
+            .setBosId(SPECIAL_TOKENS.indexOf("<s>")).setEosId(SPECIAL_TOKENS.indexOf("</s>"))
+            .setPadId(SPECIAL_TOKENS.indexOf("<pad>")).setImagePlaceholderId(SPECIAL_TOKENS.indexOf("<image>")))
+        .setTemplate(Template.newBuilder().setName("conv_v1_2").setSystem(SYSTEM).setUserPrefix("### Human: ")
+            .setAssistantPrefix("### Assistant:").setTurnSeparator("\n"))
+        .addStopStrings("\n###")
+        .putAllFiles(hashes)
+        .build();
+  }
+
+  private static void writeModel(ModelProto model, Path file) throws IOException {
+    try (OutputStream out = Files.newOutputStream(file)) {
+      model.writeTo(out);
+    }
+  }
+}

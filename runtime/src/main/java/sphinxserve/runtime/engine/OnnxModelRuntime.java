@@ -1,0 +1,258 @@
+package sphinxserve.runtime.engine;
+
+import ai.onnxruntime.OnnxJavaType;
+import ai.onnxruntime.OnnxTensor;
+import ai.onnxruntime.OnnxValue;
+import ai.onnxruntime.OrtEnvironment;
+import ai.onnxruntime.OrtException;
+import ai.onnxruntime.OrtSession;
+import java.nio.FloatBuffer;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import sphinxserve.api.ModelRuntime;
+import sphinxserve.api.ModelSpec;
+import sphinxserve.api.SequenceStep;
+import sphinxserve.api.StepOutput;
+import sphinxserve.api.TextTokenizer;
+import sphinxserve.kvcache.KvCacheLayout;
+import sphinxserve.kvcache.KvCacheStorage;
+import sphinxserve.runtime.bundle.Bundle;
+import sphinxserve.runtime.bundle.BundleException;
+import sphinxserve.runtime.tokenizer.HfTextTokenizer;
+
+/**
+ * The ONNX Runtime implementation of {@link ModelRuntime}: a vision session and a decoder session over one
+ * bundle, the decoder's KV pools being the caller's {@link KvCacheStorage}.
+ *
+ * <p>How a step runs: {@link StepInputs} writes the batch's index tensors into reusable direct buffers; the
+ * per-layer pools are wrapped once, at open, as tensors over the storage's native-order buffers, and each
+ * is passed both as {@code past_*} input and as the pinned {@code present_*} output, so the graph's
+ * ScatterND writes this step's K/V into the pool in place; logits land in a pinned direct buffer that
+ * {@link StepOutput} reads without another copy.
+ *
+ * <p>Threading: {@link #step} runs on the engine thread only; {@link #encodeViews} may run concurrently from
+ * any thread (ONNX Runtime sessions are safe for concurrent {@code run} calls, and the two use different
+ * sessions and buffers).
+ */
+public final class OnnxModelRuntime implements ModelRuntime {
+
+  private final ModelSpec spec;
+  private final KvCacheLayout kvLayout;
+  private final OrtEnvironment env = OrtEnvironment.getEnvironment();
+  private final OrtSession vision;
+  private final OrtSession decoder;
+  private final TextTokenizer tokenizer;
+  private final OnnxTensor[] pools; // past_key.0, past_value.0, past_key.1, ...
+  private final Map<String, OnnxTensor> poolInputs = new HashMap<>();
+  private final StepInputs inputs;
+  private final StepTimer timer = new StepTimer();
+  private FloatBuffer logits;
+  private final LogitsView logitsView = new LogitsView();
+  private volatile boolean closed;
+
+  private OnnxModelRuntime(Bundle bundle, RuntimeOptions options, KvCacheStorage storage) {
+    this.spec = bundle.spec();
+    this.kvLayout = storage.layout();
+    checkStorage(spec, kvLayout);
+    OrtSession visionSession = null;
+    OrtSession decoderSession = null;
+    HfTextTokenizer loadedTokenizer = null;
+    try {
+      visionSession = Sessions.open(env, bundle.visionFile(), options);
+      decoderSession = Sessions.open(env, bundle.decoderFile(), options);
+      GraphContract.checkVision(visionSession, spec, bundle.visionFile().getFileName().toString());
+      GraphContract.checkDecoder(decoderSession, spec, bundle.decoderFile().getFileName().toString());
+      loadedTokenizer = HfTextTokenizer.load(bundle.tokenizerFile());
+      if (loadedTokenizer.vocabSize() > spec.vocabSize()) {
+        throw new BundleException(bundle.tokenizerFile() + ": vocabulary of " + loadedTokenizer.vocabSize() + " tokens exceeds decoder.vocab_size " + spec.vocabSize());
+      }
+      this.pools = wrapPools(storage);
+    } catch (RuntimeException e) {
+      closeQuietly(visionSession, decoderSession, loadedTokenizer);
+      throw e;
+    }
+    this.vision = visionSession;
+    this.decoder = decoderSession;
+    this.tokenizer = loadedTokenizer;
+    this.inputs = new StepInputs(spec.vocabSize(), spec.hiddenSize(), kvLayout.blockSize());
+    this.logits = StepInputs.floats(spec.vocabSize());
+  }
+
+  /**
+   * Opens {@code bundle} over {@code storage}, whose layout must match the bundle's decoder (layers, KV heads,
+   * head width; any block size and block count). The caller keeps ownership of {@code storage}.
+   */
+  public static OnnxModelRuntime open(Bundle bundle, RuntimeOptions options, KvCacheStorage storage) {
+    return new OnnxModelRuntime(bundle, options, storage);
+  }
+
+  /** The KV layout a pool for {@code spec} needs, for {@code numBlocks} blocks of {@code blockSize} tokens. */
+  public static KvCacheLayout kvLayoutFor(ModelSpec spec, int blockSize, int numBlocks) {
+    return new KvCacheLayout(spec.numLayers(), spec.numKvHeads(), spec.headDim(), blockSize, numBlocks);
+  }
+
+  @Override
+  public ModelSpec spec() {
+    return spec;
+  }
+
+  @Override
+  public TextTokenizer tokenizer() {
+    return tokenizer;
+  }
+
+  /** Cumulative timings of {@link #step}: total, inside ORT's run, input building. */
+  public StepTimer timer() {
+    return timer;
+  }
+
+  @Override
+  public float[] encodeViews(float[] pixels, int numViews) {
+    int s = spec.vision().viewSize();
+    long expected = (long) numViews * 3 * s * s;
+    if (numViews < 1 || pixels.length != expected) {
+      throw new IllegalArgumentException("pixels: " + pixels.length + " floats for " + numViews + " views of 3×" + s + "×" + s);
+    }
+    try (OnnxTensor input = OnnxTensor.createTensor(env, FloatBuffer.wrap(pixels), new long[] {numViews, 3, s, s});
+        OrtSession.Result result = vision.run(Map.of("pixel_values", input))) {
+      FloatBuffer out = ((OnnxTensor) result.get(0)).getFloatBuffer();
+      float[] embeddings = new float[out.remaining()];
+      out.get(embeddings);
+      return embeddings;
+    } catch (OrtException e) {
+      throw new IllegalStateException("vision encoder failed: " + e.getMessage(), e);
+    }
+  }
+
+  @Override
+  public StepOutput step(List<SequenceStep> batch) {
+    if (batch.isEmpty()) throw new IllegalArgumentException("a step needs at least one sequence");
+    long start = System.nanoTime();
+    inputs.fill(batch);
+    int rows = inputs.logitsRows();
+    if (logits.capacity() < rows * spec.vocabSize()) logits = StepInputs.floats(rows * 2 * spec.vocabSize());
+    List<OnnxTensor> created = new ArrayList<>(10);
+    try {
+      Map<String, OnnxTensor> feed = new HashMap<>(poolInputs);
+      int t = inputs.numTokens;
+      int b = inputs.numSequences;
+      feed.put("input_ids", track(created, longTensor(inputs.inputIds, t)));
+      feed.put("positions", track(created, longTensor(inputs.positions, t)));
+      feed.put("slot_mapping", track(created, longTensor(inputs.slotMapping, t)));
+      feed.put("token_index", track(created, longTensor(inputs.tokenIndex, t)));
+      feed.put("query_index", track(created, longTensor(inputs.queryIndex, b, inputs.maxChunk)));
+      feed.put("block_tables", track(created, longTensor(inputs.blockTables, b, inputs.maxBlocks)));
+      feed.put("logits_index", track(created, longTensor(inputs.logitsIndex, rows)));
+      int imageRows = Math.max(1, inputs.numImageRows);
+      feed.put("image_embeds", track(created, OnnxTensor.createTensor(env,
+          inputs.imageEmbeds.slice(0, imageRows * spec.hiddenSize()), new long[] {imageRows, spec.hiddenSize()})));
+      Map<String, OnnxValue> pinned = new HashMap<>(pinnedPools());
+      pinned.put("logits", track(created, OnnxTensor.createTensor(env, logits.slice(0, rows * spec.vocabSize()),
+          new long[] {rows, spec.vocabSize()})));
+      long runStart = System.nanoTime();
+      try (OrtSession.Result ignored = decoder.run(feed, pinned)) {
+        timer.record(runStart - start, System.nanoTime() - runStart);
+      }
+    } catch (OrtException e) {
+      throw new IllegalStateException("decoder step failed: " + e.getMessage(), e);
+    } finally {
+      created.forEach(OnnxTensor::close);
+    }
+    logitsView.numRows = inputs.numLogits;
+    return logitsView;
+  }
+
+  @Override
+  public void close() {
+    if (closed) return;
+    closed = true;
+    for (OnnxTensor pool : pools) pool.close();
+    closeQuietly(vision, decoder, (HfTextTokenizer) tokenizer);
+  }
+
+  // ---- internals -------------------------------------------------------------------------------------
+
+  private OnnxTensor[] wrapPools(KvCacheStorage storage) {
+    OnnxTensor[] wrapped = new OnnxTensor[2 * kvLayout.numLayers()];
+    try {
+      for (int layer = 0; layer < kvLayout.numLayers(); layer++) {
+        wrapped[2 * layer] = OnnxTensor.createTensor(env, storage.keyBuffer(layer), kvLayout.poolShape(), OnnxJavaType.FLOAT);
+        wrapped[2 * layer + 1] = OnnxTensor.createTensor(env, storage.valueBuffer(layer), kvLayout.poolShape(), OnnxJavaType.FLOAT);
+        poolInputs.put("past_key." + layer, wrapped[2 * layer]);
+        poolInputs.put("past_value." + layer, wrapped[2 * layer + 1]);
+      }
+    } catch (OrtException e) {
+      for (OnnxTensor tensor : wrapped) if (tensor != null) tensor.close();
+      throw new IllegalStateException("cannot wrap the KV pools: " + e.getMessage(), e);
+    }
+    return wrapped;
+  }
+
+  private Map<String, OnnxTensor> pinnedPools() {
+    Map<String, OnnxTensor> pinned = new HashMap<>(2 * kvLayout.numLayers() + 1);
+    for (int layer = 0; layer < kvLayout.numLayers(); layer++) {
+      pinned.put("present_key." + layer, pools[2 * layer]);
+      pinned.put("present_value." + layer, pools[2 * layer + 1]);
+    }
+    return pinned;
+  }
+
+  private OnnxTensor longTensor(java.nio.LongBuffer buffer, long... shape) throws OrtException {
+    long count = 1;
+    for (long d : shape) count *= d;
+    return OnnxTensor.createTensor(env, buffer.slice(0, (int) count), shape);
+  }
+
+  private static OnnxTensor track(List<OnnxTensor> created, OnnxTensor tensor) {
+    created.add(tensor);
+    return tensor;
+  }
+
+  private static void checkStorage(ModelSpec spec, KvCacheLayout layout) {
+    if (layout.numLayers() != spec.numLayers() || layout.numKvHeads() != spec.numKvHeads() || layout.headDim() != spec.headDim()) {
+      throw new IllegalArgumentException("KV storage layout " + layout + " does not match the model (layers "
+          + spec.numLayers() + ", kv heads " + spec.numKvHeads() + ", head dim " + spec.headDim() + ")");
+    }
+  }
+
+  private static void closeQuietly(AutoCloseable... closeables) {
+    for (AutoCloseable c : closeables) {
+      if (c == null) continue;
+      try {
+        c.close();
+      } catch (Exception ignored) {
+        // Closing after a failure or at shutdown: nothing useful to do with a second error.
+      }
+    }
+  }
+
+  /** Reads the pinned logits buffer; valid until the next step. */
+  private final class LogitsView implements StepOutput {
+    int numRows;
+
+    @Override
+    public int numRows() {
+      return numRows;
+    }
+
+    @Override
+    public int vocabSize() {
+      return spec.vocabSize();
+    }
+
+    @Override
+    public void copyRow(int row, float[] dst) {
+      Objects.checkIndex(row, numRows);
+      logits.get(row * spec.vocabSize(), dst, 0, spec.vocabSize());
+    }
+
+    @Override
+    public float logit(int row, int tokenId) {
+      Objects.checkIndex(row, numRows);
+      return logits.get(row * spec.vocabSize() + Objects.checkIndex(tokenId, spec.vocabSize()));
+    }
+  }
+}

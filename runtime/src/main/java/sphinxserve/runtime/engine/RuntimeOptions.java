@@ -1,0 +1,37 @@
+package sphinxserve.runtime.engine;
+
+/**
+ * How ONNX Runtime sessions are configured.
+ *
+ * @param provider the execution provider
+ * @param deviceId GPU ordinal for CUDA / TensorRT
+ * @param intraOpThreads threads one operator may use; 0 = one per available core
+ * @param spinning whether idle ORT threads spin; off by default: spinning burns the cores the JVM's gRPC,
+ *     image decoding and scheduling threads need between steps
+ */
+public record RuntimeOptions(ExecutionProvider provider, int deviceId, int intraOpThreads, boolean spinning) {
+
+  /** Where the graphs execute. */
+  public enum ExecutionProvider {
+    /** ONNX Runtime's CPU kernels (MLAS). */
+    CPU,
+    /** CUDA; needs the {@code onnxruntime_gpu} artifact and a GPU. */
+    CUDA,
+    /** TensorRT with CUDA fallback; needs {@code onnxruntime_gpu}, TensorRT and a GPU. */
+    TENSORRT
+  }
+
+  public RuntimeOptions {
+    if (intraOpThreads < 0) throw new IllegalArgumentException("intraOpThreads must be >= 0");
+  }
+
+  /** CPU, one thread per core, no spinning. */
+  public static RuntimeOptions cpu() {
+    return new RuntimeOptions(ExecutionProvider.CPU, 0, 0, false);
+  }
+
+  /** The number of intra-op threads actually used. */
+  public int effectiveIntraOpThreads() {
+    return intraOpThreads > 0 ? intraOpThreads : Runtime.getRuntime().availableProcessors();
+  }
+}

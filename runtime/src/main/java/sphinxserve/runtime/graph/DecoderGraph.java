@@ -1,0 +1,266 @@
+package sphinxserve.runtime.graph;
+
+import static sphinxserve.runtime.graph.GraphBuilder.intAttr;
+import static sphinxserve.runtime.onnx.TensorProto.DataType.FLOAT;
+import static sphinxserve.runtime.onnx.TensorProto.DataType.INT64;
+
+import java.util.List;
+import java.util.Map;
+import sphinxserve.runtime.onnx.ModelProto;
+
+/**
+ * Writes the decoder graph: one batched step of a LLaMA decoder (RMSNorm, RoPE, grouped-query attention,
+ * SwiGLU) over a ragged batch whose KV history lives in a paged pool. docs/BUNDLE.md documents every input
+ * and output; the shapes below use T = tokens this step, B = sequences, Q = the longest chunk, MB = the
+ * longest block table, R = logits rows, M = image rows.
+ *
+ * <pre>
+ * input_ids [T] ─ Gather(embed_tokens) ──┐
+ *   ids ≥ vocab select image_embeds[id − vocab] ─ Where ─▶ h [T,H]
+ * per layer:  RMSNorm → q,k,v → RoPE(positions)
+ *             k,v ─ ScatterND(kv_write_index) ─▶ present = past pool, updated IN PLACE
+ *             pool ─ Gather(block_tables, axis 1) ─▶ [B, KH, L=MB·bs, D] history
+ *             q gathered to [B, KH, G·Q, D] by query_index; scores + causal mask(positions); softmax; ·V
+ *             back to [T, H] by token_index; o_proj; residual; RMSNorm; SwiGLU; residual
+ * Gather(logits_index) → RMSNorm → lm_head → logits [R, V]
+ * </pre>
+ *
+ * <p>Why this shape: ONNX Runtime's CPU provider has no paged-attention kernel. Passing the pool as input
+ * and pinning the same buffer as the output makes ScatterND skip its copy and update the pool in place; a
+ * Gather along the blocks axis then reads a sequence's history in logical order (head-major layout makes
+ * each gathered run a contiguous {@code bs × D} block). DESIGN.md measured this at ~1.6× contiguous GQA.
+ *
+ * <p>{@link KvAddressing#CONTIGUOUS} writes the same model over a per-sequence contiguous cache
+ * {@code [B, KH, C, D]} (no block tables): the baseline the benchmark compares against.
+ */
+public final class DecoderGraph {
+
+  /** How the KV cache is addressed. */
+  public enum KvAddressing {
+    /** Pools {@code [KH, numBlocks, blockSize, D]}, histories gathered by block table. */
+    PAGED,
+    /** Caches {@code [B, KH, C, D]}, row b = the batch's sequence b, no gather. */
+    CONTIGUOUS
+  }
+
+  /** Additive mask value for disallowed keys: finite, so fully masked padding rows never produce NaN. */
+  static final float MASKED = -1e30f;
+
+  private final DecoderShape shape;
+  private final Weights weights;
+  private final KvAddressing addressing;
+  private final GraphBuilder g = new GraphBuilder("sphinx_decoder");
+  /** [1] int64: the pool's block size (PAGED) or the cache capacity C (CONTIGUOUS), read from past_key.0. */
+  private String slotsPerRow;
+
+  private DecoderGraph(DecoderShape shape, Weights weights, KvAddressing addressing) {
+    this.shape = shape;
+    this.weights = weights;
+    this.addressing = addressing;
+  }
+
+  /** Generates random weights for {@code shape} into {@code weights} (names as in docs/BUNDLE.md). */
+  public static void initialiseWeights(DecoderShape shape, Weights weights) {
+    int h = shape.hiddenSize();
+    int q = shape.numHeads() * shape.headDim();
+    int kv = shape.numKvHeads() * shape.headDim();
+    weights.normal("embed_tokens", shape.vocabSize() * h, 1.0);
+    for (int l = 0; l < shape.numLayers(); l++) {
+      String p = "layers." + l + ".";
+      weights.gain(p + "input_norm", h);
+      weights.matrix(p + "q_proj", h, q);
+      weights.matrix(p + "k_proj", h, kv);
+      weights.matrix(p + "v_proj", h, kv);
+      weights.matrix(p + "o_proj", q, h);
+      weights.gain(p + "post_attention_norm", h);
+      weights.matrix(p + "gate_proj", h, shape.intermediateSize());
+      weights.matrix(p + "up_proj", h, shape.intermediateSize());
+      weights.matrix(p + "down_proj", shape.intermediateSize(), h);
+    }
+    weights.gain("final_norm", h);
+    // Larger than 1/√h so the random model's next-token distribution is peaked rather than flat.
+    weights.normal("lm_head", h * shape.vocabSize(), 4.0 / Math.sqrt(h));
+  }
+
+  /**
+   * The decoder model. The block size (PAGED) or capacity (CONTIGUOUS) is not baked in: the graph reads it
+   * from the shape of {@code past_key.0}, so one bundle serves any block size.
+   */
+  public static ModelProto build(DecoderShape shape, Weights weights, KvAddressing addressing) {
+    return new DecoderGraph(shape, weights, addressing).build();
+  }
+
+  /** RoPE cos and sin tables {@code [maxContextTokens, headDim]}, halves duplicated (LLaMA rotate_half form). */
+  public static float[][] ropeTables(DecoderShape shape) {
+    int d = shape.headDim();
+    int half = d / 2;
+    float[] cos = new float[shape.maxContextTokens() * d];
+    float[] sin = new float[shape.maxContextTokens() * d];
+    for (int pos = 0; pos < shape.maxContextTokens(); pos++) {
+      for (int i = 0; i < half; i++) {
+        double invFreq = Math.pow(shape.ropeTheta(), -2.0 * i / d);
+        double angle = pos * invFreq;
+        cos[pos * d + i] = cos[pos * d + i + half] = (float) Math.cos(angle);
+        sin[pos * d + i] = sin[pos * d + i + half] = (float) Math.sin(angle);
+      }
+    }
+    return new float[][] {cos, sin};
+  }
+
+  private ModelProto build() {
+    int h = shape.hiddenSize();
+    int kh = shape.numKvHeads();
+    int d = shape.headDim();
+    int v = shape.vocabSize();
+
+    String inputIds = g.input("input_ids", INT64, "T");
+    String imageEmbeds = g.input("image_embeds", FLOAT, "M", h);
+    String positions = g.input("positions", INT64, "T");
+    String slotMapping = g.input("slot_mapping", INT64, "T");
+    String blockTables = addressing == KvAddressing.PAGED ? g.input("block_tables", INT64, "B", "MB") : null;
+    String queryIndex = g.input("query_index", INT64, "B", "Q");
+    String tokenIndex = g.input("token_index", INT64, "T");
+    String logitsIndex = g.input("logits_index", INT64, "R");
+    String[] pastKeys = new String[shape.numLayers()];
+    String[] pastValues = new String[shape.numLayers()];
+    for (int l = 0; l < shape.numLayers(); l++) {
+      Object[] dims = addressing == KvAddressing.PAGED
+          ? new Object[] {kh, "num_blocks", "block_size", d}
+          : new Object[] {"B", kh, "capacity", d};
+      pastKeys[l] = g.input("past_key." + l, FLOAT, dims);
+      pastValues[l] = g.input("past_value." + l, FLOAT, dims);
+    }
+
+    // Embeddings: text rows from the table, image rows (ids >= vocab) from this step's image_embeds.
+    String table = g.weight("embed_tokens", weights.get("embed_tokens"), v, h);
+    String textIds = g.op("Min", inputIds, g.ints(v - 1));
+    String imageRows = g.op("Max", g.sub(inputIds, g.ints(v)), g.ints(0));
+    String isImage = g.unsqueeze(g.op("GreaterOrEqual", inputIds, g.ints(v)), 1);
+    String hidden = g.op("Where", List.of(isImage, g.gather(imageEmbeds, imageRows, 0), g.gather(table, textIds, 0)));
+
+    float[][] rope = ropeTables(shape);
+    String cos = g.unsqueeze(g.gather(g.weight("rope_cos", rope[0], shape.maxContextTokens(), d), positions, 0), 1);
+    String sin = g.unsqueeze(g.gather(g.weight("rope_sin", rope[1], shape.maxContextTokens(), d), positions, 0), 1);
+
+    slotsPerRow = g.dim(pastKeys[0], 2);
+    String writeIndex = kvWriteIndex(slotMapping);
+    String mask = causalMask(positions, queryIndex, blockTables);
+
+    for (int l = 0; l < shape.numLayers(); l++) {
+      hidden = layer(l, hidden, cos, sin, writeIndex, blockTables, queryIndex, tokenIndex, mask, pastKeys[l], pastValues[l]);
+    }
+
+    String last = g.gather(hidden, logitsIndex, 0);
+    String normed = g.rmsNorm(last, g.weight("final_norm", weights.get("final_norm"), h), shape.rmsNormEps());
+    String logits = g.matMul(normed, g.weight("lm_head", weights.get("lm_head"), h, v));
+    g.output(logits, "logits", FLOAT, "R", v);
+
+    return g.build("SPHINX-shaped LLaMA decoder, one batched step over a " + addressing.name().toLowerCase() + " KV cache",
+        Map.of("kv_addressing", addressing.name().toLowerCase()));
+  }
+
+  private String layer(int l, String x, String cos, String sin, String writeIndex, String blockTables,
+      String queryIndex, String tokenIndex, String mask, String pastKey, String pastValue) {
+    int h = shape.hiddenSize();
+    int nh = shape.numHeads();
+    int kh = shape.numKvHeads();
+    int d = shape.headDim();
+    int groups = shape.groupSize();
+    String p = "layers." + l + ".";
+
+    String n = g.rmsNorm(x, g.weight(p + "input_norm", weights.get(p + "input_norm"), h), shape.rmsNormEps());
+    String q = g.reshape(g.matMul(n, g.weight(p + "q_proj", weights.get(p + "q_proj"), h, nh * d)), -1, nh, d);
+    String k = g.reshape(g.matMul(n, g.weight(p + "k_proj", weights.get(p + "k_proj"), h, kh * d)), -1, kh, d);
+    String v = g.reshape(g.matMul(n, g.weight(p + "v_proj", weights.get(p + "v_proj"), h, kh * d)), -1, kh, d);
+    q = rope(q, cos, sin);
+    k = rope(k, cos, sin);
+
+    // Write this step's K/V into the cache in place, then read every sequence's history.
+    String keyCache = writeKv(k, pastKey, writeIndex, "present_key." + l);
+    String valueCache = writeKv(v, pastValue, writeIndex, "present_value." + l);
+    String keysT; // [B, KH, D, L]
+    String values; // [B, KH, L, D]
+    if (addressing == KvAddressing.PAGED) {
+      String keyHistory = g.reshape(g.gather(keyCache, blockTables, 1), 0, 0, -1, d); // [KH, B, L, D]
+      String valueHistory = g.reshape(g.gather(valueCache, blockTables, 1), 0, 0, -1, d);
+      keysT = g.transpose(keyHistory, 1, 0, 3, 2);
+      values = g.transpose(valueHistory, 1, 0, 2, 3);
+    } else {
+      keysT = g.transpose(keyCache, 0, 1, 3, 2);
+      values = valueCache;
+    }
+
+    // Queries per sequence: [T, NH, D] → [B, Q, KH, G, D] → [B, KH, G·Q, D], pre-scaled by 1/√D.
+    String qs = g.mul(g.gather(q, queryIndex, 0), g.scalar((float) (1.0 / Math.sqrt(d))));
+    qs = g.reshape(g.transpose(g.reshape(qs, 0, 0, kh, groups, d), 0, 2, 3, 1, 4), 0, 0, -1, d);
+    String scores = g.add(g.matMul(qs, keysT), mask); // [B, KH, G·Q, L]
+    String attention = g.matMul(g.op("Softmax", scores, intAttr("axis", -1)), values); // [B, KH, G·Q, D]
+    attention = g.reshape(g.transpose(g.reshape(attention, 0, 0, groups, -1, d), 0, 3, 1, 2, 4), -1, (long) nh * d);
+    attention = g.gather(attention, tokenIndex, 0); // back to [T, NH·D]
+    x = g.add(x, g.matMul(attention, g.weight(p + "o_proj", weights.get(p + "o_proj"), nh * d, h)));
+
+    String n2 = g.rmsNorm(x, g.weight(p + "post_attention_norm", weights.get(p + "post_attention_norm"), h), shape.rmsNormEps());
+    int inter = shape.intermediateSize();
+    String gate = g.silu(g.matMul(n2, g.weight(p + "gate_proj", weights.get(p + "gate_proj"), h, inter)));
+    String up = g.matMul(n2, g.weight(p + "up_proj", weights.get(p + "up_proj"), h, inter));
+    return g.add(x, g.matMul(g.mul(gate, up), g.weight(p + "down_proj", weights.get(p + "down_proj"), inter, h)));
+  }
+
+  /** LLaMA rotary embedding: {@code x·cos + rotate_half(x)·sin} on {@code [T, heads, D]}. */
+  private String rope(String x, String cos, String sin) {
+    List<String> halves = g.opWithOutputs("Split", List.of(x), 2, intAttr("axis", -1));
+    String rotated = g.concat(-1, g.op("Neg", halves.get(1)), halves.get(0));
+    return g.add(g.mul(x, cos), g.mul(rotated, sin));
+  }
+
+  /** ScatterND of {@code kv [T, KH, D]} into the cache; the output is the graph output {@code outputName}. */
+  private String writeKv(String kv, String cache, String writeIndex, String outputName) {
+    String updates = addressing == KvAddressing.PAGED ? g.transpose(kv, 1, 0, 2) : kv; // [KH,T,D] | [T,KH,D]
+    g.opNamed(outputName, "ScatterND", List.of(cache, writeIndex, updates));
+    Object[] dims = addressing == KvAddressing.PAGED
+        ? new Object[] {shape.numKvHeads(), "num_blocks", "block_size", shape.headDim()}
+        : new Object[] {"B", shape.numKvHeads(), "capacity", shape.headDim()};
+    g.output(outputName, outputName, FLOAT, dims);
+    return outputName;
+  }
+
+  /**
+   * ScatterND indices for this step's K/V, shared by all layers. PAGED: {@code [KH, T, 3]} of
+   * (head, slot / blockSize, slot % blockSize). CONTIGUOUS: {@code [T, KH, 3]} of (slot / C, head, slot % C),
+   * where the runtime passes {@code slot = b·C + position}.
+   */
+  private String kvWriteIndex(String slotMapping) {
+    int kh = shape.numKvHeads();
+    String major = g.unsqueeze(g.div(slotMapping, slotsPerRow), 1); // [T,1]: block | sequence row
+    String minor = g.unsqueeze(g.op("Mod", slotMapping, slotsPerRow), 1); // [T,1]: slot in block | position
+    String numTokens = g.dim(slotMapping, 0);
+    String heads = g.op("Range", g.scalar(0L), g.scalar((long) kh), g.scalar(1L));
+    if (addressing == KvAddressing.PAGED) {
+      String expandShape = g.concat(0, g.ints(kh), numTokens, g.ints(1)); // [KH, T, 1]
+      return g.concat(2,
+          g.op("Expand", g.reshape(heads, kh, 1, 1), expandShape),
+          g.op("Expand", g.unsqueeze(major, 0), expandShape),
+          g.op("Expand", g.unsqueeze(minor, 0), expandShape));
+    }
+    String expandShape = g.concat(0, numTokens, g.ints(kh), g.ints(1)); // [T, KH, 1]
+    return g.concat(2,
+        g.op("Expand", g.unsqueeze(major, 2), expandShape),
+        g.op("Expand", g.reshape(heads, 1, kh, 1), expandShape),
+        g.op("Expand", g.unsqueeze(minor, 2), expandShape));
+  }
+
+  /**
+   * Additive causal mask {@code [B, 1, G·Q, L]}: key position j is visible to a query at position p iff
+   * {@code j <= p}. Key positions are logical (block table order), so the same rule hides padded block-table
+   * entries, the unwritten tail of the last block, and future tokens of the same chunk.
+   */
+  private String causalMask(String positions, String queryIndex, String blockTables) {
+    String numKeys = addressing == KvAddressing.PAGED ? g.mul(g.dim(blockTables, 1), slotsPerRow) : slotsPerRow;
+    String keyPositions = g.op("Range", g.scalar(0L), g.op("Squeeze", numKeys, g.ints(0)), g.scalar(1L)); // [L]
+    String queryPositions = g.unsqueeze(g.gather(positions, queryIndex, 0), 2); // [B, Q, 1]
+    String visible = g.op("LessOrEqual", keyPositions, queryPositions); // [B, Q, L]
+    String mask = g.op("Where", List.of(visible, g.scalar(0f), g.scalar(MASKED)));
+    // Rows of the grouped scores are ordered g·Q + j: tile the Q rows G times.
+    return g.op("Tile", g.unsqueeze(mask, 1), g.ints(1, 1, shape.groupSize(), 1));
+  }
+}
