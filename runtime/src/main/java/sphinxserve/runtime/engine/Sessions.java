@@ -6,12 +6,18 @@ import ai.onnxruntime.OrtSession;
 import java.nio.file.Path;
 import sphinxserve.runtime.bundle.BundleException;
 
-/** Opens ONNX Runtime sessions configured from {@link RuntimeOptions}. */
-final class Sessions {
+/** Opens ONNX Runtime sessions configured from {@link RuntimeOptions}: every session of the node is made here. */
+public final class Sessions {
 
   private Sessions() {}
 
-  static OrtSession open(OrtEnvironment env, Path model, RuntimeOptions options) {
+  /** A session over the model file {@code model}. */
+  public static OrtSession open(OrtEnvironment env, Path model, RuntimeOptions options) {
+    return open(env, model.toString(), options, null);
+  }
+
+  /** A session over serialized model bytes (benchmarks build variants in memory); {@code name} for errors. */
+  public static OrtSession open(OrtEnvironment env, String name, RuntimeOptions options, byte[] modelBytes) {
     try (OrtSession.SessionOptions session = new OrtSession.SessionOptions()) {
       session.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.ALL_OPT);
       session.setExecutionMode(OrtSession.SessionOptions.ExecutionMode.SEQUENTIAL);
@@ -28,9 +34,9 @@ final class Sessions {
           session.addCUDA(options.deviceId());
         }
       }
-      return env.createSession(model.toString(), session);
+      return modelBytes == null ? env.createSession(name, session) : env.createSession(modelBytes, session);
     } catch (OrtException e) {
-      throw new BundleException(model + ": ONNX Runtime cannot load it: " + e.getMessage(), e);
+      throw new BundleException(name + ": ONNX Runtime cannot load it: " + e.getMessage(), e);
     }
   }
 }

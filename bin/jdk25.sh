@@ -1,0 +1,25 @@
+# Sourced by the scripts in bin/ and by mvnw25: sets JAVA_HOME to a JDK 25+ or exits with a clear message.
+# Order: $JAVA_HOME if it is 25 or newer, then the Temurin 25 the build machines ship, then any JDK 25+
+# under /usr/lib/jvm.
+
+sphinx_java_major() { # the major version of the java at $1/bin/java, or nothing
+  [ -x "$1/bin/java" ] || return 0
+  "$1/bin/java" -XshowSettings:properties -version 2>&1 | awk -F'= ' '/java.specification.version/ {print $2; exit}'
+}
+
+sphinx_pick_jdk() {
+  local candidate major
+  for candidate in "${JAVA_HOME:-}" /usr/lib/jvm/temurin-25-jdk-amd64 /usr/lib/jvm/temurin-25* /usr/lib/jvm/*; do
+    [ -n "$candidate" ] && [ -d "$candidate" ] || continue
+    major=$(sphinx_java_major "$candidate")
+    if [ -n "$major" ] && [ "$major" -ge 25 ] 2>/dev/null; then echo "$candidate"; return 0; fi
+  done
+  return 1
+}
+
+if ! SPHINX_JDK=$(sphinx_pick_jdk); then
+  echo "error: sphinx-serve needs JDK 25 or newer, and none was found (looked at JAVA_HOME='${JAVA_HOME:-}' and /usr/lib/jvm/*)." >&2
+  echo "       Install a JDK 25 (e.g. Temurin 25) and set JAVA_HOME to it." >&2
+  exit 1
+fi
+export JAVA_HOME="$SPHINX_JDK"

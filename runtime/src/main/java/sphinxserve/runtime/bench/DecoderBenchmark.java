@@ -1,0 +1,177 @@
+package sphinxserve.runtime.bench;
+
+import ai.onnxruntime.OrtEnvironment;
+import ai.onnxruntime.OrtSession;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.List;
+import java.util.Locale;
+import java.util.SplittableRandom;
+import sphinxserve.api.ImageEmbeddings;
+import sphinxserve.api.ModelSpec;
+import sphinxserve.api.SequenceStep;
+import sphinxserve.kvcache.KvCacheStorage;
+import sphinxserve.runtime.bundle.Bundle;
+import sphinxserve.runtime.bundle.BundleBuilder;
+import sphinxserve.runtime.bundle.BundlePreset;
+import sphinxserve.runtime.engine.OnnxModelRuntime;
+import sphinxserve.runtime.engine.RuntimeOptions;
+import sphinxserve.runtime.engine.Sessions;
+import sphinxserve.runtime.engine.StepTimer;
+
+/**
+ * The decoder benchmark ({@code bin/bench-decoder}): decode-step latency and tokens/s at several batch sizes
+ * and contexts, prefill tokens/s for a 1,500-token prompt (a 1,455-token image plus text), the share of step
+ * time spent outside ORT's {@code run}, and the paged graph against the contiguous-cache variant of the same
+ * weights, as ratios from one process.
+ *
+ * <p>Decode steps cost the same whatever the cached K/V values are, so each decode configuration starts
+ * directly at position {@code context} over blocks that were never prefilled; only positions and block
+ * tables matter to the cost.
+ */
+public final class DecoderBenchmark {
+
+  private static final int BLOCK_SIZE = 16;
+
+  private DecoderBenchmark() {}
+
+  public static void main(String[] args) throws Exception {
+    Path dir = Path.of(".bench/bundles/bench");
+    int steps = 12;
+    int warmup = 3;
+    int[] batches = {1, 8, 32, 64};
+    int[] contexts = {256, 1024};
+    int prefillTokens = 1500;
+    for (int i = 0; i < args.length; i++) {
+      switch (args[i]) {
+        case "--bundle" -> dir = Path.of(args[++i]);
+        case "--steps" -> steps = Integer.parseInt(args[++i]);
+        case "--batches" -> batches = Arrays.stream(args[++i].split(",")).mapToInt(Integer::parseInt).toArray();
+        case "--contexts" -> contexts = Arrays.stream(args[++i].split(",")).mapToInt(Integer::parseInt).toArray();
+        default -> throw new IllegalArgumentException("unknown argument " + args[i]);
+      }
+    }
+    if (!Files.exists(dir.resolve("bundle.json"))) {
+      System.out.println("building the bench bundle into " + dir + " ...");
+      BundleBuilder.build(BundlePreset.BENCH, 1, dir);
+    }
+    Bundle bundle = Bundle.open(dir);
+    ModelSpec spec = bundle.spec();
+    int maxBatch = Arrays.stream(batches).max().orElseThrow();
+    int maxContext = Arrays.stream(contexts).max().orElseThrow();
+    int blocksPerSequence = (maxContext + warmup + steps + BLOCK_SIZE) / BLOCK_SIZE + 1;
+    int numBlocks = Math.max(maxBatch * blocksPerSequence, (prefillTokens + 64) / BLOCK_SIZE + 1);
+    RuntimeOptions options = RuntimeOptions.cpu();
+    System.out.printf(Locale.ROOT, "bundle %s (%s), %d intra-op threads, %d cores, KV pool %d blocks (%.0f MiB)%n",
+        dir, bundle.manifest().getSource(), options.effectiveIntraOpThreads(), Runtime.getRuntime().availableProcessors(),
+        numBlocks, OnnxModelRuntime.kvLayoutFor(spec, BLOCK_SIZE, numBlocks).totalBytes() / 1048576.0);
+
+    double[][] pagedMillis = new double[contexts.length][batches.length];
+    try (KvCacheStorage storage = new KvCacheStorage(OnnxModelRuntime.kvLayoutFor(spec, BLOCK_SIZE, numBlocks));
+        OnnxModelRuntime runtime = OnnxModelRuntime.open(bundle, options, storage)) {
+      prefill(runtime, spec, prefillTokens);
+      System.out.println();
+      System.out.println("| context | batch | step p50 ms | step p90 ms | tokens/s | outside ORT run |");
+      System.out.println("|---|---|---|---|---|---|");
+      for (int c = 0; c < contexts.length; c++) {
+        for (int b = 0; b < batches.length; b++) {
+          pagedMillis[c][b] = decode(runtime, spec, batches[b], contexts[c], blocksPerSequence, warmup, steps);
+        }
+      }
+    }
+
+    System.out.println();
+    System.out.println("Paged vs contiguous cache (same weights, decode step p50):");
+    System.out.println("| context | batch | paged ms | contiguous ms | paged / contiguous |");
+    System.out.println("|---|---|---|---|---|");
+    byte[] contiguous = BundleBuilder.contiguousDecoder(BundlePreset.BENCH, 1).toByteArray();
+    try (OrtSession session = Sessions.open(OrtEnvironment.getEnvironment(), "contiguous decoder", options, contiguous)) {
+      for (int c = 0; c < contexts.length; c++) {
+        for (int b = 0; b < batches.length; b++) {
+          int capacity = contexts[c] + warmup + steps;
+          try (ContiguousDecoder decoder = new ContiguousDecoder(session, BundlePreset.BENCH.decoder(), batches[b], capacity)) {
+            double[] times = new double[steps];
+            for (int s = 0; s < warmup + steps; s++) {
+              long start = System.nanoTime();
+              decoder.decodeStep(contexts[c] + s, 100 + s);
+              if (s >= warmup) times[s - warmup] = (System.nanoTime() - start) / 1e6;
+            }
+            double p50 = percentile(times, 50);
+            System.out.printf(Locale.ROOT, "| %d | %d | %.2f | %.2f | %.2f |%n", contexts[c], batches[b], pagedMillis[c][b], p50, pagedMillis[c][b] / p50);
+          }
+        }
+      }
+    }
+  }
+
+  private static void prefill(OnnxModelRuntime runtime, ModelSpec spec, int numTokens) {
+    int imageTokens = spec.vision().tokensPerImage();
+    float[] rows = new float[imageTokens * spec.hiddenSize()];
+    SplittableRandom random = new SplittableRandom(5);
+    for (int i = 0; i < rows.length; i++) rows[i] = (float) random.nextGaussian();
+    ImageEmbeddings image = new ImageEmbeddings("bench", imageTokens, spec.hiddenSize(), rows);
+    int[] prompt = new int[numTokens];
+    prompt[0] = spec.specialTokens().bos();
+    for (int i = 1; i < numTokens; i++) {
+      prompt[i] = i <= imageTokens ? spec.specialTokens().imagePlaceholder() : 5 + random.nextInt(spec.vocabSize() - 5);
+    }
+    int[] table = new int[(numTokens + BLOCK_SIZE - 1) / BLOCK_SIZE];
+    for (int i = 0; i < table.length; i++) table[i] = i;
+    System.out.println();
+    System.out.println("| prefill of " + numTokens + " tokens (" + imageTokens + " image) | time ms (p50 of 3) | tokens/s |");
+    System.out.println("|---|---|---|");
+    for (int chunk : new int[] {numTokens, 512}) {
+      double[] times = new double[3];
+      for (int r = 0; r < 4; r++) {
+        long start = System.nanoTime();
+        for (int at = 0; at < numTokens; at += chunk) {
+          int end = Math.min(numTokens, at + chunk);
+          runtime.step(List.of(new SequenceStep(Arrays.copyOfRange(prompt, at, end), at, table, image, 1, end == numTokens)));
+        }
+        if (r > 0) times[r - 1] = (System.nanoTime() - start) / 1e6;
+      }
+      double p50 = percentile(times, 50);
+      System.out.printf(Locale.ROOT, "| %s | %.1f | %.0f |%n", chunk == numTokens ? "one step" : "chunks of " + chunk, p50, numTokens / (p50 / 1e3));
+    }
+  }
+
+  /** Decode steps of {@code batch} sequences at positions context, context+1, ...; returns the p50 in ms. */
+  private static double decode(OnnxModelRuntime runtime, ModelSpec spec, int batch, int context, int blocksPerSequence, int warmup, int steps) {
+    List<Integer> blocks = new ArrayList<>();
+    for (int i = 0; i < batch * blocksPerSequence; i++) blocks.add(i);
+    Collections.shuffle(blocks, new java.util.Random(batch * 31L + context));
+    int[][] tables = new int[batch][blocksPerSequence];
+    for (int b = 0; b < batch; b++) {
+      for (int i = 0; i < blocksPerSequence; i++) tables[b][i] = blocks.get(b * blocksPerSequence + i);
+    }
+    double[] times = new double[steps];
+    StepTimer timer = runtime.timer();
+    for (int s = 0; s < warmup + steps; s++) {
+      if (s == warmup) timer.reset();
+      List<SequenceStep> batchSteps = new ArrayList<>(batch);
+      for (int b = 0; b < batch; b++) {
+        int position = context + s;
+        int[] table = Arrays.copyOf(tables[b], position / BLOCK_SIZE + 1);
+        batchSteps.add(new SequenceStep(new int[] {100 + b + s}, position, table, null, 0, true));
+      }
+      long start = System.nanoTime();
+      runtime.step(batchSteps);
+      if (s >= warmup) times[s - warmup] = (System.nanoTime() - start) / 1e6;
+    }
+    double p50 = percentile(times, 50);
+    double totalNanos = Arrays.stream(times).sum() * 1e6;
+    double outside = 1 - timer.runNanos() / totalNanos; // everything in step() but ORT's run
+    System.out.printf(Locale.ROOT, "| %d | %d | %.2f | %.2f | %.0f | %.2f%% |%n", context, batch, p50, percentile(times, 90),
+        batch / (p50 / 1e3), 100 * outside);
+    return p50;
+  }
+
+  private static double percentile(double[] values, int p) {
+    double[] sorted = values.clone();
+    Arrays.sort(sorted);
+    return sorted[Math.min(sorted.length - 1, (int) Math.ceil(p / 100.0 * sorted.length) - 1)];
+  }
+}
