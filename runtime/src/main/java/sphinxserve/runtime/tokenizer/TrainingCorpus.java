@@ -17,8 +17,9 @@ import java.util.regex.Matcher;
  */
 final class TrainingCorpus {
   /*
-   * Why the expansion: 50 KB of text holds a few thousand distinct pieces, which supply only a few thousand
-   * merges, while the bench bundle needs a 32,000-token vocabulary. So the corpus is padded with
+   * Why the expansion: 50 KB of text holds only 740 distinct pre-tokenised pieces, which supply a small
+   * fraction of the merges that the bench bundle's 32,000-token vocabulary needs (already the 2,000-token
+   * "tiny" vocabulary reaches into the synthetic part). So the corpus is padded with
    * pseudo-words from a syllable grammar (onset + nucleus + coda, one to four syllables, mostly with a
    * leading space like a real word, sometimes capitalised), drawn with a SplittableRandom from the seed.
    * The r-th distinct pseudo-word (1-based) gets the Zipfian count max(1, ZIPF_TOP / r).
