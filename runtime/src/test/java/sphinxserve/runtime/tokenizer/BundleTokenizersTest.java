@@ -47,7 +47,7 @@ class BundleTokenizersTest {
   }
 
   @Test
-  void build_otherSeed_changesOnlySyntheticTail() {
+  void build_otherSeed_differentOutput() {
     String other = BundleTokenizers.build(32_000, SPECIALS, SEED + 1);
     assertFalse(other.equals(bench));
   }
