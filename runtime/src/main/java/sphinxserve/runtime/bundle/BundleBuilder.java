@@ -28,7 +28,7 @@ public final class BundleBuilder {
   public static final int FORMAT_VERSION = 1;
 
   /** Special tokens at the start of the vocabulary, in id order. */
-  public static final List<String> SPECIAL_TOKENS = List.of("<unk>", "<s>", "</s>", "<pad>", "<image>");
+  public static final List<String> SPECIAL_TOKENS = BundleTokenizers.DEFAULT_SPECIAL_TOKENS;
 
   /** SPHINX's conv_v1_2 system text. */
   public static final String SYSTEM = "A chat between a curious human and an artificial intelligence assistant. "

@@ -65,7 +65,7 @@ public final class OnnxModelRuntime implements ModelRuntime {
       decoderSession = Sessions.open(env, bundle.decoderFile(), options);
       GraphContract.checkVision(visionSession, spec, bundle.visionFile().getFileName().toString());
       GraphContract.checkDecoder(decoderSession, spec, bundle.decoderFile().getFileName().toString());
-      loadedTokenizer = HfTextTokenizer.load(bundle.tokenizerFile());
+      loadedTokenizer = loadTokenizer(bundle.tokenizerFile());
       if (loadedTokenizer.vocabSize() > spec.vocabSize()) {
         throw new BundleException(bundle.tokenizerFile() + ": vocabulary of " + loadedTokenizer.vocabSize() + " tokens exceeds decoder.vocab_size " + spec.vocabSize());
       }
@@ -209,6 +209,14 @@ public final class OnnxModelRuntime implements ModelRuntime {
   private static OnnxTensor track(List<OnnxTensor> created, OnnxTensor tensor) {
     created.add(tensor);
     return tensor;
+  }
+
+  private static HfTextTokenizer loadTokenizer(java.nio.file.Path file) {
+    try {
+      return HfTextTokenizer.load(file);
+    } catch (java.io.IOException | RuntimeException e) {
+      throw new BundleException(file + ": not a loadable Hugging Face tokenizer: " + e.getMessage(), e);
+    }
   }
 
   private static void checkStorage(ModelSpec spec, KvCacheLayout layout) {
