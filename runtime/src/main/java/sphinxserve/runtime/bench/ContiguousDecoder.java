@@ -81,6 +81,13 @@ final class ContiguousDecoder implements AutoCloseable {
     }
   }
 
+  /** Logits row {@code b} of the last step. */
+  float[] logits(int b) {
+    float[] row = new float[shape.vocabSize()];
+    logits.get(b * shape.vocabSize(), row);
+    return row;
+  }
+
   private static LongBuffer longs(int n) {
     return java.nio.ByteBuffer.allocateDirect(8 * n).order(ByteOrder.nativeOrder()).asLongBuffer();
   }
