@@ -107,6 +107,28 @@ public final class KvCacheStorage implements AutoCloseable {
     }
   }
 
+  /**
+   * Writes one slot's keys and values in every layer and head. Both arrays hold {@code numLayers × numKvHeads ×
+   * headDim} floats ordered layer, head, dim. For tests and tools; the runtime writes through the graph.
+   */
+  public void writeSlot(int block, int slotInBlock, float[] keys, float[] values) {
+    checkBlock(block);
+    if (slotInBlock < 0 || slotInBlock >= layout.blockSize()) throw new IndexOutOfBoundsException("slot " + slotInBlock);
+    int perSlot = layout.numLayers() * layout.numKvHeads() * layout.headDim();
+    if (keys.length != perSlot || values.length != perSlot) {
+      throw new IllegalArgumentException("writeSlot: expected " + perSlot + " floats, got keys " + keys.length + ", values " + values.length);
+    }
+    int at = 0;
+    for (int layer = 0; layer < layout.numLayers(); layer++) {
+      for (int head = 0; head < layout.numKvHeads(); head++) {
+        long offset = layout.byteOffset(head, block, slotInBlock);
+        MemorySegment.copy(keys, at, keyPools[layer], ValueLayout.JAVA_FLOAT, offset, layout.headDim());
+        MemorySegment.copy(values, at, valuePools[layer], ValueLayout.JAVA_FLOAT, offset, layout.headDim());
+        at += layout.headDim();
+      }
+    }
+  }
+
   /** Frees all pools. Idempotent. */
   @Override
   public void close() {
