@@ -17,7 +17,7 @@ import java.util.OptionalLong;
  * when {@code temperature == 0}, otherwise temperature, min-p, top-k, top-p, and a draw.
  *
  * @param maxTokens most tokens to generate, at least 1
- * @param temperature 0 for greedy decoding, otherwise the softmax temperature
+ * @param temperature 0 (below {@link #GREEDY_TEMPERATURE}) for greedy decoding, otherwise the softmax temperature
  * @param topP nucleus mass in (0, 1]; 1 keeps every token
  * @param topK keep only the k most likely tokens; 0 or -1 turns it off
  * @param minP drop tokens whose probability is below {@code minP} times the most likely token's; 0 turns it off
@@ -53,6 +53,9 @@ public record SamplingParams(
 
   /** Largest {@code logprobs} accepted (vLLM's default {@code max_logprobs}). */
   public static final int MAX_LOGPROBS = 20;
+
+  /** Temperatures below this count as greedy (vLLM's {@code _SAMPLING_EPS}). */
+  public static final float GREEDY_TEMPERATURE = 1e-5f;
 
   /** Largest absolute presence or frequency penalty (OpenAI's range). */
   public static final float MAX_ABS_PENALTY = 2f;
@@ -94,9 +97,9 @@ public record SamplingParams(
     return new Builder(this);
   }
 
-  /** Whether tokens are chosen by argmax (temperature 0). */
+  /** Whether tokens are chosen by argmax: temperature below {@link #GREEDY_TEMPERATURE}, as in vLLM. */
   public boolean isGreedy() {
-    return temperature == 0f;
+    return temperature < GREEDY_TEMPERATURE;
   }
 
   /** Whether top-k truncation is on. */
