@@ -16,8 +16,9 @@ final class IncrementalDetokenizer {
    * staying in the state. Ill-formed input becomes U+FFFD as soon as it is clearly ill-formed (a byte that
    * cannot start a character; a lead byte followed by a byte outside its allowed range, which is then
    * re-read as a new start: overlongs, surrogates and code points above U+10FFFF are rejected this way) and,
-   * at finish(), for a sequence left incomplete. The concatenation of every delta equals the whole output's
-   * bytes decoded with java.nio's REPLACE action.
+   * at finish(), for a sequence left incomplete. The concatenation of every delta is the whole output decoded
+   * at once, however it was split into tokens; it matches Python's and browsers' decoders (java.nio's
+   * differs only in replacing "ED A0..BF" as one unit instead of two).
    */
 
   private static final int REPLACEMENT = 0xFFFD;
