@@ -1,0 +1,28 @@
+package sphinxserve.scheduler;
+
+/**
+ * The O(vocabulary) loops of sampling, over one logits row: the only code that touches every token, so the
+ * only code worth vectorising. Two implementations, {@link ScalarRowMath} and {@link VectorRowMath}; the
+ * JMH benchmark {@code SamplerBenchmark} compares them and {@link #preferred()} returns the faster one.
+ *
+ * <p>Rows must be free of NaN; {@code -Infinity} marks a masked token and gets weight 0.
+ */
+sealed interface RowMath permits ScalarRowMath, VectorRowMath {
+
+  /** The implementation the sampler uses by default (the Vector API one, measured faster; docs/PERFORMANCE.md). */
+  static RowMath preferred() {
+    return VectorRowMath.INSTANCE;
+  }
+
+  /** Largest of {@code x[0, n)}. */
+  float max(float[] x, int n);
+
+  /** Lowest index {@code i < n} with {@code x[i] == value}, or -1. */
+  int indexOf(float[] x, int n, float value);
+
+  /** Writes {@code w[i] = exp((x[i] - shift) * scale)} for {@code i < n} and returns their sum. */
+  float expShiftSum(float[] x, float[] w, int n, float shift, float scale);
+
+  /** Sum of the {@code w[i]}, {@code i < n}, that are at least {@code threshold}. */
+  float sumAtLeast(float[] w, int n, float threshold);
+}

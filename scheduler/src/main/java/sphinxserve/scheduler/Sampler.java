@@ -1,0 +1,192 @@
+package sphinxserve.scheduler;
+
+import java.util.SplittableRandom;
+import sphinxserve.api.SamplingParams;
+
+/**
+ * Chooses the next token of a sequence from its logits row. One instance per engine, reused for every row of
+ * every step; confined to the engine thread (its scratch buffers are shared between calls).
+ */
+final class Sampler {
+  /*
+   * Per row, in vLLM v1's order:
+   *   1. penalties (SamplingState.applyPenalties, sparse) and the min_tokens mask, in place on the row;
+   *   2. greedy (temperature < 1e-5): argmax = first index of the row's maximum (lowest id wins ties);
+   *      no random number is drawn;
+   *   3. otherwise w[i] = exp((x[i] - max) / T) for every token and Z = sum(w), one vectorised pass. In this
+   *      space min-p is a constant threshold: p[i] >= minP * p[max] <=> w[i] >= minP. Truncations keep a
+   *      prefix of the tokens in descending order and compose as min-p, top-k, then top-p over the survivors
+   *      renormalised (top-p keeps the smallest prefix whose mass reaches topP times the survivors' mass):
+   *        - top-k on: TopSelector sorts the k best; cut at min-p; cut at top-p.
+   *        - top-k off, top-p on ("growth"): the survivors' mass M is Z (or the min-p masked sum); the
+   *          selector sorts the best 64, then 256, 1024, ... (x4) ranks, walking and accumulating, until
+   *          the mass reaches topP * M, a min-p cut is met, or the row is exhausted. Peaked LLM rows stop
+   *          after the first round; a flat row degrades gracefully to O(V log V), never worse.
+   *        - only min-p: one pass over the row with w[i] < minP counted as 0.
+   *        - none: the full distribution.
+   *      One u = random.nextDouble() picks the token where the running mass of the kept tokens first
+   *      exceeds u times their total (ranks in order for a prefix, ids in order for a full pass); strictly
+   *      exceeds, so a zero-weight token is never drawn.
+   * Log-probabilities (SampledToken) are x[i]/T - max/T - log Z: before truncation.
+   */
+
+  /** Ranks sorted in the first round of top-p growth. */
+  static final int INITIAL_CANDIDATES = 64;
+
+  /** Factor by which top-p growth enlarges the sorted prefix each round. */
+  static final int GROWTH = 4;
+
+  private final int vocabSize;
+  private final RowMath math;
+  private final float[] weights;
+  private final TopSelector selector;
+
+  /** A sampler for rows of {@code vocabSize} logits, using the preferred row kernels. */
+  Sampler(int vocabSize) {
+    this(vocabSize, RowMath.preferred());
+  }
+
+  /** A sampler for rows of {@code vocabSize} logits using {@code math} for the full-row loops. */
+  Sampler(int vocabSize, RowMath math) {
+    this.vocabSize = vocabSize;
+    this.math = math;
+    this.weights = new float[vocabSize];
+    this.selector = new TopSelector(vocabSize);
+  }
+
+  /** Rows this sampler handles. */
+  int vocabSize() {
+    return vocabSize;
+  }
+
+  /**
+   * Chooses the next token for {@code state}'s request. Does not {@link SamplingState#append} it: the caller
+   * does, once it accepts the token.
+   *
+   * @param logits the row, at least {@code vocabSize} long; overwritten with the processed logits
+   * @param state the request's sampling state
+   */
+  SampledToken sample(float[] logits, SamplingState state) {
+    SamplingParams params = state.params();
+    state.applyPenalties(logits);
+    state.applyMinTokens(logits);
+    float max = math.max(logits, vocabSize);
+    if (!(max > Float.NEGATIVE_INFINITY)) {
+      throw new IllegalStateException("no token can be sampled: every logit is -Infinity or NaN");
+    }
+    boolean selectorLoaded = false;
+    int chosen;
+    float scale;
+    float logZ;
+    if (params.isGreedy()) {
+      chosen = math.indexOf(logits, vocabSize, max);
+      if (params.logprobs() == 0) return SampledToken.of(chosen);
+      scale = 1f;
+      logZ = (float) Math.log(math.expShiftSum(logits, weights, vocabSize, max, scale));
+    } else {
+      scale = 1f / params.temperature();
+      float z = math.expShiftSum(logits, weights, vocabSize, max, scale);
+      logZ = (float) Math.log(z);
+      int topK = params.hasTopK() && params.topK() < vocabSize ? params.topK() : 0;
+      selectorLoaded = topK > 0 || params.topP() < 1f;
+      chosen = draw(logits, z, topK, params.topP(), params.minP(), state.random());
+      if (params.logprobs() == 0) return SampledToken.of(chosen);
+    }
+    float logprob = (logits[chosen] - max) * scale - logZ;
+    if (!selectorLoaded) selector.load(logits, vocabSize);
+    int numTop = selector.ensureSorted(params.logprobs());
+    int[] topIds = new int[numTop];
+    float[] topLogprobs = new float[numTop];
+    for (int r = 0; r < numTop; r++) {
+      topIds[r] = selector.id(r);
+      topLogprobs[r] = (logits[topIds[r]] - max) * scale - logZ;
+    }
+    return new SampledToken(chosen, logprob, topIds, topLogprobs);
+  }
+
+  /** Draws from the truncated distribution over {@code weights} (already filled; {@code z} is their sum). */
+  private int draw(float[] logits, float z, int topK, float topP, float minP, SplittableRandom random) {
+    double u = random.nextDouble();
+    if (topK > 0) {
+      selector.load(logits, vocabSize);
+      int kept = selector.ensureSorted(topK);
+      kept = cutMinP(kept, minP);
+      if (topP < 1f) kept = cutTopP(kept, topP * prefixMass(kept));
+      return drawPrefix(kept, u);
+    }
+    if (topP < 1f) {
+      selector.load(logits, vocabSize);
+      double target = topP * (minP > 0f ? math.sumAtLeast(weights, vocabSize, minP) : z);
+      return drawPrefix(nucleus(target, minP), u);
+    }
+    if (minP > 0f) return drawRow(u * math.sumAtLeast(weights, vocabSize, minP), minP);
+    return drawRow(u * z, 0f);
+  }
+
+  /** Length of the prefix of ranks whose weights are all at least {@code minP} (at least 1: rank 0 has w = 1). */
+  private int cutMinP(int kept, float minP) {
+    if (minP <= 0f) return kept;
+    for (int r = 1; r < kept; r++) {
+      if (weights[selector.id(r)] < minP) return r;
+    }
+    return kept;
+  }
+
+  /** Shortest prefix of the first {@code kept} ranks whose mass reaches {@code target}. */
+  private int cutTopP(int kept, double target) {
+    double mass = 0;
+    for (int r = 0; r < kept; r++) {
+      mass += weights[selector.id(r)];
+      if (mass >= target) return r + 1;
+    }
+    return kept;
+  }
+
+  /** Top-p without top-k: grows the sorted prefix until its mass reaches {@code target}; returns its length. */
+  private int nucleus(double target, float minP) {
+    double mass = 0;
+    int r = 0;
+    for (int c = INITIAL_CANDIDATES; ; c = (int) Math.min((long) c * GROWTH, vocabSize)) {
+      int available = selector.ensureSorted(c);
+      for (; r < available; r++) {
+        float w = weights[selector.id(r)];
+        if (w < minP && r > 0) return r;
+        mass += w;
+        if (mass >= target) return r + 1;
+      }
+      if (available == vocabSize) return available;
+    }
+  }
+
+  private double prefixMass(int kept) {
+    double mass = 0;
+    for (int r = 0; r < kept; r++) mass += weights[selector.id(r)];
+    return mass;
+  }
+
+  /** The rank where the running mass of ranks {@code [0, kept)} first exceeds {@code u} times their total. */
+  private int drawPrefix(int kept, double u) {
+    double target = u * prefixMass(kept);
+    double mass = 0;
+    for (int r = 0; r < kept; r++) {
+      mass += weights[selector.id(r)];
+      if (mass > target) return selector.id(r);
+    }
+    return selector.id(0); // only when every kept weight is 0, which rank 0 (w = 1) rules out
+  }
+
+  /** The id where the running mass over the whole row (weights below {@code minP} as 0) first exceeds {@code target}. */
+  private int drawRow(double target, float minP) {
+    double mass = 0;
+    int last = -1;
+    for (int id = 0; id < vocabSize; id++) {
+      float w = weights[id];
+      if (w > 0f && w >= minP) {
+        mass += w;
+        last = id;
+        if (mass > target) return id;
+      }
+    }
+    return last; // float rounding between the vectorised total and this running sum
+  }
+}

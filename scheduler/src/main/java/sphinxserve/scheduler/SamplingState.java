@@ -1,0 +1,154 @@
+package sphinxserve.scheduler;
+
+import java.util.Arrays;
+import java.util.BitSet;
+import java.util.SplittableRandom;
+import java.util.concurrent.ThreadLocalRandom;
+import sphinxserve.api.SamplingParams;
+
+/**
+ * One request's sampling state: its parameters, its own random generator, and the token statistics the
+ * penalties need, updated by {@link #append} as tokens are generated. Confined to the engine thread.
+ */
+final class SamplingState {
+  /*
+   * Penalty bookkeeping is incremental and sparse, so applying penalties costs O(distinct tokens seen), not
+   * O(vocabulary), per step:
+   *   - promptIds: a bitset of the prompt's distinct ids (built once; only if repetition_penalty != 1);
+   *   - counts[id]: occurrences of id among generated tokens, plus generatedIds, the distinct generated
+   *     ids in order of first appearance (appended when a count goes 0 -> 1); only if some penalty is on.
+   * Nothing is ever rebuilt: a preempted request keeps this object, and recomputing its KV does not
+   * sample, so the statistics and the random generator continue exactly where they were.
+   *
+   * The random generator is a SplittableRandom seeded from the request's seed (or a random seed) and used
+   * only for this request's draws, one nextDouble() per non-greedy token, so a seed gives the same tokens
+   * whatever else is in the batch.
+   */
+
+  private final SamplingParams params;
+  private final int vocabSize;
+  private final long seed;
+  private final SplittableRandom random;
+  private final int[] stopIds;
+  private final BitSet promptIds;
+  private final int[] counts;
+  private int[] generatedIds;
+  private int numDistinctGenerated;
+  private int numGenerated;
+
+  /**
+   * State for a new request.
+   *
+   * @param params the request's parameters
+   * @param vocabSize rows of the logits; ids outside {@code [0, vocabSize)} are ignored
+   * @param eosTokenId the model's EOS id; a stop token unless {@code ignoreEos}
+   * @param promptTokenIds the prompt's ids (image placeholders included), for the repetition penalty
+   */
+  SamplingState(SamplingParams params, int vocabSize, int eosTokenId, int[] promptTokenIds) {
+    this.params = params;
+    this.vocabSize = vocabSize;
+    this.seed = params.seed().isPresent() ? params.seed().getAsLong() : ThreadLocalRandom.current().nextLong();
+    this.random = new SplittableRandom(seed);
+    this.stopIds = stopIds(params, eosTokenId);
+    if (params.repetitionPenalty() != 1f) {
+      promptIds = new BitSet(vocabSize);
+      for (int id : promptTokenIds) {
+        if (id >= 0 && id < vocabSize) promptIds.set(id);
+      }
+    } else {
+      promptIds = null;
+    }
+    this.counts = params.hasPenalties() ? new int[vocabSize] : null;
+    this.generatedIds = params.hasPenalties() ? new int[16] : null;
+  }
+
+  private static int[] stopIds(SamplingParams params, int eosTokenId) {
+    int[] ids = params.stopTokenIds().stream().mapToInt(Integer::intValue).toArray();
+    if (!params.ignoreEos()) {
+      ids = Arrays.copyOf(ids, ids.length + 1);
+      ids[ids.length - 1] = eosTokenId;
+    }
+    return Arrays.stream(ids).distinct().toArray();
+  }
+
+  /** The request's parameters. */
+  SamplingParams params() {
+    return params;
+  }
+
+  /** The seed in use: the request's, or the random one drawn for it (log it to reproduce a request). */
+  long seed() {
+    return seed;
+  }
+
+  /** The request's own random generator. */
+  SplittableRandom random() {
+    return random;
+  }
+
+  /** Tokens generated so far. */
+  int numGenerated() {
+    return numGenerated;
+  }
+
+  /** Whether {@code tokenId} ends the answer: EOS (unless {@code ignoreEos}) or one of {@code stopTokenIds}. */
+  boolean isStopToken(int tokenId) {
+    for (int id : stopIds) {
+      if (id == tokenId) return true;
+    }
+    return false;
+  }
+
+  /** Records a generated token; call once per token the sampler chose, before sampling the next one. */
+  void append(int tokenId) {
+    numGenerated++;
+    if (counts == null || tokenId < 0 || tokenId >= vocabSize) return;
+    if (counts[tokenId]++ == 0) {
+      if (numDistinctGenerated == generatedIds.length) generatedIds = Arrays.copyOf(generatedIds, 2 * generatedIds.length);
+      generatedIds[numDistinctGenerated++] = tokenId;
+    }
+  }
+
+  /** Occurrences of {@code tokenId} among the generated tokens (0 when no penalty is on: not tracked). */
+  int count(int tokenId) {
+    return counts == null ? 0 : counts[tokenId];
+  }
+
+  /**
+   * Applies the repetition, frequency and presence penalties to {@code logits} in place, in vLLM's order;
+   * touches only tokens seen in the prompt or the output.
+   */
+  void applyPenalties(float[] logits) {
+    if (counts == null) return;
+    float repetition = params.repetitionPenalty();
+    if (repetition != 1f) {
+      for (int id = promptIds.nextSetBit(0); id >= 0; id = promptIds.nextSetBit(id + 1)) {
+        logits[id] = repeat(logits[id], repetition);
+      }
+      for (int k = 0; k < numDistinctGenerated; k++) {
+        int id = generatedIds[k];
+        if (!promptIds.get(id)) logits[id] = repeat(logits[id], repetition);
+      }
+    }
+    float frequency = params.frequencyPenalty();
+    float presence = params.presencePenalty();
+    if (frequency != 0f || presence != 0f) {
+      for (int k = 0; k < numDistinctGenerated; k++) {
+        int id = generatedIds[k];
+        logits[id] -= counts[id] * frequency + presence;
+      }
+    }
+  }
+
+  private static float repeat(float logit, float penalty) {
+    return logit > 0 ? logit / penalty : logit * penalty;
+  }
+
+  /** Masks EOS and the stop ids to {@code -Infinity} while fewer than {@code minTokens} tokens were generated. */
+  void applyMinTokens(float[] logits) {
+    if (numGenerated >= params.minTokens()) return;
+    for (int id : stopIds) {
+      if (id >= 0 && id < vocabSize) logits[id] = Float.NEGATIVE_INFINITY;
+    }
+  }
+}

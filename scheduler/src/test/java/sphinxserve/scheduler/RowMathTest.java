@@ -1,0 +1,48 @@
+package sphinxserve.scheduler;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+class RowMathTest {
+
+  private static final RowMath SCALAR = ScalarRowMath.INSTANCE;
+  private static final RowMath VECTOR = VectorRowMath.INSTANCE;
+
+  @Test
+  void vector_randomRowsWithMaskedTokens_agreesWithScalar() {
+    Random random = new Random(5);
+    for (int trial = 0; trial < 100; trial++) {
+      int n = 1 + random.nextInt(3000);
+      float[] x = new float[n];
+      for (int i = 0; i < n; i++) {
+        x[i] = random.nextInt(10) == 0 ? Float.NEGATIVE_INFINITY : (float) random.nextGaussian() * 4;
+      }
+      x[random.nextInt(n)] = 3f;
+      float max = SCALAR.max(x, n);
+      assertEquals(max, VECTOR.max(x, n));
+      assertEquals(SCALAR.indexOf(x, n, 3f), VECTOR.indexOf(x, n, 3f));
+      assertEquals(SCALAR.indexOf(x, n, max), VECTOR.indexOf(x, n, max));
+      assertEquals(-1, VECTOR.indexOf(x, n, 1e9f));
+
+      float scale = 1f / (0.1f + random.nextFloat());
+      float[] ws = new float[n];
+      float[] wv = new float[n];
+      float zs = SCALAR.expShiftSum(x, ws, n, max, scale);
+      float zv = VECTOR.expShiftSum(x, wv, n, max, scale);
+      assertEquals(zs, zv, 1e-5f * zs);
+      for (int i = 0; i < n; i++) assertEquals(ws[i], wv[i], 2e-7f * Math.max(1f, ws[i]), "w[" + i + "]");
+      assertEquals(SCALAR.sumAtLeast(ws, n, 0.05f), VECTOR.sumAtLeast(ws, n, 0.05f), 1e-5f * zs);
+    }
+  }
+
+  @Test
+  void expShiftSum_maskedToken_getsZeroWeight() {
+    float[] x = new float[40];
+    x[7] = Float.NEGATIVE_INFINITY;
+    float[] w = new float[40];
+    assertEquals(39f, VECTOR.expShiftSum(x, w, 40, 0f, 1f));
+    assertEquals(0f, w[7]);
+  }
+}

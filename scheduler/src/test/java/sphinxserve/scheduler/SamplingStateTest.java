@@ -1,0 +1,123 @@
+package sphinxserve.scheduler;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import sphinxserve.api.SamplingParams;
+
+class SamplingStateTest {
+
+  private static final int V = 8;
+  private static final int EOS = 1;
+  // id:                         0    1    2     3    4    5     6    7
+  private static final float[] ROW = {2f, 0f, -1f, 3f, 4f, -2f, 0.5f, 1f};
+
+  @Test
+  void applyPenalties_repetition_dividesPositiveMultipliesNegativeOverPromptAndOutput() {
+    SamplingState s = state(SamplingParams.builder().repetitionPenalty(2f), new int[] {2, 4, 4});
+    s.append(3);
+    s.append(3);
+    s.append(5);
+    float[] row = ROW.clone();
+    s.applyPenalties(row);
+    // prompt {2, 4}, output {3, 5}; 3 twice but penalised once.
+    assertArrayEquals(new float[] {2f, 0f, -2f, 1.5f, 2f, -4f, 0.5f, 1f}, row);
+  }
+
+  @Test
+  void applyPenalties_frequency_subtractsPerOccurrenceInOutputOnly() {
+    SamplingState s = state(SamplingParams.builder().frequencyPenalty(0.5f), new int[] {0, 6});
+    s.append(3);
+    s.append(3);
+    s.append(5);
+    float[] row = ROW.clone();
+    s.applyPenalties(row);
+    assertArrayEquals(new float[] {2f, 0f, -1f, 2f, 4f, -2.5f, 0.5f, 1f}, row);
+  }
+
+  @Test
+  void applyPenalties_presence_subtractsOnceInOutputOnly() {
+    SamplingState s = state(SamplingParams.builder().presencePenalty(0.25f), new int[] {0});
+    s.append(3);
+    s.append(3);
+    s.append(7);
+    float[] row = ROW.clone();
+    s.applyPenalties(row);
+    assertArrayEquals(new float[] {2f, 0f, -1f, 2.75f, 4f, -2f, 0.5f, 0.75f}, row);
+  }
+
+  @Test
+  void applyPenalties_allThree_inVllmOrder() {
+    SamplingState s = state(
+        SamplingParams.builder().repetitionPenalty(2f).frequencyPenalty(0.5f).presencePenalty(0.25f), new int[] {2});
+    s.append(3);
+    s.append(3);
+    s.append(2);
+    float[] row = ROW.clone();
+    s.applyPenalties(row);
+    // 2: -1 * 2 = -2, then -0.5 - 0.25 = -2.75; 3: 3 / 2 = 1.5, then -1.0 - 0.25 = 0.25.
+    assertArrayEquals(new float[] {2f, 0f, -2.75f, 0.25f, 4f, -2f, 0.5f, 1f}, row);
+  }
+
+  @Test
+  void applyPenalties_off_leavesRowUntouched() {
+    SamplingState s = state(SamplingParams.builder(), new int[] {2, 3});
+    s.append(4);
+    float[] row = ROW.clone();
+    s.applyPenalties(row);
+    assertArrayEquals(ROW, row);
+    assertEquals(1, s.numGenerated());
+  }
+
+  @Test
+  void append_manyDistinctTokens_countsEach() {
+    int vocab = 1000;
+    SamplingState s = new SamplingState(SamplingParams.builder().frequencyPenalty(1f).build(), vocab, EOS, new int[0]);
+    for (int round = 0; round < 3; round++) {
+      for (int id = 0; id < 100; id++) s.append(id);
+    }
+    float[] row = new float[vocab];
+    s.applyPenalties(row);
+    for (int id = 0; id < vocab; id++) assertEquals(id < 100 ? -3f : 0f, row[id]);
+    assertEquals(3, s.count(42));
+    assertEquals(300, s.numGenerated());
+  }
+
+  @Test
+  void applyMinTokens_beforeMinimum_masksEosAndStopIds() {
+    SamplingState s = state(SamplingParams.builder().minTokens(1).stopTokenIds(List.of(6)), new int[0]);
+    float[] row = ROW.clone();
+    s.applyMinTokens(row);
+    assertEquals(Float.NEGATIVE_INFINITY, row[EOS]);
+    assertEquals(Float.NEGATIVE_INFINITY, row[6]);
+    s.append(0);
+    row = ROW.clone();
+    s.applyMinTokens(row);
+    assertArrayEquals(ROW, row);
+  }
+
+  @Test
+  void isStopToken_ignoreEos_onlyStopIds() {
+    assertTrue(state(SamplingParams.builder(), new int[0]).isStopToken(EOS));
+    SamplingState s = state(SamplingParams.builder().ignoreEos(true).stopTokenIds(List.of(6)), new int[0]);
+    assertFalse(s.isStopToken(EOS));
+    assertTrue(s.isStopToken(6));
+  }
+
+  @Test
+  void seed_absent_drawsRandomSeed() {
+    SamplingState a = state(SamplingParams.builder(), new int[0]);
+    SamplingState b = state(SamplingParams.builder(), new int[0]);
+    assertNotEquals(a.seed(), b.seed());
+    assertEquals(5L, state(SamplingParams.builder().seed(5), new int[0]).seed());
+  }
+
+  private static SamplingState state(SamplingParams.Builder params, int[] prompt) {
+    return new SamplingState(params.build(), V, EOS, prompt);
+  }
+}

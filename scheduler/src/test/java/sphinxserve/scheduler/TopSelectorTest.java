@@ -1,0 +1,40 @@
+package sphinxserve.scheduler;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import java.util.Comparator;
+import java.util.Random;
+import java.util.stream.IntStream;
+import org.junit.jupiter.api.Test;
+
+class TopSelectorTest {
+
+  @Test
+  void ensureSorted_growingPrefix_matchesFullSortWithLowerIdFirstOnTies() {
+    Random random = new Random(1);
+    TopSelector selector = new TopSelector(5000);
+    for (int trial = 0; trial < 200; trial++) {
+      int n = 1 + random.nextInt(5000);
+      float[] values = new float[n];
+      for (int i = 0; i < n; i++) {
+        values[i] = switch (random.nextInt(4)) {
+          case 0 -> random.nextInt(5) - 2; // many ties, negatives and zero
+          case 1 -> Float.NEGATIVE_INFINITY;
+          default -> (float) random.nextGaussian() * 5;
+        };
+      }
+      int[] expected = IntStream.range(0, n).boxed()
+          .sorted(Comparator.<Integer>comparingDouble(i -> -values[i]).thenComparingInt(i -> i))
+          .mapToInt(Integer::intValue).toArray();
+      selector.load(values, n);
+      int c = 1 + random.nextInt(8);
+      int available = 0;
+      while (available < n) {
+        available = selector.ensureSorted(c);
+        assertEquals(Math.min(c, n), available);
+        for (int r = 0; r < available; r++) assertEquals(expected[r], selector.id(r), "rank " + r + " of " + n);
+        c = c * 3 + 1;
+      }
+    }
+  }
+}
