@@ -1,0 +1,49 @@
+package sphinxserve.scheduler;
+
+/**
+ * Limits and policy knobs of the engine.
+ *
+ * @param maxNumSeqs most sequences in one step (running requests)
+ * @param maxNumBatchedTokens token budget of one step: decodes (1 each) plus prefill chunks
+ * @param maxWaiting most accepted requests waiting for admission; further submissions are refused
+ * @param priorityAgingSeconds a waiting request gains one priority level per this many seconds waited, so
+ *     low-priority work cannot starve under a steady stream of higher-priority work
+ * @param admissionWatermark fraction of blocks kept free when admitting new requests, so that running
+ *     decodes do not need to preempt right after an admission
+ */
+public record EngineConfig(int maxNumSeqs, int maxNumBatchedTokens, int maxWaiting, double priorityAgingSeconds,
+    double admissionWatermark) {
+
+  public EngineConfig {
+    if (maxNumSeqs < 1) throw new IllegalArgumentException("maxNumSeqs must be >= 1");
+    if (maxNumBatchedTokens < 1) throw new IllegalArgumentException("maxNumBatchedTokens must be >= 1");
+    if (maxWaiting < 0) throw new IllegalArgumentException("maxWaiting must be >= 0");
+    if (!(priorityAgingSeconds > 0)) throw new IllegalArgumentException("priorityAgingSeconds must be > 0");
+    if (admissionWatermark < 0 || admissionWatermark >= 1) throw new IllegalArgumentException("admissionWatermark must be in [0, 1)");
+  }
+
+  /** 64 sequences, 2,048 tokens per step, 256 waiting, +1 priority per 10 s waited, 1% watermark. */
+  public static EngineConfig defaults() {
+    return new EngineConfig(64, 2048, 256, 10.0, 0.01);
+  }
+
+  public EngineConfig withMaxNumSeqs(int value) {
+    return new EngineConfig(value, maxNumBatchedTokens, maxWaiting, priorityAgingSeconds, admissionWatermark);
+  }
+
+  public EngineConfig withMaxNumBatchedTokens(int value) {
+    return new EngineConfig(maxNumSeqs, value, maxWaiting, priorityAgingSeconds, admissionWatermark);
+  }
+
+  public EngineConfig withMaxWaiting(int value) {
+    return new EngineConfig(maxNumSeqs, maxNumBatchedTokens, value, priorityAgingSeconds, admissionWatermark);
+  }
+
+  public EngineConfig withPriorityAgingSeconds(double value) {
+    return new EngineConfig(maxNumSeqs, maxNumBatchedTokens, maxWaiting, value, admissionWatermark);
+  }
+
+  public EngineConfig withAdmissionWatermark(double value) {
+    return new EngineConfig(maxNumSeqs, maxNumBatchedTokens, maxWaiting, priorityAgingSeconds, value);
+  }
+}

@@ -1,0 +1,351 @@
+package sphinxserve.scheduler;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+import sphinxserve.api.FinishReason;
+import sphinxserve.api.ImageEmbeddings;
+import sphinxserve.api.SequenceStep;
+import sphinxserve.api.StepOutput;
+import sphinxserve.api.TokenLogprob;
+import sphinxserve.api.Usage;
+import sphinxserve.kvcache.AllocationResult;
+import sphinxserve.kvcache.ComputedPrefix;
+import sphinxserve.kvcache.KvCacheManager;
+
+/**
+ * Iteration-level scheduling (Orca) over a paged KV cache (vLLM): decides every step which requests run and
+ * how many tokens each computes, and applies the step's logits. Confined to the engine thread.
+ *
+ * <p>One step, under a token budget of {@code maxNumBatchedTokens} and at most {@code maxNumSeqs} sequences:
+ * <ol>
+ *   <li><b>Decodes first</b>: every running request with one uncomputed token gets a slot, in order of
+ *       effective priority then admission. When the pool is out of blocks, the <b>victim</b> is the running
+ *       request with the lowest effective priority, most recently admitted, not yet scheduled this step
+ *       (possibly the requester itself): its blocks are freed, its computed count reset to 0, and it goes
+ *       back to the waiting queue keeping its generated tokens and its arrival order (recompute preemption).
+ *   <li><b>Then running prefills</b>: a chunk of what the budget and the free blocks allow.
+ *   <li><b>Then admissions</b> (only in steps without preemption): the waiting request of highest effective
+ *       priority, earliest arrival first, gets its cached prefix (image positions included) and a first chunk;
+ *       the first request that does not fit stops admission (no overtaking, hence no starvation by smaller
+ *       requests), as does the free-block watermark.
+ * </ol>
+ * A long prompt therefore never stalls decodes: they are scheduled before any prefill chunk.
+ *
+ * <p><b>No starvation.</b> Effective priority = priority + seconds waited / {@code priorityAgingSeconds}.
+ * A request that has waited long enough outranks any newer arrival, so it is the next admitted once blocks
+ * allow; once running, it is preempted only after every running request of lower effective priority, and
+ * aging keeps raising it while it waits again. Preempted requests keep their arrival order, so they re-enter
+ * ahead of later arrivals of the same priority.
+ *
+ * <p>Preemption is invisible in the output: a resumed request recomputes the K/V of its prompt and generated
+ * tokens (often from the prefix cache), and its sampler state (penalty counts, random stream) is untouched, so
+ * its tokens equal an uninterrupted run's.
+ */
+final class Scheduler {
+
+  private final KvCacheManager kv;
+  private final EngineConfig config;
+  private final Sampler sampler;
+  private final EngineStats stats;
+  private final int maxContextTokens;
+  private final int watermarkBlocks;
+  private final float[] logits;
+  private final Runnable onLeftQueue;
+
+  private final List<Request> waiting = new ArrayList<>();
+  private final List<Request> running = new ArrayList<>();
+  private long admissionCounter;
+
+  /**
+   * @param onLeftQueue called once per request when it first leaves the waiting queue (first admission, or
+   *     finishing before it), so the engine's bound on waiting requests counts accepted, never-admitted ones
+   */
+  Scheduler(KvCacheManager kv, EngineConfig config, Sampler sampler, int maxContextTokens, EngineStats stats, Runnable onLeftQueue) {
+    this.kv = kv;
+    this.onLeftQueue = onLeftQueue;
+    this.config = config;
+    this.sampler = sampler;
+    this.maxContextTokens = maxContextTokens;
+    this.stats = stats;
+    this.watermarkBlocks = (int) Math.ceil(config.admissionWatermark() * kv.numBlocks());
+    this.logits = new float[sampler.vocabSize()];
+  }
+
+  void add(Request request) {
+    waiting.add(request);
+    publishCounts();
+  }
+
+  boolean hasWork() {
+    return !waiting.isEmpty() || !running.isEmpty();
+  }
+
+  int numWaiting() {
+    return waiting.size();
+  }
+
+  int numRunning() {
+    return running.size();
+  }
+
+  // ---- planning ------------------------------------------------------------------------------------
+
+  StepPlan schedule(long nowNanos) {
+    int budget = config.maxNumBatchedTokens();
+    Map<Request, Integer> scheduled = new IdentityHashMap<>();
+    List<Request> order = new ArrayList<>(running);
+    order.sort(byPriorityThenAdmission(nowNanos));
+    int numPreempted = 0;
+
+    for (Request r : order) { // 1. decodes
+      if (budget == 0) break;
+      if (r.numUncomputed() != 1 || !running.contains(r)) continue;
+      while (true) {
+        if (kv.allocateSlots(r.seqId, 1) instanceof AllocationResult.Allocated) {
+          scheduled.put(r, 1);
+          budget--;
+          break;
+        }
+        Request victim = victim(order, scheduled, r);
+        preempt(victim == null ? r : victim);
+        numPreempted++;
+        if (victim == null) break;
+      }
+    }
+    for (Request r : order) { // 2. running prefills
+      if (budget == 0) break;
+      if (r.numUncomputed() <= 1 || scheduled.containsKey(r) || !running.contains(r)) continue;
+      int chunk = allocateRunningChunk(r, Math.min(r.numUncomputed(), budget));
+      if (chunk > 0) {
+        scheduled.put(r, chunk);
+        budget -= chunk;
+      }
+    }
+    if (numPreempted == 0) { // 3. admissions
+      while (budget > 0 && running.size() < config.maxNumSeqs() && !waiting.isEmpty()) {
+        Request r = bestWaiting(nowNanos);
+        int chunk = admit(r, budget, nowNanos);
+        if (chunk == 0) break;
+        scheduled.put(r, chunk);
+        budget -= chunk;
+      }
+    }
+    publishCounts();
+    return plan(scheduled, order, config.maxNumBatchedTokens() - budget, numPreempted);
+  }
+
+  /** Admits {@code r} with its cached prefix and a first chunk of at most {@code budget}; 0 if it does not fit. */
+  private int admit(Request r, int budget, long nowNanos) {
+    ComputedPrefix prefix = kv.computedPrefix(r.prefixKey, r.tokens, r.numTokens);
+    int chunk = Math.min(r.numTokens - prefix.numTokens(), budget);
+    int free = kv.stats().numFreeBlocks() + kv.stats().numCachedBlocks();
+    int blocksNeeded = kv.blocksFor(prefix.numTokens() + chunk) - prefix.numBlocks();
+    int watermark = running.isEmpty() ? 0 : watermarkBlocks; // alone, a request may use every block
+    if (free - blocksNeeded < watermark) {
+      // Shrink the first chunk to what leaves the watermark free; a chunk under one block is not worth it.
+      int affordable = (free - watermark) * kv.blockSize();
+      chunk = Math.min(chunk, affordable);
+      if (chunk <= 0 || (chunk < kv.blockSize() && chunk < r.numTokens - prefix.numTokens())) return 0;
+    }
+    if (!(kv.allocateSlots(r.seqId, r.prefixKey, prefix, chunk) instanceof AllocationResult.Allocated)) return 0;
+    waiting.remove(r);
+    running.add(r);
+    r.numComputed = prefix.numTokens();
+    r.admittedOrder = admissionCounter++;
+    if (r.firstAdmittedNanos < 0) {
+      r.firstAdmittedNanos = nowNanos;
+      onLeftQueue.run();
+      r.numCachedPromptTokens = Math.min(prefix.numTokens(), r.numPromptTokens);
+      stats.recordQueueTime(nowNanos - r.arrivalNanos);
+    }
+    return chunk;
+  }
+
+  /** Allocates up to {@code wanted} more slots for running {@code r}, fewer if blocks are short; returns how many. */
+  private int allocateRunningChunk(Request r, int wanted) {
+    if (kv.allocateSlots(r.seqId, wanted) instanceof AllocationResult.Allocated) return wanted;
+    int held = kv.blockTable(r.seqId).length * kv.blockSize() - kv.numSlots(r.seqId);
+    int available = kv.stats().numFreeBlocks() + kv.stats().numCachedBlocks();
+    for (int copy = 0; copy <= 1; copy++) { // a shared last block costs one copy
+      int fits = Math.min(wanted, held + (available - copy) * kv.blockSize());
+      if (fits > 0 && kv.allocateSlots(r.seqId, fits) instanceof AllocationResult.Allocated) return fits;
+    }
+    return 0;
+  }
+
+  /** The lowest-priority, most recently admitted running request not yet scheduled, other than {@code r}. */
+  private Request victim(List<Request> order, Map<Request, Integer> scheduled, Request r) {
+    for (int i = order.size() - 1; i >= 0; i--) {
+      Request candidate = order.get(i);
+      if (candidate != r && !scheduled.containsKey(candidate) && running.contains(candidate)) return candidate;
+    }
+    return null;
+  }
+
+  private void preempt(Request r) {
+    kv.free(r.seqId);
+    running.remove(r);
+    r.numComputed = 0;
+    r.numPreemptions++;
+    waiting.add(r);
+    stats.recordPreemption();
+  }
+
+  private Request bestWaiting(long nowNanos) {
+    Request best = waiting.get(0);
+    for (Request r : waiting) {
+      double p = r.effectivePriority(nowNanos, config.priorityAgingSeconds());
+      double bestP = best.effectivePriority(nowNanos, config.priorityAgingSeconds());
+      if (p > bestP || (p == bestP && r.arrivalOrder < best.arrivalOrder)) best = r;
+    }
+    return best;
+  }
+
+  private Comparator<Request> byPriorityThenAdmission(long nowNanos) {
+    return Comparator.comparingDouble((Request r) -> -r.effectivePriority(nowNanos, config.priorityAgingSeconds()))
+        .thenComparingLong(r -> r.admittedOrder);
+  }
+
+  private StepPlan plan(Map<Request, Integer> scheduled, List<Request> order, int numTokens, int numPreempted) {
+    List<Request> requests = new ArrayList<>(scheduled.size());
+    List<SequenceStep> steps = new ArrayList<>(scheduled.size());
+    List<Request> inOrder = new ArrayList<>(order);
+    for (Request r : scheduled.keySet()) if (!order.contains(r)) inOrder.add(r); // admitted this step
+    for (Request r : inOrder) {
+      Integer chunk = scheduled.get(r);
+      if (chunk == null || !running.contains(r)) continue;
+      int start = r.numComputed;
+      ImageEmbeddings image = r.request.image();
+      steps.add(new SequenceStep(Arrays.copyOfRange(r.tokens, start, start + chunk), start, kv.blockTable(r.seqId),
+          image, r.request.imageStart(), start + chunk == r.numTokens));
+      requests.add(r);
+    }
+    return new StepPlan(List.copyOf(requests), List.copyOf(steps), numTokens, numPreempted);
+  }
+
+  // ---- applying a step's result ------------------------------------------------------------------------
+
+  /** Records the plan's computed tokens, samples where logits came back, emits output, finishes requests. */
+  void apply(StepPlan plan, StepOutput output, long nowNanos) {
+    int row = 0;
+    for (int i = 0; i < plan.requests().size(); i++) {
+      Request r = plan.requests().get(i);
+      SequenceStep step = plan.steps().get(i);
+      if (r.finished || !running.contains(r)) continue; // aborted while the step ran
+      r.numComputed = step.endPosition();
+      kv.markComputed(r.seqId, r.tokens, r.numComputed);
+      if (!step.wantLogits()) continue;
+      output.copyRow(row++, logits);
+      SampledToken token = sampler.sample(logits, r.sampling);
+      r.sampling.append(token.tokenId());
+      r.appendToken(token.tokenId());
+      if (r.firstTokenNanos < 0) {
+        r.firstTokenNanos = nowNanos;
+        stats.recordTimeToFirstToken(nowNanos - r.arrivalNanos);
+      }
+      stats.recordGeneratedToken();
+      emit(r, token, nowNanos);
+    }
+    publishCounts();
+  }
+
+  private void emit(Request r, SampledToken token, long nowNanos) {
+    boolean stopToken = r.sampling.isStopToken(token.tokenId());
+    StopStringMatcher.Result text = stopToken ? null : r.stops.push(r.detokenizer.push(token.tokenId()));
+    FinishReason reason = null;
+    if (stopToken || text.stopped()) {
+      reason = FinishReason.STOP;
+    } else if (r.numGenerated() >= r.request.sampling().maxTokens() || r.numTokens >= maxContextTokens) {
+      reason = FinishReason.LENGTH;
+    }
+    String out = text == null ? "" : text.text();
+    if (reason == FinishReason.LENGTH) out += flush(r);
+    List<TokenLogprob> logprobs = r.request.sampling().logprobs() > 0
+        ? List.of(new TokenLogprob(token.tokenId(), token.logprob(), token.topTokenIds(), token.topLogprobs()))
+        : List.of();
+    if (!deliver(r, out, new int[] {token.tokenId()}, logprobs)) return;
+    if (reason != null) finish(r, reason, null, nowNanos);
+  }
+
+  /** Held-back text (an incomplete character, a partial stop string) released at the end of the answer. */
+  private static String flush(Request r) {
+    String tail = r.detokenizer.finish();
+    StopStringMatcher.Result pushed = r.stops.push(tail);
+    return pushed.text() + (pushed.stopped() ? "" : r.stops.finish().text());
+  }
+
+  private boolean deliver(Request r, String text, int[] tokenIds, List<TokenLogprob> logprobs) {
+    try {
+      r.request.sink().onTokens(text, tokenIds, logprobs);
+      return true;
+    } catch (RuntimeException e) {
+      finish(r, FinishReason.ABORTED, "the output sink failed: " + e, System.nanoTime());
+      return false;
+    }
+  }
+
+  // ---- finishing ---------------------------------------------------------------------------------------
+
+  /** Aborts request {@code requestId} if it is live; frees its blocks at once. */
+  boolean abort(String requestId, FinishReason reason, String message, long nowNanos) {
+    for (List<Request> list : List.of(running, waiting)) {
+      for (Request r : list) {
+        if (r.id().equals(requestId)) {
+          finish(r, reason, message, nowNanos);
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
+  /** Finishes every request whose deadline passed. */
+  void expireDeadlines(long nowNanos) {
+    for (List<Request> list : List.of(running, waiting)) {
+      for (Request r : new ArrayList<>(list)) {
+        if (nowNanos - r.request.deadlineNanos() > 0 && r.request.deadlineNanos() != Long.MAX_VALUE) {
+          finish(r, FinishReason.DEADLINE, null, nowNanos);
+        }
+      }
+    }
+  }
+
+  /** A failed step: its requests finish with ERROR (blocks freed); everything else carries on. */
+  void failStep(StepPlan plan, RuntimeException error, long nowNanos) {
+    for (Request r : plan.requests()) {
+      if (!r.finished) finish(r, FinishReason.ERROR, "model step failed: " + error.getMessage(), nowNanos);
+    }
+  }
+
+  /** Finishes every live request with {@code reason}. */
+  void finishAll(FinishReason reason, String message, long nowNanos) {
+    for (Request r : new ArrayList<>(running)) finish(r, reason, message, nowNanos);
+    for (Request r : new ArrayList<>(waiting)) finish(r, reason, message, nowNanos);
+  }
+
+  private void finish(Request r, FinishReason reason, String message, long nowNanos) {
+    if (r.finished) return;
+    r.finished = true;
+    if (r.firstAdmittedNanos < 0) onLeftQueue.run();
+    if (running.remove(r)) kv.free(r.seqId);
+    waiting.remove(r);
+    publishCounts();
+    stats.recordFinished(nowNanos - r.arrivalNanos);
+    double queue = r.firstAdmittedNanos < 0 ? (nowNanos - r.arrivalNanos) / 1e9 : (r.firstAdmittedNanos - r.arrivalNanos) / 1e9;
+    double ttft = r.firstTokenNanos < 0 ? 0 : (r.firstTokenNanos - r.arrivalNanos) / 1e9;
+    Usage usage = new Usage(r.numPromptTokens, r.numGenerated(), r.request.numImageTokens(), r.numCachedPromptTokens, queue, ttft, r.numPreemptions);
+    try {
+      r.request.sink().onFinish(reason, usage, message);
+    } catch (RuntimeException ignored) {
+      // The request is over either way; a failing sink must not take the engine down.
+    }
+  }
+
+  private void publishCounts() {
+    stats.publishCounts(running.size(), waiting.size(), kv.stats().usage());
+  }
+}

@@ -1,0 +1,15 @@
+package sphinxserve.scheduler;
+
+import java.util.List;
+import sphinxserve.api.SequenceStep;
+
+/**
+ * One step's decisions, immutable once built: the requests scheduled, in the runtime batch's order, the
+ * chunk each computes, and whether each samples a token afterwards (the logits rows follow that order).
+ */
+record StepPlan(List<Request> requests, List<SequenceStep> steps, int numScheduledTokens, int numPreempted) {
+
+  boolean isEmpty() {
+    return requests.isEmpty();
+  }
+}
