@@ -17,7 +17,8 @@ final class Sampler {
    *      space min-p is a constant threshold: p[i] >= minP * p[max] <=> w[i] >= minP. Truncations keep a
    *      prefix of the tokens in descending order and compose as min-p, top-k, then top-p over the survivors
    *      renormalised (top-p keeps the smallest prefix whose mass reaches topP times the survivors' mass):
-   *        - top-k on: TopSelector sorts the k best; cut at min-p; cut at top-p.
+   *        - top-k on: TopSelector (prefiltered to about 4k tokens) sorts the k best; cut at min-p; cut at
+   *          top-p.
    *        - top-k off, top-p on ("growth"): the survivors' mass M is Z (or the min-p masked sum); the
    *          selector sorts the best 64, then 256, 1024, ... (x4) ranks, walking and accumulating, until
    *          the mass reaches topP * M, a min-p cut is met, or the row is exhausted. Peaked LLM rows stop
@@ -93,7 +94,7 @@ final class Sampler {
       if (params.logprobs() == 0) return SampledToken.of(chosen);
     }
     float logprob = (logits[chosen] - max) * scale - logZ;
-    if (!selectorLoaded) selector.load(logits, vocabSize);
+    if (!selectorLoaded) selector.load(logits, vocabSize, params.logprobs());
     int numTop = selector.ensureSorted(params.logprobs());
     int[] topIds = new int[numTop];
     float[] topLogprobs = new float[numTop];
@@ -108,14 +109,14 @@ final class Sampler {
   private int draw(float[] logits, float z, int topK, float topP, float minP, SplittableRandom random) {
     double u = random.nextDouble();
     if (topK > 0) {
-      selector.load(logits, vocabSize);
+      selector.load(logits, vocabSize, topK);
       int kept = selector.ensureSorted(topK);
       kept = cutMinP(kept, minP);
       if (topP < 1f) kept = cutTopP(kept, topP * prefixMass(kept));
       return drawPrefix(kept, u);
     }
     if (topP < 1f) {
-      selector.load(logits, vocabSize);
+      selector.load(logits, vocabSize, INITIAL_CANDIDATES * GROWTH);
       double target = topP * (minP > 0f ? math.sumAtLeast(weights, vocabSize, minP) : z);
       return drawPrefix(nucleus(target, minP), u);
     }

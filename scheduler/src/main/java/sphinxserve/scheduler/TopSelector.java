@@ -13,37 +13,91 @@ final class TopSelector {
    * lower id, and all keys are distinct, so selection never degrades on repeated values and the result is
    * deterministic.
    *
+   * Prefilter: a caller that expects to need about `expected` ranks gets only the tokens at or above a
+   * threshold: the (4 * expected / 16 + 8)-th largest of every 16th logit, so about 4 * expected + 128
+   * tokens pass. Every token left out is below every token kept, so ranks within the kept set are exact
+   * ranks of the row; asking for more ranks than were kept reloads the whole row (also done at once when
+   * the sample was unlucky and fewer than `expected` tokens passed).
+   *
    * Invariant after ensureSorted(c): keys[0, sorted) are the `sorted` smallest keys in ascending order and
-   * every key in keys[sorted, n) is larger than all of them. Growing from s to c runs quickselect
-   * (median-of-three Hoare partitioning, expected O(n - s)) on keys[s, n) to move the next c - s smallest
-   * keys to keys[s, c), then sorts just that slice: O(n + c log c) per growth step, never a sort of the row.
+   * every key in keys[sorted, numKeys) is larger than all of them. Growing from s to c runs quickselect
+   * (median-of-three Hoare partitioning, expected O(numKeys - s)) on keys[s, numKeys) to move the next
+   * c - s smallest keys to keys[s, c), then sorts just that slice: O(numKeys + c log c) per growth step,
+   * never a sort of the row.
    */
 
+  /** Every this many tokens one is sampled to estimate the prefilter threshold. */
+  static final int SAMPLE_STRIDE = 16;
+
+  /** Below this row length (or when most of the row is wanted) the prefilter is skipped. */
+  static final int MIN_PREFILTER_ROW = 4096;
+
   private final long[] keys;
+  private final long[] sampleKeys;
+  private float[] values;
   private int n;
+  private int numKeys;
+  private boolean complete;
   private int sorted;
 
   /** A selector for rows of up to {@code capacity} tokens. */
   TopSelector(int capacity) {
     this.keys = new long[capacity];
+    this.sampleKeys = new long[capacity / SAMPLE_STRIDE + 1];
   }
 
-  /** Loads {@code values[0, n)} as a new row, forgetting the previous one. */
+  /** Loads {@code values[0, n)} as a new row, forgetting the previous one; the array must not change while in use. */
   void load(float[] values, int n) {
-    for (int id = 0; id < n; id++) {
-      int bits = Float.floatToRawIntBits(values[id]);
-      int sortable = bits ^ ((bits >> 31) & 0x7fffffff);
-      keys[id] = ((long) ~sortable << 32) | id;
-    }
+    this.values = values;
     this.n = n;
-    this.sorted = 0;
+    loadAll();
+  }
+
+  /** Like {@link #load(float[], int)}, keeping only a prefiltered part sized for about {@code expected} ranks. */
+  void load(float[] values, int n, int expected) {
+    this.values = values;
+    this.n = n;
+    int numSamples = n / SAMPLE_STRIDE;
+    int rank = 4 * expected / SAMPLE_STRIDE + 8;
+    if (n < MIN_PREFILTER_ROW || rank >= numSamples / 2) {
+      loadAll();
+      return;
+    }
+    for (int s = 0; s < numSamples; s++) sampleKeys[s] = key(values, s * SAMPLE_STRIDE);
+    select(sampleKeys, 0, numSamples - 1, rank);
+    float threshold = values[(int) sampleKeys[rank]];
+    int count = 0;
+    for (int id = 0; id < n; id++) {
+      if (values[id] >= threshold) keys[count++] = key(values, id);
+    }
+    if (count < expected) {
+      loadAll();
+      return;
+    }
+    numKeys = count;
+    complete = false;
+    sorted = 0;
+  }
+
+  private void loadAll() {
+    for (int id = 0; id < n; id++) keys[id] = key(values, id);
+    numKeys = n;
+    complete = true;
+    sorted = 0;
+  }
+
+  private static long key(float[] values, int id) {
+    int bits = Float.floatToRawIntBits(values[id]);
+    int sortable = bits ^ ((bits >> 31) & 0x7fffffff);
+    return ((long) ~sortable << 32) | id;
   }
 
   /** Makes ranks {@code [0, min(c, n))} available in descending logit order; returns how many are. */
   int ensureSorted(int c) {
     int target = Math.min(c, n);
+    if (target > numKeys && !complete) loadAll();
     if (target > sorted) {
-      if (target < n) select(sorted, n - 1, target - 1);
+      if (target < numKeys) select(keys, sorted, numKeys - 1, target - 1);
       Arrays.sort(keys, sorted, target);
       sorted = target;
     }
@@ -55,27 +109,27 @@ final class TopSelector {
     return (int) keys[rank];
   }
 
-  /** Rearranges keys[lo, hi] so that keys[k] is the one a sort would put there, smaller ones before it. */
-  private void select(int lo, int hi, int k) {
+  /** Rearranges a[lo, hi] so that a[k] is the one a sort would put there, smaller ones before it. */
+  private static void select(long[] a, int lo, int hi, int k) {
     while (hi > lo) {
       int mid = (lo + hi) >>> 1;
-      // Median of three into keys[mid] as the pivot.
-      if (keys[mid] < keys[lo]) swap(mid, lo);
-      if (keys[hi] < keys[lo]) swap(hi, lo);
-      if (keys[hi] < keys[mid]) swap(hi, mid);
-      long pivot = keys[mid];
+      // Median of three into a[mid] as the pivot.
+      if (a[mid] < a[lo]) swap(a, mid, lo);
+      if (a[hi] < a[lo]) swap(a, hi, lo);
+      if (a[hi] < a[mid]) swap(a, hi, mid);
+      long pivot = a[mid];
       int i = lo;
       int j = hi;
       while (i <= j) {
-        while (keys[i] < pivot) i++;
-        while (keys[j] > pivot) j--;
+        while (a[i] < pivot) i++;
+        while (a[j] > pivot) j--;
         if (i <= j) {
-          swap(i, j);
+          swap(a, i, j);
           i++;
           j--;
         }
       }
-      // Now keys[lo, j] <= pivot <= keys[i, hi] and j < i.
+      // Now a[lo, j] <= pivot <= a[i, hi] and j < i.
       if (k <= j) {
         hi = j;
       } else if (k >= i) {
@@ -86,9 +140,9 @@ final class TopSelector {
     }
   }
 
-  private void swap(int a, int b) {
-    long t = keys[a];
-    keys[a] = keys[b];
-    keys[b] = t;
+  private static void swap(long[] a, int x, int y) {
+    long t = a[x];
+    a[x] = a[y];
+    a[y] = t;
   }
 }

@@ -10,11 +10,11 @@ import org.junit.jupiter.api.Test;
 class TopSelectorTest {
 
   @Test
-  void ensureSorted_growingPrefix_matchesFullSortWithLowerIdFirstOnTies() {
+  void ensureSorted_growingPrefixWithOrWithoutPrefilter_matchesFullSortWithLowerIdFirstOnTies() {
     Random random = new Random(1);
-    TopSelector selector = new TopSelector(5000);
-    for (int trial = 0; trial < 200; trial++) {
-      int n = 1 + random.nextInt(5000);
+    TopSelector selector = new TopSelector(40_000);
+    for (int trial = 0; trial < 150; trial++) {
+      int n = 1 + random.nextInt(trial < 100 ? 5000 : 40_000);
       float[] values = new float[n];
       for (int i = 0; i < n; i++) {
         values[i] = switch (random.nextInt(4)) {
@@ -26,8 +26,12 @@ class TopSelectorTest {
       int[] expected = IntStream.range(0, n).boxed()
           .sorted(Comparator.<Integer>comparingDouble(i -> -values[i]).thenComparingInt(i -> i))
           .mapToInt(Integer::intValue).toArray();
-      selector.load(values, n);
       int c = 1 + random.nextInt(8);
+      if (random.nextBoolean()) {
+        selector.load(values, n);
+      } else {
+        selector.load(values, n, c);
+      }
       int available = 0;
       while (available < n) {
         available = selector.ensureSorted(c);
