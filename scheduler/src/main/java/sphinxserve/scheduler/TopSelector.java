@@ -19,6 +19,12 @@ final class TopSelector {
    * ranks of the row; asking for more ranks than were kept reloads the whole row (also done at once when
    * the sample was unlucky and fewer than `expected` tokens passed).
    *
+   * selectMass(weights, target) is the same quickselect steered by mass instead of rank (weighted
+   * selection, expected O(numKeys)): after partitioning, recurse left if the left part's weight reaches
+   * what is still missing, else take it whole and recurse right. It yields the top-p nucleus as a set
+   * without sorting it; when the prefiltered keys together weigh less than the target it first reloads
+   * the whole row (the one growth step).
+   *
    * Invariant after ensureSorted(c): keys[0, sorted) are the `sorted` smallest keys in ascending order and
    * every key in keys[sorted, numKeys) is larger than all of them. Growing from s to c runs quickselect
    * (median-of-three Hoare partitioning, expected O(numKeys - s)) on keys[s, numKeys) to move the next
@@ -104,6 +110,42 @@ final class TopSelector {
     return target;
   }
 
+  /**
+   * Moves the {@code r} most likely tokens to ranks {@code [0, r)}, for the smallest {@code r} whose
+   * {@code weights[id]} sum reaches {@code target} (every token when none does), in an arbitrary but
+   * deterministic order; returns {@code r}. Reloads the whole row when the prefiltered part is too light.
+   */
+  int selectMass(float[] weights, double target) {
+    if (!complete) {
+      double loaded = 0;
+      for (int k = 0; k < numKeys; k++) loaded += weights[(int) keys[k]];
+      if (loaded < target) loadAll();
+    }
+    sorted = 0; // the prefix is selected, not sorted
+    int lo = 0;
+    int hi = numKeys - 1;
+    double mass = 0; // of ranks [0, lo)
+    while (lo < hi) {
+      long bounds = partition(keys, lo, hi);
+      int j = (int) (bounds >> 32);
+      int i = (int) bounds;
+      double left = 0;
+      for (int k = lo; k <= j; k++) left += weights[(int) keys[k]];
+      if (mass + left >= target) {
+        hi = j;
+        continue;
+      }
+      mass += left;
+      if (j + 1 < i) { // the pivot, alone between the parts
+        mass += weights[(int) keys[j + 1]];
+        if (mass >= target) return j + 2;
+      }
+      if (i > hi) return hi + 1;
+      lo = i;
+    }
+    return Math.min(lo + 1, numKeys);
+  }
+
   /** Token id at rank {@code rank} (0 = most likely); valid for ranks below the last {@link #ensureSorted}. */
   int id(int rank) {
     return (int) keys[rank];
@@ -112,24 +154,9 @@ final class TopSelector {
   /** Rearranges a[lo, hi] so that a[k] is the one a sort would put there, smaller ones before it. */
   private static void select(long[] a, int lo, int hi, int k) {
     while (hi > lo) {
-      int mid = (lo + hi) >>> 1;
-      // Median of three into a[mid] as the pivot.
-      if (a[mid] < a[lo]) swap(a, mid, lo);
-      if (a[hi] < a[lo]) swap(a, hi, lo);
-      if (a[hi] < a[mid]) swap(a, hi, mid);
-      long pivot = a[mid];
-      int i = lo;
-      int j = hi;
-      while (i <= j) {
-        while (a[i] < pivot) i++;
-        while (a[j] > pivot) j--;
-        if (i <= j) {
-          swap(a, i, j);
-          i++;
-          j--;
-        }
-      }
-      // Now a[lo, j] <= pivot <= a[i, hi] and j < i.
+      long bounds = partition(a, lo, hi);
+      int j = (int) (bounds >> 32);
+      int i = (int) bounds;
       if (k <= j) {
         hi = j;
       } else if (k >= i) {
@@ -138,6 +165,31 @@ final class TopSelector {
         return;
       }
     }
+  }
+
+  /**
+   * Hoare partition of distinct keys a[lo, hi] (lo < hi) around a median-of-three pivot. Returns j and i
+   * packed as (j << 32) | i: a[lo, j] are below the pivot or equal to it, a[i, hi] above or equal, and when
+   * j + 1 < i the pivot itself sits alone at j + 1.
+   */
+  private static long partition(long[] a, int lo, int hi) {
+    int mid = (lo + hi) >>> 1;
+    if (a[mid] < a[lo]) swap(a, mid, lo);
+    if (a[hi] < a[lo]) swap(a, hi, lo);
+    if (a[hi] < a[mid]) swap(a, hi, mid);
+    long pivot = a[mid];
+    int i = lo;
+    int j = hi;
+    while (i <= j) {
+      while (a[i] < pivot) i++;
+      while (a[j] > pivot) j--;
+      if (i <= j) {
+        swap(a, i, j);
+        i++;
+        j--;
+      }
+    }
+    return ((long) j << 32) | i;
   }
 
   private static void swap(long[] a, int x, int y) {
