@@ -17,24 +17,25 @@ final class Sampler {
    *      space min-p is a constant threshold: p[i] >= minP * p[max] <=> w[i] >= minP. Truncations keep a
    *      prefix of the tokens in descending order and compose as min-p, top-k, then top-p over the survivors
    *      renormalised (top-p keeps the smallest prefix whose mass reaches topP times the survivors' mass):
-   *        - top-k on: TopSelector sorts the k best; cut at min-p; cut at top-p.
-   *        - top-k off, top-p on ("growth"): the survivors' mass M is Z (or the min-p masked sum); the
-   *          selector sorts the best 64, then 256, 1024, ... (x4) ranks, walking and accumulating, until
-   *          the mass reaches topP * M, a min-p cut is met, or the row is exhausted. Peaked LLM rows stop
-   *          after the first round; a flat row degrades gracefully to O(V log V), never worse.
+   *        - top-k on: TopSelector (prefiltered to about 4k tokens) sorts the k best; cut at min-p; cut at
+   *          top-p.
+   *        - top-k off, top-p on: the survivors' mass M is Z (or the min-p masked sum). The candidate set
+   *          is the selector's prefilter sized for NUCLEUS_CANDIDATES ranks (about 1,150 tokens); a
+   *          weighted quickselect (TopSelector.selectMass) finds the smallest top set whose mass reaches
+   *          topP * M, growing the candidates to the whole row when they weigh too little (flat rows).
+   *          Expected O(V) either way, no sort; min-p survivors are a prefix of the sorted order, so the
+   *          nucleus is computed on raw weights and the min-p mask applied in the draw.
    *        - only min-p: one pass over the row with w[i] < minP counted as 0.
    *        - none: the full distribution.
    *      One u = random.nextDouble() picks the token where the running mass of the kept tokens first
-   *      exceeds u times their total (ranks in order for a prefix, ids in order for a full pass); strictly
+   *      exceeds u times their total (in the selector's rank order for a prefix: sorted for top-k, selection
+   *      order for top-p alone; ids in order for a full pass); strictly
    *      exceeds, so a zero-weight token is never drawn.
    * Log-probabilities (SampledToken) are x[i]/T - max/T - log Z: before truncation.
    */
 
-  /** Ranks sorted in the first round of top-p growth. */
-  static final int INITIAL_CANDIDATES = 64;
-
-  /** Factor by which top-p growth enlarges the sorted prefix each round. */
-  static final int GROWTH = 4;
+  /** Ranks the top-p candidate set is sized for before it grows to the whole row. */
+  static final int NUCLEUS_CANDIDATES = 256;
 
   private final int vocabSize;
   private final RowMath math;
@@ -93,7 +94,7 @@ final class Sampler {
       if (params.logprobs() == 0) return SampledToken.of(chosen);
     }
     float logprob = (logits[chosen] - max) * scale - logZ;
-    if (!selectorLoaded) selector.load(logits, vocabSize);
+    if (!selectorLoaded) selector.load(logits, vocabSize, params.logprobs());
     int numTop = selector.ensureSorted(params.logprobs());
     int[] topIds = new int[numTop];
     float[] topLogprobs = new float[numTop];
@@ -108,16 +109,16 @@ final class Sampler {
   private int draw(float[] logits, float z, int topK, float topP, float minP, SplittableRandom random) {
     double u = random.nextDouble();
     if (topK > 0) {
-      selector.load(logits, vocabSize);
+      selector.load(logits, vocabSize, topK);
       int kept = selector.ensureSorted(topK);
       kept = cutMinP(kept, minP);
       if (topP < 1f) kept = cutTopP(kept, topP * prefixMass(kept));
-      return drawPrefix(kept, u);
+      return drawPrefix(kept, u, 0f);
     }
     if (topP < 1f) {
-      selector.load(logits, vocabSize);
+      selector.load(logits, vocabSize, NUCLEUS_CANDIDATES);
       double target = topP * (minP > 0f ? math.sumAtLeast(weights, vocabSize, minP) : z);
-      return drawPrefix(nucleus(target, minP), u);
+      return drawPrefix(selector.selectMass(weights, target), u, minP);
     }
     if (minP > 0f) return drawRow(u * math.sumAtLeast(weights, vocabSize, minP), minP);
     return drawRow(u * z, 0f);
@@ -142,37 +143,36 @@ final class Sampler {
     return kept;
   }
 
-  /** Top-p without top-k: grows the sorted prefix until its mass reaches {@code target}; returns its length. */
-  private int nucleus(double target, float minP) {
-    double mass = 0;
-    int r = 0;
-    for (int c = INITIAL_CANDIDATES; ; c = (int) Math.min((long) c * GROWTH, vocabSize)) {
-      int available = selector.ensureSorted(c);
-      for (; r < available; r++) {
-        float w = weights[selector.id(r)];
-        if (w < minP && r > 0) return r;
-        mass += w;
-        if (mass >= target) return r + 1;
-      }
-      if (available == vocabSize) return available;
-    }
+  private double prefixMass(int kept) {
+    return prefixMass(kept, 0f);
   }
 
-  private double prefixMass(int kept) {
+  private double prefixMass(int kept, float minP) {
     double mass = 0;
-    for (int r = 0; r < kept; r++) mass += weights[selector.id(r)];
+    for (int r = 0; r < kept; r++) {
+      float w = weights[selector.id(r)];
+      if (w >= minP) mass += w;
+    }
     return mass;
   }
 
-  /** The rank where the running mass of ranks {@code [0, kept)} first exceeds {@code u} times their total. */
-  private int drawPrefix(int kept, double u) {
-    double target = u * prefixMass(kept);
+  /**
+   * The id at the rank where the running mass of ranks {@code [0, kept)} (weights below {@code minP} as 0)
+   * first exceeds {@code u} times their total.
+   */
+  private int drawPrefix(int kept, double u, float minP) {
+    double target = u * prefixMass(kept, minP);
     double mass = 0;
+    int last = selector.id(0);
     for (int r = 0; r < kept; r++) {
-      mass += weights[selector.id(r)];
-      if (mass > target) return selector.id(r);
+      float w = weights[selector.id(r)];
+      if (w > 0f && w >= minP) {
+        mass += w;
+        last = selector.id(r);
+        if (mass > target) return last;
+      }
     }
-    return selector.id(0); // only when every kept weight is 0, which rank 0 (w = 1) rules out
+    return last; // not reached: the most likely token (w = 1) is among the kept ranks
   }
 
   /** The id where the running mass over the whole row (weights below {@code minP} as 0) first exceeds {@code target}. */
