@@ -55,6 +55,7 @@ public final class Engine implements AutoCloseable {
   private final KvCacheManager kv;
   private final EngineConfig config;
   private final ModelSpec spec;
+  private final ParallelSampler sampler;
   private final Scheduler scheduler;
   private final EngineStats stats = new EngineStats();
   private final ConcurrentLinkedQueue<Object> commands = new ConcurrentLinkedQueue<>();
@@ -74,7 +75,8 @@ public final class Engine implements AutoCloseable {
     this.kv = kv;
     this.config = config;
     this.spec = runtime.spec();
-    this.scheduler = new Scheduler(kv, config, new Sampler(spec.vocabSize()), spec.maxContextTokens(), stats, numQueued::decrementAndGet);
+    this.sampler = new ParallelSampler(spec.vocabSize(), config.samplingThreads());
+    this.scheduler = new Scheduler(kv, config, sampler, spec.maxContextTokens(), stats, numQueued::decrementAndGet);
     this.thread = Thread.ofPlatform().name("sphinx-engine").unstarted(this::loop);
   }
 
@@ -145,6 +147,7 @@ public final class Engine implements AutoCloseable {
     } finally {
       drainCommands();
       scheduler.finishAll(FinishReason.ABORTED, "the engine is shutting down", System.nanoTime());
+      sampler.close();
     }
   }
 

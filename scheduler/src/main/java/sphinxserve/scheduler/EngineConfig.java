@@ -10,9 +10,11 @@ package sphinxserve.scheduler;
  *     low-priority work cannot starve under a steady stream of higher-priority work
  * @param admissionWatermark fraction of blocks kept free when admitting new requests, so that running
  *     decodes do not need to preempt right after an admission
+ * @param samplingThreads threads that sample a step's rows (the engine thread included); the model's own
+ *     threads are idle meanwhile, so one per core
  */
 public record EngineConfig(int maxNumSeqs, int maxNumBatchedTokens, int maxWaiting, double priorityAgingSeconds,
-    double admissionWatermark) {
+    double admissionWatermark, int samplingThreads) {
 
   public EngineConfig {
     if (maxNumSeqs < 1) throw new IllegalArgumentException("maxNumSeqs must be >= 1");
@@ -20,30 +22,35 @@ public record EngineConfig(int maxNumSeqs, int maxNumBatchedTokens, int maxWaiti
     if (maxWaiting < 0) throw new IllegalArgumentException("maxWaiting must be >= 0");
     if (!(priorityAgingSeconds > 0)) throw new IllegalArgumentException("priorityAgingSeconds must be > 0");
     if (admissionWatermark < 0 || admissionWatermark >= 1) throw new IllegalArgumentException("admissionWatermark must be in [0, 1)");
+    if (samplingThreads < 1) throw new IllegalArgumentException("samplingThreads must be >= 1");
   }
 
-  /** 64 sequences, 2,048 tokens per step, 256 waiting, +1 priority per 10 s waited, 1% watermark. */
+  /** 64 sequences, 2,048 tokens per step, 256 waiting, +1 priority per 10 s waited, 1% watermark, a sampling thread per core. */
   public static EngineConfig defaults() {
-    return new EngineConfig(64, 2048, 256, 10.0, 0.01);
+    return new EngineConfig(64, 2048, 256, 10.0, 0.01, Runtime.getRuntime().availableProcessors());
   }
 
   public EngineConfig withMaxNumSeqs(int value) {
-    return new EngineConfig(value, maxNumBatchedTokens, maxWaiting, priorityAgingSeconds, admissionWatermark);
+    return new EngineConfig(value, maxNumBatchedTokens, maxWaiting, priorityAgingSeconds, admissionWatermark, samplingThreads);
   }
 
   public EngineConfig withMaxNumBatchedTokens(int value) {
-    return new EngineConfig(maxNumSeqs, value, maxWaiting, priorityAgingSeconds, admissionWatermark);
+    return new EngineConfig(maxNumSeqs, value, maxWaiting, priorityAgingSeconds, admissionWatermark, samplingThreads);
   }
 
   public EngineConfig withMaxWaiting(int value) {
-    return new EngineConfig(maxNumSeqs, maxNumBatchedTokens, value, priorityAgingSeconds, admissionWatermark);
+    return new EngineConfig(maxNumSeqs, maxNumBatchedTokens, value, priorityAgingSeconds, admissionWatermark, samplingThreads);
   }
 
   public EngineConfig withPriorityAgingSeconds(double value) {
-    return new EngineConfig(maxNumSeqs, maxNumBatchedTokens, maxWaiting, value, admissionWatermark);
+    return new EngineConfig(maxNumSeqs, maxNumBatchedTokens, maxWaiting, value, admissionWatermark, samplingThreads);
+  }
+
+  public EngineConfig withSamplingThreads(int value) {
+    return new EngineConfig(maxNumSeqs, maxNumBatchedTokens, maxWaiting, priorityAgingSeconds, admissionWatermark, value);
   }
 
   public EngineConfig withAdmissionWatermark(double value) {
-    return new EngineConfig(maxNumSeqs, maxNumBatchedTokens, maxWaiting, priorityAgingSeconds, value);
+    return new EngineConfig(maxNumSeqs, maxNumBatchedTokens, maxWaiting, priorityAgingSeconds, value, samplingThreads);
   }
 }

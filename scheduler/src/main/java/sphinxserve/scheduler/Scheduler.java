@@ -49,11 +49,10 @@ final class Scheduler {
 
   private final KvCacheManager kv;
   private final EngineConfig config;
-  private final Sampler sampler;
+  private final ParallelSampler sampler;
   private final EngineStats stats;
   private final int maxContextTokens;
   private final int watermarkBlocks;
-  private final float[] logits;
   private final Runnable onLeftQueue;
 
   private final List<Request> waiting = new ArrayList<>();
@@ -64,7 +63,7 @@ final class Scheduler {
    * @param onLeftQueue called once per request when it first leaves the waiting queue (first admission, or
    *     finishing before it), so the engine's bound on waiting requests counts accepted, never-admitted ones
    */
-  Scheduler(KvCacheManager kv, EngineConfig config, Sampler sampler, int maxContextTokens, EngineStats stats, Runnable onLeftQueue) {
+  Scheduler(KvCacheManager kv, EngineConfig config, ParallelSampler sampler, int maxContextTokens, EngineStats stats, Runnable onLeftQueue) {
     this.kv = kv;
     this.onLeftQueue = onLeftQueue;
     this.config = config;
@@ -72,7 +71,6 @@ final class Scheduler {
     this.maxContextTokens = maxContextTokens;
     this.stats = stats;
     this.watermarkBlocks = (int) Math.ceil(config.admissionWatermark() * kv.numBlocks());
-    this.logits = new float[sampler.vocabSize()];
   }
 
   void add(Request request) {
@@ -231,16 +229,24 @@ final class Scheduler {
 
   /** Records the plan's computed tokens, samples where logits came back, emits output, finishes requests. */
   void apply(StepPlan plan, StepOutput output, long nowNanos) {
-    int row = 0;
+    List<Request> sampled = new ArrayList<>();
+    List<SamplingState> states = new ArrayList<>();
     for (int i = 0; i < plan.requests().size(); i++) {
       Request r = plan.requests().get(i);
       SequenceStep step = plan.steps().get(i);
+      if (step.wantLogits()) { // its logits row exists whatever happened to the request meanwhile
+        sampled.add(r);
+        states.add(r.sampling);
+      }
       if (r.finished || !running.contains(r)) continue; // aborted while the step ran
       r.numComputed = step.endPosition();
       kv.markComputed(r.seqId, r.tokens, r.numComputed);
-      if (!step.wantLogits()) continue;
-      output.copyRow(row++, logits);
-      SampledToken token = sampler.sample(logits, r.sampling);
+    }
+    SampledToken[] tokens = sampler.sampleAll(output, states);
+    for (int i = 0; i < tokens.length; i++) {
+      Request r = sampled.get(i);
+      if (r.finished || !running.contains(r)) continue;
+      SampledToken token = tokens[i];
       r.sampling.append(token.tokenId());
       r.appendToken(token.tokenId());
       if (r.firstTokenNanos < 0) {

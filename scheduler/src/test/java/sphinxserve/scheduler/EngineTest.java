@@ -110,6 +110,7 @@ class EngineTest {
     engine.abort("a");
     assertEquals(FinishReason.ABORTED, aborted.await().reason);
 
+    runtime.beforeStep(batch -> sleepMillis(1)); // 3,000 tokens take seconds: the deadline comes first
     SamplingParams params = SamplingParams.builder().maxTokens(3000).temperature(0).build();
     CollectingSink expired = new CollectingSink();
     engine.submit(new EngineRequest("d", prompt(30, 2), null, 0, params, 0, System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(100), null, expired));
