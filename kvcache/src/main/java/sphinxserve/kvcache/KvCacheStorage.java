@@ -13,7 +13,7 @@ import java.nio.ByteOrder;
  * <p>The decoder graph writes into these pools in place: ONNX Runtime wraps a direct buffer without copying
  * it, and does not fix byte order, so every buffer handed out is <b>native-order</b> (a big-endian view would
  * silently produce garbage). Block contents are written only by the runtime during a step and by
- * {@link #copyBlock} (copy-on-write) on the engine thread between steps.
+ * {@link #copyBlock} (copy-on-write) on the engine thread between steps ({@link #writeSlot} is for tests and tools).
  *
  * <p>Closing frees the native memory at once; any buffer obtained before then must no longer be used (the
  * arena invalidates the segments, so Java-side access fails rather than reading freed memory).
