@@ -110,8 +110,10 @@ final class SphinxServiceTest {
     for (var c : calls) assertFalse(c.get(30, TimeUnit.SECONDS).getCached());
     List<Integer> batches = NODE.runtime().encodeCalls().subList(before, NODE.runtime().encodeCalls().size());
     assertEquals(numImages * numViews, batches.stream().mapToInt(Integer::intValue).sum(), "views encoded: " + batches);
-    assertEquals(2, batches.size(), "one call for the first image, one for the rest: " + batches);
-    assertEquals((numImages - 1) * numViews, batches.get(1), "the waiting images went as one batch: " + batches);
+    // The first call took what was queued when it started; every image that queued meanwhile went in at most
+    // one more call, so 5 images took at most 2 calls and one of them carried at least 3 images.
+    assertTrue(batches.size() <= 2, "at most two encoder calls: " + batches);
+    assertTrue(batches.stream().mapToInt(Integer::intValue).max().orElseThrow() >= 3 * numViews, "batched: " + batches);
   }
 
   @Test
