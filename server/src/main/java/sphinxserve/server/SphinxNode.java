@@ -38,6 +38,9 @@ public final class SphinxNode implements AutoCloseable {
 
   private static final System.Logger LOG = System.getLogger(SphinxNode.class.getName());
 
+  /** Stack of the thread that opens the model (see {@link #main}). */
+  private static final long OPEN_STACK_BYTES = 64L << 20;
+
   private final Server server;
   private final HealthStatusManager health;
   private final SphinxService service;
@@ -169,9 +172,24 @@ public final class SphinxNode implements AutoCloseable {
       System.exit(2);
       return;
     }
-    SphinxNode node = open(config, BackendFactory.unwired());
+    // Opening runs on a thread with a large stack: with the launcher's default 1 MiB thread stack, loading
+    // the bundle crashes the JVM (SIGSEGV, no hs_err) in native code; the test JVM never hits it because
+    // bundles open on other threads there. Observed on Temurin 25 with the TEST bundle.
+    SphinxNode[] opened = new SphinxNode[1];
+    RuntimeException[] failed = new RuntimeException[1];
+    Thread opener = new Thread(null, () -> {
+      try {
+        opened[0] = open(config, BackendFactory.unwired());
+      } catch (RuntimeException e) {
+        failed[0] = e;
+      }
+    }, "sphinx-open", OPEN_STACK_BYTES);
+    opener.start();
+    opener.join();
+    if (failed[0] != null) throw failed[0];
+    SphinxNode node = opened[0];
     Runtime.getRuntime().addShutdownHook(new Thread(node::close, "sphinx-shutdown"));
-    LOG.log(System.Logger.Level.INFO, "sphinx-serve listening on port {0}", node.port());
+    LOG.log(System.Logger.Level.INFO, "sphinx-serve listening on port " + node.port());
     node.awaitTermination();
   }
 }
