@@ -1,0 +1,17 @@
+package sphinxserve.server;
+
+import sphinxserve.api.ModelRuntime;
+import sphinxserve.kvcache.KvCacheStorage;
+
+/** Creates the node's {@link GenerationBackend} over the opened model and its KV storage. */
+@FunctionalInterface
+public interface BackendFactory {
+
+  /** The backend that drives {@code runtime}, whose decoder writes {@code kvStorage}, within {@code config}'s limits. */
+  GenerationBackend create(ModelRuntime runtime, KvCacheStorage kvStorage, NodeConfig config);
+
+  /** The placeholder: every Generate fails with UNAVAILABLE "generation engine not wired". */
+  static BackendFactory unwired() {
+    return (runtime, kvStorage, config) -> new UnwiredBackend();
+  }
+}

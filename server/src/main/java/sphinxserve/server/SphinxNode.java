@@ -1,0 +1,195 @@
+package sphinxserve.server;
+
+import dev.sphinxserve.proto.v1.SphinxGrpc;
+import io.grpc.Server;
+import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
+import io.grpc.netty.NettyServerBuilder;
+import io.grpc.protobuf.services.HealthStatusManager;
+import io.grpc.protobuf.services.ProtoReflectionServiceV1;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.InetSocketAddress;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import sphinxserve.api.ModelRuntime;
+import sphinxserve.kvcache.KvCacheStorage;
+import sphinxserve.runtime.bundle.Bundle;
+import sphinxserve.runtime.engine.OnnxModelRuntime;
+import sphinxserve.runtime.engine.RuntimeOptions;
+import sphinxserve.server.image.ImageCache;
+
+/**
+ * A running sphinx-serve node: the Netty gRPC server with {@code sphinx.v1.Sphinx}, {@code grpc.health.v1.Health}
+ * and server reflection, over one model.
+ *
+ * <p>Lifecycle: {@link #open} loads the bundle, allocates the KV storage, opens the ONNX Runtime model, builds
+ * the image cache and the backend, starts the server and only then reports SERVING. {@link #close} shuts down
+ * in STYLE.md's order: health enters its terminal state (NOT_SERVING) → the service stops admitting
+ * (UNAVAILABLE) → {@code server.shutdown()} → wait for in-flight calls up to {@code --drain-seconds} →
+ * {@code shutdownNow()} → backend → image cache → ONNX sessions and native KV memory.
+ */
+public final class SphinxNode implements AutoCloseable {
+
+  private static final System.Logger LOG = System.getLogger(SphinxNode.class.getName());
+
+  /** Stack of the thread that opens the model (see {@link #main}). */
+  private static final long OPEN_STACK_BYTES = 64L << 20;
+
+  private final Server server;
+  private final HealthStatusManager health;
+  private final SphinxService service;
+  private final GenerationBackend backend;
+  private final ImageCache images;
+  private final ExecutorService streamExecutor;
+  private final List<AutoCloseable> owned;
+  private final int drainSeconds;
+  private final AtomicBoolean closed = new AtomicBoolean();
+
+  private SphinxNode(NodeConfig config, Bundle bundle, ModelRuntime runtime, GenerationBackend backend, List<AutoCloseable> owned) {
+    this.backend = backend;
+    this.owned = owned;
+    this.drainSeconds = config.drainSeconds();
+    this.images = new ImageCache(runtime, config.imageCacheConfig());
+    this.streamExecutor = Executors.newVirtualThreadPerTaskExecutor();
+    this.service = new SphinxService(runtime.spec(), bundle.manifest().getTemplate().getName(), runtime.tokenizer(),
+        images, backend, config, streamExecutor);
+    this.health = new HealthStatusManager();
+    Server started = NettyServerBuilder.forAddress(new InetSocketAddress(config.port()))
+        .maxInboundMessageSize(config.maxMessageBytes())
+        .addService(service)
+        .addService(health.getHealthService())
+        .addService(ProtoReflectionServiceV1.newInstance())
+        .build();
+    try {
+      started.start();
+    } catch (IOException e) {
+      images.close();
+      streamExecutor.shutdownNow();
+      throw new UncheckedIOException("cannot listen on port " + config.port() + ": " + e.getMessage(), e);
+    }
+    this.server = started;
+    health.setStatus(HealthStatusManager.SERVICE_NAME_ALL_SERVICES, ServingStatus.SERVING);
+    health.setStatus(SphinxGrpc.SERVICE_NAME, ServingStatus.SERVING);
+  }
+
+  /**
+   * Opens the model {@code config} names and serves it with the backend {@code backends} creates. The node
+   * owns everything it opened and closes it in {@link #close}.
+   */
+  public static SphinxNode open(NodeConfig config, BackendFactory backends) {
+    List<AutoCloseable> owned = new ArrayList<>();
+    try {
+      Path dir = EmbeddedBundles.resolve(config);
+      Bundle bundle = Bundle.open(dir);
+      KvCacheStorage kv = new KvCacheStorage(OnnxModelRuntime.kvLayoutFor(bundle.spec(), config.kvBlockSize(), config.kvBlocks()));
+      owned.addFirst(kv);
+      RuntimeOptions cpu = RuntimeOptions.cpu();
+      OnnxModelRuntime runtime = OnnxModelRuntime.open(bundle, new RuntimeOptions(cpu.provider(), 0, config.ortThreads(), false), kv);
+      owned.addFirst(runtime); // closed before the storage it reads
+      GenerationBackend backend = backends.create(runtime, kv, config);
+      return new SphinxNode(config, bundle, runtime, backend, owned);
+    } catch (RuntimeException e) {
+      closeAll(owned);
+      throw e;
+    }
+  }
+
+  /**
+   * Serves {@code runtime} (opened over {@code bundle} by the caller, who keeps owning it) with
+   * {@code backend}, which the node closes. For tests and embedding.
+   */
+  public static SphinxNode start(NodeConfig config, Bundle bundle, ModelRuntime runtime, GenerationBackend backend) {
+    return new SphinxNode(config, bundle, runtime, backend, new ArrayList<>());
+  }
+
+  /** The port the server listens on (the real one when configured with 0). */
+  public int port() {
+    return server.getPort();
+  }
+
+  /** The image cache, for metrics. */
+  public ImageCache images() {
+    return images;
+  }
+
+  /** Blocks until the server terminates. */
+  public void awaitTermination() throws InterruptedException {
+    server.awaitTermination();
+  }
+
+  /** Drains and stops the node (see the class comment for the order); idempotent. */
+  @Override
+  public void close() {
+    if (!closed.compareAndSet(false, true)) return;
+    health.enterTerminalState();
+    service.startDraining();
+    server.shutdown();
+    try {
+      if (!server.awaitTermination(drainSeconds, TimeUnit.SECONDS)) {
+        LOG.log(System.Logger.Level.WARNING, "in-flight calls still running after {0} s; cancelling them", drainSeconds);
+        server.shutdownNow();
+        server.awaitTermination(5, TimeUnit.SECONDS);
+      }
+    } catch (InterruptedException e) {
+      server.shutdownNow();
+      Thread.currentThread().interrupt();
+    }
+    List<AutoCloseable> all = new ArrayList<>();
+    all.add(backend);
+    all.add(images);
+    all.add(streamExecutor::shutdown);
+    all.addAll(owned);
+    closeAll(all);
+  }
+
+  private static void closeAll(List<AutoCloseable> resources) {
+    for (AutoCloseable r : resources) {
+      try {
+        r.close();
+      } catch (Exception e) {
+        LOG.log(System.Logger.Level.WARNING, "closing " + r + " failed", e);
+      }
+    }
+  }
+
+  /** Runs a node until SIGTERM / SIGINT, then drains. {@code --help} lists the options. */
+  public static void main(String[] args) throws InterruptedException {
+    if (List.of(args).contains("--help")) {
+      System.out.print(NodeConfig.usage());
+      return;
+    }
+    NodeConfig config;
+    try {
+      config = NodeConfig.parse(args, Map.copyOf(System.getenv()));
+    } catch (IllegalArgumentException e) {
+      System.err.println("error: " + e.getMessage());
+      System.exit(2);
+      return;
+    }
+    // Opening runs on a thread with a large stack: with the launcher's default 1 MiB thread stack, loading
+    // the bundle crashes the JVM (SIGSEGV, no hs_err) in native code; the test JVM never hits it because
+    // bundles open on other threads there. Observed on Temurin 25 with the TEST bundle.
+    SphinxNode[] opened = new SphinxNode[1];
+    RuntimeException[] failed = new RuntimeException[1];
+    Thread opener = new Thread(null, () -> {
+      try {
+        opened[0] = open(config, BackendFactory.unwired());
+      } catch (RuntimeException e) {
+        failed[0] = e;
+      }
+    }, "sphinx-open", OPEN_STACK_BYTES);
+    opener.start();
+    opener.join();
+    if (failed[0] != null) throw failed[0];
+    SphinxNode node = opened[0];
+    Runtime.getRuntime().addShutdownHook(new Thread(node::close, "sphinx-shutdown"));
+    LOG.log(System.Logger.Level.INFO, "sphinx-serve listening on port " + node.port());
+    node.awaitTermination();
+  }
+}

@@ -1,0 +1,184 @@
+package sphinxserve.server;
+
+import dev.sphinxserve.proto.v1.Content;
+import dev.sphinxserve.proto.v1.GenerateRequest;
+import dev.sphinxserve.proto.v1.GenerateResponse;
+import dev.sphinxserve.proto.v1.GetModelInfoRequest;
+import dev.sphinxserve.proto.v1.Limits;
+import dev.sphinxserve.proto.v1.ModelInfo;
+import dev.sphinxserve.proto.v1.PutImageRequest;
+import dev.sphinxserve.proto.v1.PutImageResponse;
+import dev.sphinxserve.proto.v1.SphinxGrpc;
+import io.grpc.Context;
+import io.grpc.Deadline;
+import io.grpc.Status;
+import io.grpc.stub.ServerCallStreamObserver;
+import io.grpc.stub.StreamObserver;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executor;
+import java.util.concurrent.TimeUnit;
+import sphinxserve.api.ModelSpec;
+import sphinxserve.api.TextTokenizer;
+import sphinxserve.server.image.EncodedImage;
+import sphinxserve.server.image.ImageCache;
+import sphinxserve.server.image.ImageRejectedException;
+
+/**
+ * The {@code sphinx.v1.Sphinx} service: validates, renders, resolves the image, hands Generate to the
+ * {@link GenerationBackend}; serves PutImage and GetModelInfo itself.
+ *
+ * <p>Generate, in order, failing fast and cheaply: (1) field validation ({@link RequestValidator}); (2)
+ * prompt rendering and the context checks, before any image work, since they only need the image's token
+ * count; (3) the image: bytes go through the {@link ImageCache} (single flight, batched encoding), a digest
+ * must already be held (NOT_FOUND otherwise); (4) {@link GenerationBackend#submit}. Steps 3–4 run when the
+ * image future completes, so no gRPC thread waits for the encoder. Every outcome, errors included, reaches
+ * the client through the call's {@link StreamSink}, which serialises writes.
+ */
+final class SphinxService extends SphinxGrpc.SphinxImplBase {
+
+  private final ModelSpec spec;
+  private final String templateName;
+  private final PromptRenderer renderer;
+  private final ImageCache images;
+  private final GenerationBackend backend;
+  private final NodeConfig config;
+  private final Executor executor;
+  private volatile boolean draining;
+
+  SphinxService(ModelSpec spec, String templateName, TextTokenizer tokenizer, ImageCache images,
+      GenerationBackend backend, NodeConfig config, Executor executor) {
+    this.spec = spec;
+    this.templateName = templateName;
+    this.renderer = new PromptRenderer(spec, tokenizer);
+    this.images = images;
+    this.backend = backend;
+    this.config = config;
+    this.executor = executor;
+  }
+
+  /** Refuses new Generate and PutImage calls with UNAVAILABLE from now on. */
+  void startDraining() {
+    draining = true;
+  }
+
+  @Override
+  public void generate(GenerateRequest request, StreamObserver<GenerateResponse> observer) {
+    long arrival = System.nanoTime();
+    StreamSink sink = new StreamSink((ServerCallStreamObserver<GenerateResponse>) observer, executor);
+    Deadline deadline = Context.current().getDeadline();
+    long deadlineNanos = deadline == null ? Long.MAX_VALUE : arrival + deadline.timeRemaining(TimeUnit.NANOSECONDS);
+    if (draining) {
+      sink.fail(Status.UNAVAILABLE.withDescription("node is draining; retry on another node"));
+      return;
+    }
+    String imageField = "image";
+    try {
+      RequestValidator.Valid valid = RequestValidator.validate(request);
+      sink.onCancel(() -> backend.abort(valid.requestId()));
+      RequestValidator.ImageRef ref = valid.image();
+      int[] prompt = renderer.render(request.getMessagesList(), ref != null);
+      int maxNewTokens = checkContext(prompt.length, ref != null, request);
+      CompletableFuture<PreparedRequest.ImageInput> image;
+      if (ref == null) {
+        image = CompletableFuture.completedFuture(null);
+      } else if (ref.content().getKindCase() == Content.KindCase.IMAGE) {
+        imageField = ref.field() + ".image";
+        image = images.put(ref.content().getImage().toByteArray())
+            .thenApply(r -> new PreparedRequest.ImageInput(r.image().embeddings(), PromptRenderer.IMAGE_START, r.cacheHit()));
+      } else {
+        String digest = ref.content().getImageDigest();
+        CompletableFuture<EncodedImage> held = images.lookup(digest).orElseThrow(() -> RequestException.notFound(
+            ref.field() + ".image_digest", "image " + digest + " is not held by this node; resend the image bytes (content.image) or PutImage it first"));
+        image = held.thenApply(e -> new PreparedRequest.ImageInput(e.embeddings(), PromptRenderer.IMAGE_START, true));
+      }
+      String field = imageField;
+      image.whenComplete((input, error) -> {
+        if (error != null) {
+          sink.fail(Statuses.of(error, field));
+        } else if (!sink.isCancelled()) {
+          backend.submit(new PreparedRequest(valid.requestId(), prompt, Optional.ofNullable(input), request.getSampling(),
+              maxNewTokens, request.getPriority(), arrival, deadlineNanos), sink);
+        }
+      });
+    } catch (RequestException | ImageRejectedException e) {
+      sink.fail(Statuses.of(e, imageField));
+    }
+  }
+
+  /** Checks that the prompt and the requested tokens fit the context; returns the tokens to generate at most. */
+  private int checkContext(int numPromptTokens, boolean withImage, GenerateRequest request) {
+    int context = spec.maxContextTokens();
+    if (numPromptTokens >= context) {
+      throw RequestException.invalid("messages", "the prompt takes " + numPromptTokens + " tokens"
+          + (withImage ? " (" + spec.vision().tokensPerImage() + " of them the image)" : "")
+          + ", but the model's context holds " + context + " including at least one generated token");
+    }
+    long room = context - numPromptTokens;
+    long maxTokens = Integer.toUnsignedLong(request.getSampling().getMaxTokens());
+    if (maxTokens > room) {
+      throw RequestException.invalid("sampling.max_tokens", maxTokens + " tokens after a prompt of " + numPromptTokens
+          + " exceed the model's context of " + context + " (at most " + room + ")");
+    }
+    long minTokens = Integer.toUnsignedLong(request.getSampling().getMinTokens());
+    if (minTokens > room) {
+      throw RequestException.invalid("sampling.min_tokens", minTokens + " tokens after a prompt of " + numPromptTokens
+          + " exceed the model's context of " + context + " (at most " + room + ")");
+    }
+    return (int) (maxTokens == 0 ? room : maxTokens);
+  }
+
+  @Override
+  public void putImage(PutImageRequest request, StreamObserver<PutImageResponse> observer) {
+    if (draining) {
+      observer.onError(Status.UNAVAILABLE.withDescription("node is draining; retry on another node").asRuntimeException());
+      return;
+    }
+    CompletableFuture<ImageCache.Result> result;
+    try {
+      result = images.put(request.getImage().toByteArray());
+    } catch (ImageRejectedException e) {
+      observer.onError(Statuses.of(e, "image").asRuntimeException());
+      return;
+    }
+    result.whenComplete((r, error) -> {
+      if (error != null) {
+        observer.onError(Statuses.of(error, "image").asRuntimeException());
+        return;
+      }
+      observer.onNext(PutImageResponse.newBuilder().setDigest(r.image().digest()).setWidth(r.image().width())
+          .setHeight(r.image().height()).setCached(r.cacheHit()).build());
+      observer.onCompleted();
+    });
+  }
+
+  @Override
+  public void getModelInfo(GetModelInfoRequest request, StreamObserver<ModelInfo> observer) {
+    observer.onNext(modelInfo());
+    observer.onCompleted();
+  }
+
+  /** The served model and the node's limits. */
+  ModelInfo modelInfo() {
+    var v = spec.vision();
+    return ModelInfo.newBuilder()
+        .setBundleId(spec.bundleId())
+        .setArchitecture(spec.architecture())
+        .setVocabSize(spec.vocabSize())
+        .setMaxContextTokens(spec.maxContextTokens())
+        .setImageSize(v.imageSize())
+        .setGrid(v.grid())
+        .setNumViews(v.numViews())
+        .setTokensPerView(v.tokensPerView())
+        .setImageTokens(v.tokensPerImage())
+        .setTemplate(templateName)
+        .addAllStopStrings(spec.stopStrings())
+        .setLimits(Limits.newBuilder()
+            .setMaxImageBytes(config.maxImageBytes())
+            .setMaxImagePixels(config.maxImagePixels())
+            .setMaxWaitingRequests(config.maxWaitingRequests())
+            .setMaxRunningRequests(config.maxRunningRequests())
+            .setMaxMessageBytes(config.maxMessageBytes()))
+        .build();
+  }
+}

@@ -1,0 +1,26 @@
+package sphinxserve.server;
+
+import io.grpc.Status;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ExecutionException;
+import sphinxserve.server.image.ImageRejectedException;
+
+/** Maps failures to gRPC statuses; the one place that decides codes (DESIGN.md "Public API", errors). */
+final class Statuses {
+
+  private Statuses() {}
+
+  /** The status for {@code error}; image refusals name {@code imageField}. */
+  static Status of(Throwable error, String imageField) {
+    Throwable e = error;
+    while ((e instanceof CompletionException || e instanceof ExecutionException) && e.getCause() != null) e = e.getCause();
+    return switch (e) {
+      case RequestException r -> r.status();
+      case ImageRejectedException r -> Status.fromCode(switch (r.kind()) {
+            case INVALID -> Status.Code.INVALID_ARGUMENT;
+            case TOO_LARGE, BUSY -> Status.Code.RESOURCE_EXHAUSTED;
+          }).withDescription(imageField + ": " + r.reason());
+      default -> Status.INTERNAL.withDescription("image encoding failed: " + e).withCause(e);
+    };
+  }
+}

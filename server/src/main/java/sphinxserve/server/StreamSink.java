@@ -1,0 +1,95 @@
+package sphinxserve.server;
+
+import dev.sphinxserve.proto.v1.FinishReason;
+import dev.sphinxserve.proto.v1.GenerateResponse;
+import io.grpc.Status;
+import io.grpc.stub.ServerCallStreamObserver;
+import java.util.Queue;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.Executor;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * The {@link GenerationSink} of one Generate call: the engine emits into a buffer, gRPC writes from it.
+ *
+ * <p>How: {@link #emit} and {@link #fail} only enqueue and schedule a drain on {@code executor}, so the
+ * engine thread never calls {@code onNext}. A drain writes while the call {@code isReady()} (gRPC flow
+ * control) and stops otherwise; the on-ready handler schedules the next drain. A work-in-progress counter
+ * keeps drains one at a time, which also serialises the observer's calls as gRPC requires. The buffer is
+ * not bounded in count: the engine emits at most one message per request per step, and a client too slow
+ * to keep up is one the deadline ends. Cancellation flips {@link #isCancelled} and runs {@code onCancel}
+ * (the backend's abort).
+ */
+final class StreamSink implements GenerationSink {
+
+  private final ServerCallStreamObserver<GenerateResponse> call;
+  private final Executor executor;
+  private final Queue<Object> pending = new ConcurrentLinkedQueue<>(); // GenerateResponse, or Status at the end
+  private final AtomicInteger wip = new AtomicInteger();
+  private volatile boolean cancelled;
+  private volatile boolean done;
+  private volatile Runnable onCancel = () -> {};
+
+  /** Attaches to {@code call}; must run inside the gRPC handler (gRPC freezes the handlers after it returns). */
+  StreamSink(ServerCallStreamObserver<GenerateResponse> call, Executor executor) {
+    this.call = call;
+    this.executor = executor;
+    call.setOnReadyHandler(this::schedule);
+    call.setOnCancelHandler(() -> {
+      cancelled = true;
+      onCancel.run();
+    });
+  }
+
+  /** Runs {@code action} when the client cancels or the deadline passes (not if that already happened). */
+  void onCancel(Runnable action) {
+    this.onCancel = action;
+  }
+
+  @Override
+  public void emit(GenerateResponse response) {
+    pending.add(response);
+    schedule();
+  }
+
+  @Override
+  public void fail(Status status) {
+    pending.add(status);
+    schedule();
+  }
+
+  @Override
+  public boolean isCancelled() {
+    return cancelled;
+  }
+
+  private void schedule() {
+    if (wip.getAndIncrement() == 0) executor.execute(this::drain);
+  }
+
+  private void drain() {
+    do {
+      while (!done && !cancelled) {
+        Object next = pending.peek();
+        if (next == null) break;
+        if (next instanceof GenerateResponse r && !call.isReady()) break; // resumes from the on-ready handler
+        pending.poll();
+        switch (next) {
+          case GenerateResponse r -> {
+            call.onNext(r);
+            if (r.getFinishReason() != FinishReason.FINISH_REASON_UNSPECIFIED) {
+              done = true;
+              call.onCompleted();
+            }
+          }
+          case Status s -> {
+            done = true;
+            call.onError(s.asRuntimeException());
+          }
+          default -> throw new IllegalStateException("unexpected " + next);
+        }
+      }
+      if (done || cancelled) pending.clear();
+    } while (wip.decrementAndGet() != 0);
+  }
+}

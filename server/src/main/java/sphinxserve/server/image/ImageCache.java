@@ -1,0 +1,169 @@
+package sphinxserve.server.image;
+
+import com.github.benmanes.caffeine.cache.AsyncCache;
+import com.github.benmanes.caffeine.cache.Caffeine;
+import com.github.benmanes.caffeine.cache.stats.CacheStats;
+import io.github.resilience4j.bulkhead.Bulkhead;
+import io.github.resilience4j.bulkhead.BulkheadConfig;
+import java.time.Duration;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.LongAdder;
+import sphinxserve.api.ModelRuntime;
+
+/**
+ * The node's image cache: encoded images by (bundle id, SHA-256 digest), encoding on a miss.
+ *
+ * <p>How: a Caffeine {@link AsyncCache} holds one future per image, weighed by its embeddings' bytes and
+ * bounded by {@link ImageCacheConfig#maxCacheBytes()}. {@link #put} asks the cache for the key's future and
+ * creates it only when absent, so concurrent requests for one image share a single decode and encode
+ * (single flight); a failed future is dropped by Caffeine, so a failure is not cached. A miss runs through:
+ * <pre>
+ *   bulkhead permit ──▶ decode + preprocess (decode pool) ──▶ VisionBatcher queue ──▶ encodeViews (batched)
+ * </pre>
+ * The Resilience4j bulkhead bounds the image jobs in progress (permit held until the embeddings are ready)
+ * and refuses more at once rather than queueing them: an image flood gets RESOURCE_EXHAUSTED instead of
+ * taking the cores the decoder needs. Lookups by digest alone never encode.
+ *
+ * <p>Metrics: {@link #numHits()} / {@link #numMisses()} count lookups by outcome (the
+ * {@code sphinx.image_cache.lookups{result}} instrument reads them); {@link #stats()} is Caffeine's own.
+ */
+public final class ImageCache implements AutoCloseable {
+
+  private final String bundleId;
+  private final ImageLimits limits;
+  private final ImageDecoder decoder;
+  private final ViewPreprocessor preprocessor;
+  private final ExecutorService decodePool;
+  private final VisionBatcher batcher;
+  private final Bulkhead bulkhead;
+  private final AsyncCache<ImageKey, EncodedImage> cache;
+  private final LongAdder numHits = new LongAdder();
+  private final LongAdder numMisses = new LongAdder();
+
+  /** A cache for {@code runtime}'s model; encodes with {@code runtime}, which the caller keeps owning. */
+  public ImageCache(ModelRuntime runtime, ImageCacheConfig config) {
+    this.bundleId = runtime.spec().bundleId();
+    this.limits = config.limits();
+    this.decoder = new ImageDecoder(config.limits());
+    this.preprocessor = new ViewPreprocessor(runtime.spec().vision());
+    AtomicInteger threadIds = new AtomicInteger();
+    this.decodePool = Executors.newFixedThreadPool(config.numDecodeThreads(),
+        r -> Thread.ofPlatform().name("sphinx-image-" + threadIds.incrementAndGet()).daemon().unstarted(r));
+    this.batcher = new VisionBatcher(runtime, config.maxVisionBatch());
+    this.bulkhead = Bulkhead.of("sphinx-image-jobs", BulkheadConfig.custom()
+        .maxConcurrentCalls(config.maxImageJobs()).maxWaitDuration(Duration.ZERO).build());
+    this.cache = Caffeine.newBuilder()
+        .maximumWeight(config.maxCacheBytes())
+        .weigher((ImageKey k, EncodedImage v) -> (int) Math.min(Integer.MAX_VALUE, v.sizeBytes()))
+        .recordStats()
+        .buildAsync();
+  }
+
+  /**
+   * The outcome of {@link #put}.
+   *
+   * @param image the encoded image
+   * @param cacheHit whether the node held the image (or was already encoding it) before this call
+   */
+  public record Result(EncodedImage image, boolean cacheHit) {}
+
+  /**
+   * The encoded image of {@code bytes}, from the cache or encoded now. Refusals before any work (empty, too
+   * many bytes) throw {@link ImageRejectedException}; later ones (unreadable, too many pixels, busy) fail the
+   * future with it.
+   */
+  public CompletableFuture<Result> put(byte[] bytes) {
+    ImageDecoder.checkBytes(bytes.length, limits);
+    String digest = ImageDigest.of(bytes);
+    boolean[] loaded = {false};
+    CompletableFuture<EncodedImage> future = cache.get(new ImageKey(bundleId, digest), (key, executor) -> {
+      loaded[0] = true;
+      return encode(bytes, digest);
+    });
+    (loaded[0] ? numMisses : numHits).increment();
+    boolean hit = !loaded[0];
+    return future.thenApply(image -> new Result(image, hit));
+  }
+
+  /** The image with {@code digest} if the node holds it (or is encoding it); never encodes. */
+  public Optional<CompletableFuture<EncodedImage>> lookup(String digest) {
+    CompletableFuture<EncodedImage> future = cache.getIfPresent(new ImageKey(bundleId, digest));
+    (future == null ? numMisses : numHits).increment();
+    return Optional.ofNullable(future);
+  }
+
+  private CompletableFuture<EncodedImage> encode(byte[] bytes, String digest) {
+    if (!bulkhead.tryAcquirePermission()) {
+      return CompletableFuture.failedFuture(new ImageRejectedException(ImageRejectedException.Kind.BUSY,
+          "the node is already processing " + bulkhead.getBulkheadConfig().getMaxConcurrentCalls()
+              + " images (max_image_jobs); retry later"));
+    }
+    CompletableFuture<EncodedImage> result = new CompletableFuture<>();
+    result.whenComplete((image, error) -> bulkhead.onComplete());
+    try {
+      decodePool.execute(() -> {
+        try {
+          DecodedImage image = decoder.decode(bytes);
+          float[] pixels = preprocessor.preprocess(image);
+          batcher.submit(digest, image.width(), image.height(), pixels).whenComplete((encoded, error) -> {
+            if (error != null) result.completeExceptionally(error);
+            else result.complete(encoded);
+          });
+        } catch (RuntimeException | Error e) {
+          result.completeExceptionally(e);
+        }
+      });
+    } catch (RejectedExecutionException e) {
+      result.completeExceptionally(new IllegalStateException("image pipeline stopped", e));
+    }
+    return result;
+  }
+
+  /** Lookups that found the image (or its encoding in progress). */
+  public long numHits() {
+    return numHits.sum();
+  }
+
+  /** Lookups that did not: a PutImage or Generate that encoded, or an unknown digest. */
+  public long numMisses() {
+    return numMisses.sum();
+  }
+
+  /** Caffeine's statistics (hits, misses, load times, evictions). */
+  public CacheStats stats() {
+    return cache.synchronous().stats();
+  }
+
+  /** Bytes of embeddings held now. */
+  public long weightedBytes() {
+    return cache.synchronous().policy().eviction().map(e -> e.weightedSize().orElse(0)).orElse(0L);
+  }
+
+  /** Images waiting for the vision encoder (a gauge; also lets tests line up a batch). */
+  public int numQueuedForEncoder() {
+    return batcher.numQueued();
+  }
+
+  /** Image jobs that may still start now. */
+  public int numFreeImageJobs() {
+    return bulkhead.getMetrics().getAvailableConcurrentCalls();
+  }
+
+  /** Stops decoding and encoding; work in progress finishes or fails. The runtime stays open. */
+  @Override
+  public void close() {
+    decodePool.shutdown();
+    try {
+      decodePool.awaitTermination(10, TimeUnit.SECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    batcher.close();
+  }
+}

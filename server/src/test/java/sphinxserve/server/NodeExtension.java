@@ -1,0 +1,77 @@
+package sphinxserve.server;
+
+import io.grpc.ManagedChannel;
+import io.grpc.netty.NettyChannelBuilder;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.extension.AfterAllCallback;
+import org.junit.jupiter.api.extension.BeforeAllCallback;
+import org.junit.jupiter.api.extension.ExtensionContext;
+import sphinxserve.kvcache.KvCacheStorage;
+import sphinxserve.runtime.bundle.Bundle;
+import sphinxserve.runtime.bundle.BundlePreset;
+import sphinxserve.runtime.engine.OnnxModelRuntime;
+import sphinxserve.runtime.engine.RuntimeOptions;
+import sphinxserve.runtime.testing.TestBundles;
+import sphinxserve.server.testing.CountingRuntime;
+
+/**
+ * Starts a real node (Netty on loopback, port 0) over the real ONNX Runtime with the TEST bundle, and a
+ * plaintext channel to it, once per test class; closes all of it afterwards. Register as a static field
+ * with {@code @RegisterExtension}.
+ */
+final class NodeExtension implements BeforeAllCallback, AfterAllCallback {
+
+  private final String[] flags;
+  private KvCacheStorage kv;
+  private CountingRuntime runtime;
+  private SphinxNode node;
+  private ManagedChannel channel;
+  private Bundle bundle;
+
+  /** A node configured by {@code flags} (over test defaults: port 0, 1-second drain). */
+  NodeExtension(String... flags) {
+    this.flags = flags;
+  }
+
+  @Override
+  public void beforeAll(ExtensionContext context) {
+    bundle = TestBundles.get(BundlePreset.TEST);
+    kv = new KvCacheStorage(OnnxModelRuntime.kvLayoutFor(bundle.spec(), 16, 64));
+    runtime = new CountingRuntime(OnnxModelRuntime.open(bundle, new RuntimeOptions(RuntimeOptions.ExecutionProvider.CPU, 0, 2, false), kv));
+    String[] all = new String[flags.length + 2];
+    all[0] = "--port=0";
+    all[1] = "--drain-seconds=1";
+    System.arraycopy(flags, 0, all, 2, flags.length);
+    NodeConfig config = NodeConfig.parse(all, Map.of());
+    node = SphinxNode.start(config, bundle, runtime, BackendFactory.unwired().create(runtime, kv, config));
+    channel = NettyChannelBuilder.forAddress("127.0.0.1", node.port()).usePlaintext().build();
+  }
+
+  @Override
+  public void afterAll(ExtensionContext context) throws InterruptedException {
+    if (channel != null) {
+      channel.shutdownNow();
+      channel.awaitTermination(5, TimeUnit.SECONDS);
+    }
+    if (node != null) node.close();
+    if (runtime != null) runtime.close();
+    if (kv != null) kv.close();
+  }
+
+  ManagedChannel channel() {
+    return channel;
+  }
+
+  SphinxNode node() {
+    return node;
+  }
+
+  CountingRuntime runtime() {
+    return runtime;
+  }
+
+  Bundle bundle() {
+    return bundle;
+  }
+}
