@@ -61,52 +61,52 @@ import org.junit.jupiter.api.extension.ExtensionContext;
  * <p>Register per test: {@code @RegisterExtension final ScriptedSphinxServer node = new ScriptedSphinxServer();}.
  * Starts before each test and stops after it.
  */
-final class ScriptedSphinxServer implements BeforeEachCallback, AfterEachCallback {
+public final class ScriptedSphinxServer implements BeforeEachCallback, AfterEachCallback {
   /** What the default reply answers. */
-  static final String DEFAULT_ANSWER = "ok";
+  public static final String DEFAULT_ANSWER = "ok";
 
   /** A request as received, with its headers. */
-  record Received(GenerateRequest request, Metadata headers) {
-    String imageDigestHeader() {
+  public record Received(GenerateRequest request, Metadata headers) {
+    public String imageDigestHeader() {
       return headers.get(ImageDigests.HEADER);
     }
 
     /** The first message's image part: bytes or digest. */
-    Optional<Content> image() {
+    public Optional<Content> image() {
       return request.getMessagesList().stream().flatMap(m -> m.getContentList().stream())
           .filter(c -> c.getKindCase() != Content.KindCase.TEXT).findFirst();
     }
   }
 
   /** One step of a scripted reply. */
-  sealed interface Step {}
+  public sealed interface Step {}
 
   /** Sends a delta. */
-  record Emit(String text) implements Step {}
+  public record Emit(String text) implements Step {}
 
   /** Waits (the handler thread sleeps), to let a client's deadline or cancel act. */
-  record Pause(Duration duration) implements Step {}
+  public record Pause(Duration duration) implements Step {}
 
   /** Fails the call with a status. */
-  record Fail(Status status) implements Step {}
+  public record Fail(Status status) implements Step {}
 
   /** A scripted reply to one Generate: the steps, then (unless a step failed) a final STOP message. */
-  record Reply(List<Step> steps) {
-    static Reply answer(String... deltas) {
+  public record Reply(List<Step> steps) {
+    public static Reply answer(String... deltas) {
       return new Reply(Arrays.stream(deltas).<Step>map(Emit::new).toList());
     }
 
-    static Reply fail(Status.Code code) {
+    public static Reply fail(Status.Code code) {
       return new Reply(List.of(new Fail(code.toStatus().withDescription("scripted " + code))));
     }
 
-    static Reply deltasThenFail(Status.Code code, String... deltas) {
+    public static Reply deltasThenFail(Status.Code code, String... deltas) {
       List<Step> steps = new ArrayList<>(answer(deltas).steps());
       steps.add(new Fail(code.toStatus().withDescription("scripted " + code + " mid-stream")));
       return new Reply(steps);
     }
 
-    static Reply slow(Duration perDelta, String... deltas) {
+    public static Reply slow(Duration perDelta, String... deltas) {
       List<Step> steps = new ArrayList<>();
       for (String d : deltas) {
         steps.add(new Pause(perDelta));
@@ -162,17 +162,17 @@ final class ScriptedSphinxServer implements BeforeEachCallback, AfterEachCallbac
   }
 
   /** {@code 127.0.0.1:port}. */
-  String target() {
+  public String target() {
     return InetAddress.getLoopbackAddress().getHostAddress() + ":" + server.getPort();
   }
 
   /** Queues replies for the next Generate calls, in order. */
-  void script(Reply... replies) {
+  public void script(Reply... replies) {
     scripts.addAll(List.of(replies));
   }
 
   /** Generate requests received, in order (NOT_FOUND ones included). */
-  List<Received> received() {
+  public List<Received> received() {
     return List.copyOf(received);
   }
 
@@ -194,12 +194,12 @@ final class ScriptedSphinxServer implements BeforeEachCallback, AfterEachCallbac
     knownDigests.clear();
   }
 
-  void setServing(ServingStatus status) {
+  public void setServing(ServingStatus status) {
     health.setStatus("", status);
   }
 
   /** A loopback address nothing listens on. */
-  static String deadTarget() throws IOException {
+  public static String deadTarget() throws IOException {
     try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
       return InetAddress.getLoopbackAddress().getHostAddress() + ":" + socket.getLocalPort();
     }

@@ -9,11 +9,11 @@ import java.io.UncheckedIOException;
 import javax.imageio.ImageIO;
 
 /** Small encoded test images. */
-final class TestImages {
+public final class TestImages {
   private TestImages() {}
 
   /** A {@code width × height} PNG, grey with a coloured square, so different sizes differ in digest. */
-  static byte[] png(int width, int height) {
+  public static byte[] png(int width, int height) {
     BufferedImage image = new BufferedImage(width, height, BufferedImage.TYPE_INT_RGB);
     Graphics2D g = image.createGraphics();
     g.setColor(Color.GRAY);
