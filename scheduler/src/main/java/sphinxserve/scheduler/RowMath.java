@@ -9,9 +9,13 @@ package sphinxserve.scheduler;
  */
 sealed interface RowMath permits ScalarRowMath, VectorRowMath {
 
-  /** The implementation the sampler uses by default (the Vector API one, measured faster; docs/PERFORMANCE.md). */
+  /**
+   * The implementation the sampler uses by default: the Vector API one (measured faster; docs/PERFORMANCE.md)
+   * when the JVM resolved {@code jdk.incubator.vector} ({@code --add-modules jdk.incubator.vector}), else the
+   * scalar one, so that an embedding application without the flag still works, only slower.
+   */
   static RowMath preferred() {
-    return VectorRowMath.INSTANCE;
+    return ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent() ? VectorRowMath.INSTANCE : ScalarRowMath.INSTANCE;
   }
 
   /** Largest of {@code x[0, n)}. */

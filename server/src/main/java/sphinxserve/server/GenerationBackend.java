@@ -15,11 +15,12 @@ public interface GenerationBackend extends AutoCloseable {
   void submit(PreparedRequest request, GenerationSink sink);
 
   /**
-   * Aborts request {@code requestId} (client cancelled, deadline passed): its resources are freed within one
-   * step and its sink gets an ABORTED / DEADLINE finish or nothing more if the call is gone. Unknown ids are
-   * ignored.
+   * Aborts the request submitted with {@code sink} (client cancelled, deadline passed): its resources are
+   * freed within one step and its sink gets an ABORTED / DEADLINE finish, or nothing more if the call is gone.
+   * Keyed by the call's sink, not the request id, so two calls reusing one {@code request_id} never abort each
+   * other. Unknown sinks are ignored.
    */
-  void abort(String requestId);
+  void abort(GenerationSink sink);
 
   /** Stops admitting, fails what is still queued with UNAVAILABLE, stops the engine thread; idempotent. */
   @Override

@@ -179,7 +179,7 @@ public final class SphinxNode implements AutoCloseable {
     RuntimeException[] failed = new RuntimeException[1];
     Thread opener = new Thread(null, () -> {
       try {
-        opened[0] = open(config, BackendFactory.unwired());
+        opened[0] = open(config, EngineBackend::new);
       } catch (RuntimeException e) {
         failed[0] = e;
       }

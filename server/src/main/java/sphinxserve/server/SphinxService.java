@@ -75,7 +75,7 @@ final class SphinxService extends SphinxGrpc.SphinxImplBase {
     String imageField = "image";
     try {
       RequestValidator.Valid valid = RequestValidator.validate(request);
-      sink.onCancel(() -> backend.abort(valid.requestId()));
+      sink.onCancel(() -> backend.abort(sink));
       RequestValidator.ImageRef ref = valid.image();
       int[] prompt = renderer.render(request.getMessagesList(), ref != null);
       int maxNewTokens = checkContext(prompt.length, ref != null, request);

@@ -14,10 +14,11 @@ import java.util.concurrent.atomic.AtomicInteger;
  *
  * <p>How: {@link #emit} and {@link #fail} only enqueue and schedule a drain on {@code executor}, so the
  * engine thread never calls {@code onNext}. A drain writes while the call {@code isReady()} (gRPC flow
- * control) and stops otherwise; the on-ready handler schedules the next drain. A work-in-progress counter
- * keeps drains one at a time, which also serialises the observer's calls as gRPC requires. The buffer is
- * not bounded in count: the engine emits at most one message per request per step, and a client too slow
- * to keep up is one the deadline ends. Cancellation flips {@link #isCancelled} and runs {@code onCancel}
+ * control) and stops otherwise; the on-ready handler schedules the next drain, which coalesces everything
+ * queued meanwhile into one message (a slow client receives fewer, larger deltas). A work-in-progress counter
+ * keeps drains one at a time, which also serialises the observer's calls as gRPC requires. The buffer holds
+ * at most one message per generated token (max_tokens bounds it) and is coalesced at each drain; a client
+ * too slow to keep up is one the deadline ends. Cancellation flips {@link #isCancelled} and runs {@code onCancel}
  * (the backend's abort).
  */
 final class StreamSink implements GenerationSink {
@@ -67,13 +68,29 @@ final class StreamSink implements GenerationSink {
     if (wip.getAndIncrement() == 0) executor.execute(this::drain);
   }
 
+  /**
+   * Merges the responses queued behind {@code first} into it: a client that fell behind gets one larger delta
+   * instead of a backlog of small ones. The result is final if a merged response was.
+   */
+  private GenerateResponse coalesce(GenerateResponse first) {
+    if (!(pending.peek() instanceof GenerateResponse)) return first;
+    GenerateResponse.Builder merged = first.toBuilder();
+    while (merged.getFinishReason() == FinishReason.FINISH_REASON_UNSPECIFIED && pending.peek() instanceof GenerateResponse next) {
+      pending.poll();
+      merged.setText(merged.getText() + next.getText()).addAllTokenIds(next.getTokenIdsList()).addAllLogprobs(next.getLogprobsList());
+      if (next.getFinishReason() != FinishReason.FINISH_REASON_UNSPECIFIED) merged.setFinishReason(next.getFinishReason()).setUsage(next.getUsage());
+    }
+    return merged.build();
+  }
+
   private void drain() {
     do {
       while (!done && !cancelled) {
         Object next = pending.peek();
         if (next == null) break;
-        if (next instanceof GenerateResponse r && !call.isReady()) break; // resumes from the on-ready handler
+        if (next instanceof GenerateResponse && !call.isReady()) break; // resumes from the on-ready handler
         pending.poll();
+        if (next instanceof GenerateResponse r) next = coalesce(r);
         switch (next) {
           case GenerateResponse r -> {
             call.onNext(r);

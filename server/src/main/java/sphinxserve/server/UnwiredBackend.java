@@ -11,7 +11,7 @@ final class UnwiredBackend implements GenerationBackend {
   }
 
   @Override
-  public void abort(String requestId) {}
+  public void abort(GenerationSink sink) {}
 
   @Override
   public void close() {}

@@ -26,6 +26,7 @@ final class NodeExtension implements BeforeAllCallback, AfterAllCallback {
   private KvCacheStorage kv;
   private CountingRuntime runtime;
   private SphinxNode node;
+  private EngineBackend backend;
   private ManagedChannel channel;
   private Bundle bundle;
 
@@ -44,7 +45,8 @@ final class NodeExtension implements BeforeAllCallback, AfterAllCallback {
     all[1] = "--drain-seconds=1";
     System.arraycopy(flags, 0, all, 2, flags.length);
     NodeConfig config = NodeConfig.parse(all, Map.of());
-    node = SphinxNode.start(config, bundle, runtime, BackendFactory.unwired().create(runtime, kv, config));
+    backend = new EngineBackend(runtime, kv, config);
+    node = SphinxNode.start(config, bundle, runtime, backend);
     channel = NettyChannelBuilder.forAddress("127.0.0.1", node.port()).usePlaintext().build();
   }
 
@@ -65,6 +67,11 @@ final class NodeExtension implements BeforeAllCallback, AfterAllCallback {
 
   SphinxNode node() {
     return node;
+  }
+
+  /** The real continuous-batching engine behind the node. */
+  EngineBackend backend() {
+    return backend;
   }
 
   CountingRuntime runtime() {

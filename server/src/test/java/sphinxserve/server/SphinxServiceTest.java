@@ -277,17 +277,4 @@ final class SphinxServiceTest {
     assertTrue(e.getStatus().getDescription().startsWith("messages[0].content[0].image_digest: image " + unknown + " is not held"), e.getStatus().getDescription());
     assertTrue(e.getStatus().getDescription().contains("resend the image bytes"), e.getStatus().getDescription());
   }
-
-  @Test
-  void generate_validRequest_unavailableUntilEngineWired() {
-    byte[] bytes = image(3);
-    StatusRuntimeException withBytes = generateFails(GenerateRequest.newBuilder()
-        .addMessages(user(text("Describe"), imageContent(bytes))).addMessages(assistant("A picture.")).addMessages(user(text("More?"))).build());
-    assertEquals(Status.Code.UNAVAILABLE, withBytes.getStatus().getCode());
-    assertEquals("generation engine not wired", withBytes.getStatus().getDescription());
-    // The image was encoded and cached on the way: its digest is now known.
-    StatusRuntimeException withDigest = generateFails(GenerateRequest.newBuilder().addMessages(user(digest(ImageDigest.of(bytes)), text("x"))).build());
-    assertEquals(Status.Code.UNAVAILABLE, withDigest.getStatus().getCode());
-    assertTrue(put(bytes).getCached());
-  }
 }

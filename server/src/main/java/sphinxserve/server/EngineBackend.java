@@ -1,0 +1,168 @@
+package sphinxserve.server;
+
+import dev.sphinxserve.proto.v1.FinishReason;
+import dev.sphinxserve.proto.v1.GenerateResponse;
+import dev.sphinxserve.proto.v1.TokenLogprobs;
+import dev.sphinxserve.proto.v1.TopLogprob;
+import dev.sphinxserve.proto.v1.Usage;
+import io.grpc.Status;
+import java.util.List;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
+import sphinxserve.api.EngineRequest;
+import sphinxserve.api.ImageEmbeddings;
+import sphinxserve.api.ModelRuntime;
+import sphinxserve.api.SamplingParams;
+import sphinxserve.api.TokenLogprob;
+import sphinxserve.api.TokenSink;
+import sphinxserve.kvcache.KvCacheManager;
+import sphinxserve.kvcache.KvCacheStorage;
+import sphinxserve.scheduler.Engine;
+import sphinxserve.scheduler.EngineConfig;
+import sphinxserve.scheduler.EngineStats;
+
+/**
+ * The node's {@link GenerationBackend}: the scheduler's continuous-batching {@link Engine} over the node's KV
+ * storage. Turns a {@link PreparedRequest} into an {@link EngineRequest} (proto sampling → engine sampling),
+ * and the engine's output into {@code GenerateResponse}s on the call's sink. Engine ids are unique per call
+ * even when clients reuse a {@code request_id}.
+ */
+public final class EngineBackend implements GenerationBackend {
+
+  private final Engine engine;
+  private final AtomicLong counter = new AtomicLong();
+  private final ConcurrentHashMap<GenerationSink, String> liveIds = new ConcurrentHashMap<>();
+
+  public EngineBackend(ModelRuntime runtime, KvCacheStorage storage, NodeConfig config) {
+    EngineConfig engineConfig = EngineConfig.defaults()
+        .withMaxNumSeqs(config.maxRunningRequests())
+        .withMaxWaiting(config.maxWaitingRequests());
+    this.engine = new Engine(runtime, new KvCacheManager(storage), engineConfig).start();
+  }
+
+  /** The engine's counters, for metrics. */
+  public EngineStats stats() {
+    return engine.stats();
+  }
+
+  @Override
+  public void submit(PreparedRequest request, GenerationSink sink) {
+    SamplingParams sampling;
+    try {
+      sampling = toEngine(request.sampling(), request.maxNewTokens());
+    } catch (IllegalArgumentException e) {
+      sink.fail(Status.INVALID_ARGUMENT.withDescription(e.getMessage()));
+      return;
+    }
+    String engineId = request.requestId() + "#" + counter.incrementAndGet();
+    ImageEmbeddings image = request.image().map(PreparedRequest.ImageInput::embeddings).orElse(null);
+    int imageStart = request.image().map(PreparedRequest.ImageInput::start).orElse(0);
+    boolean imageCacheHit = request.image().map(PreparedRequest.ImageInput::cacheHit).orElse(false);
+    liveIds.put(sink, engineId);
+    EngineRequest engineRequest = new EngineRequest(engineId, request.promptTokenIds(), image, imageStart, sampling,
+        request.priority(), request.deadlineNanos(), null, new ResponseWriter(request, sink, imageCacheHit));
+    switch (engine.submit(engineRequest)) {
+      case Engine.Admission.Accepted accepted -> { }
+      case Engine.Admission.Rejected rejected -> {
+        liveIds.remove(sink);
+        Status status = switch (rejected.reason()) {
+          case QUEUE_FULL -> Status.RESOURCE_EXHAUSTED;
+          case TOO_LARGE -> Status.INVALID_ARGUMENT;
+          case CLOSED -> Status.UNAVAILABLE;
+        };
+        sink.fail(status.withDescription(rejected.message()));
+      }
+    }
+  }
+
+  @Override
+  public void abort(GenerationSink sink) {
+    String engineId = liveIds.get(sink);
+    if (engineId != null) engine.abort(engineId);
+  }
+
+  @Override
+  public void close() {
+    engine.close();
+  }
+
+  /** Proto sampling (zeros meaning "off") → engine sampling; validation errors name the field. */
+  static SamplingParams toEngine(dev.sphinxserve.proto.v1.SamplingParams p, int maxNewTokens) {
+    SamplingParams.Builder b = SamplingParams.builder()
+        .maxTokens(maxNewTokens)
+        .temperature(p.getTemperature())
+        .topP(p.getTopP() == 0 ? 1f : p.getTopP())
+        .topK(p.getTopK())
+        .minP(p.getMinP())
+        .repetitionPenalty(p.getRepetitionPenalty() == 0 ? 1f : p.getRepetitionPenalty())
+        .presencePenalty(p.getPresencePenalty())
+        .frequencyPenalty(p.getFrequencyPenalty())
+        .stop(p.getStopList())
+        .ignoreEos(p.getIgnoreEos())
+        .minTokens(p.getMinTokens())
+        .logprobs(p.getLogprobs());
+    if (p.hasSeed()) b.seed(p.getSeed());
+    return b.build();
+  }
+
+  /** Writes the engine's output for one call; runs on the engine thread and only enqueues. */
+  private final class ResponseWriter implements TokenSink {
+    private final PreparedRequest request;
+    private final GenerationSink sink;
+    private final boolean imageCacheHit;
+    private boolean first = true;
+    private long firstTokenNanos;
+
+    ResponseWriter(PreparedRequest request, GenerationSink sink, boolean imageCacheHit) {
+      this.request = request;
+      this.sink = sink;
+      this.imageCacheHit = imageCacheHit;
+    }
+
+    @Override
+    public void onTokens(String text, int[] tokenIds, List<TokenLogprob> logprobs) {
+      GenerateResponse.Builder response = GenerateResponse.newBuilder().setText(text);
+      for (int id : tokenIds) response.addTokenIds(id);
+      for (TokenLogprob lp : logprobs) {
+        TokenLogprobs.Builder entry = TokenLogprobs.newBuilder().setTokenId(lp.tokenId()).setLogprob(lp.logprob());
+        for (int i = 0; i < lp.topTokenIds().length; i++) {
+          entry.addTop(TopLogprob.newBuilder().setTokenId(lp.topTokenIds()[i]).setLogprob(lp.topLogprobs()[i]));
+        }
+        response.addLogprobs(entry);
+      }
+      if (first) {
+        first = false;
+        firstTokenNanos = System.nanoTime();
+        response.setRequestId(request.requestId());
+      }
+      sink.emit(response.build());
+    }
+
+    @Override
+    public void onFinish(sphinxserve.api.FinishReason reason, sphinxserve.api.Usage usage, String message) {
+      liveIds.remove(sink);
+      if (reason == sphinxserve.api.FinishReason.ERROR) {
+        sink.fail(Status.INTERNAL.withDescription("request " + request.requestId() + " failed: " + message));
+        return;
+      }
+      GenerateResponse.Builder last = GenerateResponse.newBuilder().setFinishReason(switch (reason) {
+        case STOP -> FinishReason.STOP;
+        case LENGTH -> FinishReason.LENGTH;
+        case DEADLINE -> FinishReason.DEADLINE;
+        case ABORTED, ERROR -> FinishReason.ABORTED;
+      });
+      if (first) last.setRequestId(request.requestId());
+      if (usage != null) {
+        last.setUsage(Usage.newBuilder()
+            .setPromptTokens(usage.promptTokens())
+            .setCompletionTokens(usage.completionTokens())
+            .setImageTokens(usage.imageTokens())
+            .setCachedPromptTokens(usage.cachedPromptTokens())
+            .setImageCacheHit(imageCacheHit)
+            .setQueueSeconds(usage.queueSeconds())
+            .setTimeToFirstTokenSeconds(firstTokenNanos == 0 ? 0 : (firstTokenNanos - request.arrivalNanos()) / 1e9));
+      }
+      sink.emit(last.build());
+    }
+  }
+}

@@ -1,0 +1,129 @@
+package sphinxserve.server;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.protobuf.ByteString;
+import dev.sphinxserve.proto.v1.Content;
+import dev.sphinxserve.proto.v1.FinishReason;
+import dev.sphinxserve.proto.v1.GenerateRequest;
+import dev.sphinxserve.proto.v1.GenerateResponse;
+import dev.sphinxserve.proto.v1.Message;
+import dev.sphinxserve.proto.v1.Role;
+import dev.sphinxserve.proto.v1.SamplingParams;
+import dev.sphinxserve.proto.v1.SphinxGrpc;
+import io.grpc.Context;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import sphinxserve.server.image.ImageDigest;
+import sphinxserve.server.testing.TestImages;
+
+/** Generate end to end: real Netty on loopback, the real engine and ONNX Runtime over the TEST bundle. */
+final class GenerateTest {
+
+  @RegisterExtension
+  static final NodeExtension NODE = new NodeExtension();
+
+  private static final SamplingParams GREEDY_8 = SamplingParams.newBuilder().setMaxTokens(8).setIgnoreEos(true).build();
+
+  @Test
+  void generate_streamsDeltasThenAFinalMessageWithUsage() {
+    byte[] image = TestImages.png(TestImages.noise(48, 32, 11));
+    List<GenerateResponse> responses = generate(request(Content.newBuilder().setImage(ByteString.copyFrom(image)).build(), GREEDY_8));
+    GenerateResponse last = responses.getLast();
+    assertEquals(FinishReason.LENGTH, last.getFinishReason());
+    assertEquals(8, responses.stream().mapToInt(GenerateResponse::getTokenIdsCount).sum());
+    assertEquals(8, last.getUsage().getCompletionTokens());
+    int imageTokens = NODE.bundle().spec().vision().tokensPerImage();
+    assertEquals(imageTokens, last.getUsage().getImageTokens());
+    assertTrue(last.getUsage().getPromptTokens() > imageTokens);
+    assertTrue(last.getUsage().getTimeToFirstTokenSeconds() > 0);
+    assertEquals("req-1", responses.getFirst().getRequestId());
+    for (GenerateResponse r : responses.subList(0, responses.size() - 1)) {
+      assertEquals(FinishReason.FINISH_REASON_UNSPECIFIED, r.getFinishReason(), "only the last message finishes");
+    }
+  }
+
+  @Test
+  void generate_byDigestAfterBytes_hitsTheImageAndPrefixCachesAndAnswersTheSame() {
+    byte[] image = TestImages.png(TestImages.noise(40, 40, 12));
+    List<GenerateResponse> first = generate(request(Content.newBuilder().setImage(ByteString.copyFrom(image)).build(), GREEDY_8));
+    List<GenerateResponse> second = generate(request(Content.newBuilder().setImageDigest(ImageDigest.of(image)).build(), GREEDY_8));
+    assertFalse(first.getLast().getUsage().getImageCacheHit());
+    assertTrue(second.getLast().getUsage().getImageCacheHit());
+    assertTrue(second.getLast().getUsage().getCachedPromptTokens() >= NODE.bundle().spec().vision().tokensPerImage(),
+        "the image span came from the prefix cache: " + second.getLast().getUsage().getCachedPromptTokens());
+    assertArrayEquals(tokens(first), tokens(second), "greedy answers agree");
+  }
+
+  @Test
+  void generate_cancelledByTheClient_freesEveryBlock() throws Exception {
+    SamplingParams longAnswer = SamplingParams.newBuilder().setMaxTokens(600).setIgnoreEos(true).build();
+    Context.CancellableContext context = Context.current().withCancellation();
+    Iterator<GenerateResponse> stream = context.call(() -> SphinxGrpc.newBlockingStub(NODE.channel()).generate(request(null, longAnswer)));
+    assertTrue(stream.hasNext());
+    stream.next();
+    context.cancel(null);
+    waitUntilIdle();
+  }
+
+  @Test
+  void generate_pastItsDeadline_endsWithDeadlineExceededAndFreesEveryBlock() throws Exception {
+    SamplingParams longAnswer = SamplingParams.newBuilder().setMaxTokens(900).setIgnoreEos(true).build();
+    var e = assertThrows(StatusRuntimeException.class, () -> {
+      Iterator<GenerateResponse> stream = SphinxGrpc.newBlockingStub(NODE.channel()).withDeadlineAfter(300, TimeUnit.MILLISECONDS)
+          .generate(request(null, longAnswer));
+      while (stream.hasNext()) stream.next();
+    });
+    assertEquals(Status.Code.DEADLINE_EXCEEDED, e.getStatus().getCode());
+    waitUntilIdle();
+  }
+
+  @Test
+  void generate_concurrentCallsAreBatchedAndEachGetsItsOwnAnswer() throws Exception {
+    List<Thread> threads = new ArrayList<>();
+    List<int[]> answers = new java.util.concurrent.CopyOnWriteArrayList<>();
+    long stepsBefore = NODE.backend().stats().numSteps();
+    for (int i = 0; i < 6; i++) {
+      threads.add(Thread.ofPlatform().start(() -> answers.add(tokens(generate(request(null, GREEDY_8))))));
+    }
+    for (Thread t : threads) t.join();
+    assertEquals(6, answers.size());
+    for (int[] answer : answers) assertArrayEquals(answers.getFirst(), answer, "same prompt, greedy: same answer");
+    assertTrue(NODE.backend().stats().numSteps() - stepsBefore < 6 * 9, "the calls shared steps");
+  }
+
+  private static void waitUntilIdle() throws InterruptedException {
+    long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+    while (NODE.backend().stats().numRunning() + NODE.backend().stats().numWaiting() > 0 || NODE.backend().stats().kvUsage() > 0) {
+      if (System.nanoTime() > end) throw new AssertionError("the engine still holds the request: " + NODE.backend().stats().kvUsage());
+      Thread.sleep(5);
+    }
+  }
+
+  private static List<GenerateResponse> generate(GenerateRequest request) {
+    List<GenerateResponse> out = new ArrayList<>();
+    SphinxGrpc.newBlockingStub(NODE.channel()).withDeadlineAfter(60, TimeUnit.SECONDS).generate(request).forEachRemaining(out::add);
+    return out;
+  }
+
+  private static int[] tokens(List<GenerateResponse> responses) {
+    return responses.stream().flatMap(r -> r.getTokenIdsList().stream()).mapToInt(Integer::intValue).toArray();
+  }
+
+  private static GenerateRequest request(Content image, SamplingParams sampling) {
+    Message.Builder user = Message.newBuilder().setRole(Role.USER);
+    if (image != null) user.addContent(image);
+    user.addContent(Content.newBuilder().setText("Detect all circles in the image."));
+    return GenerateRequest.newBuilder().setRequestId("req-1").addMessages(user).setSampling(sampling).build();
+  }
+}
