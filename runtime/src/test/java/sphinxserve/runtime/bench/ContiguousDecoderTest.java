@@ -1,6 +1,7 @@
 package sphinxserve.runtime.bench;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static sphinxserve.runtime.testing.Numerics.relativeError;
 
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtSession;
@@ -50,13 +51,4 @@ class ContiguousDecoderTest {
     }
   }
 
-  private static double relativeError(float[] actual, float[] expected) {
-    double maxDiff = 0;
-    double maxRef = 0;
-    for (int i = 0; i < expected.length; i++) {
-      maxDiff = Math.max(maxDiff, Math.abs(actual[i] - expected[i]));
-      maxRef = Math.max(maxRef, Math.abs(expected[i]));
-    }
-    return maxDiff / maxRef;
-  }
 }

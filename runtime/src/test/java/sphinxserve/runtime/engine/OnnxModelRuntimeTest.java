@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static sphinxserve.runtime.testing.Numerics.relativeError;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -204,15 +205,6 @@ class OnnxModelRuntimeTest {
     return best;
   }
 
-  static double relativeError(float[] actual, float[] expected) {
-    double maxDiff = 0;
-    double maxRef = 0;
-    for (int i = 0; i < expected.length; i++) {
-      maxDiff = Math.max(maxDiff, Math.abs(actual[i] - expected[i]));
-      maxRef = Math.max(maxRef, Math.abs(expected[i]));
-    }
-    return maxDiff / maxRef;
-  }
 
   /** One sequence's tokens, computed count and block table; takes blocks from the shuffled free list. */
   private final class Sequence {
