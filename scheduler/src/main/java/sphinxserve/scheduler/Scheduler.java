@@ -269,7 +269,9 @@ final class Scheduler {
       reason = FinishReason.LENGTH;
     }
     String out = text == null ? "" : text.text();
-    if (reason == FinishReason.LENGTH) out += flush(r);
+    // Ending on EOS or length, text held back as a possible stop-string start or half a character is real
+    // output: release it. A matched stop string discards everything from the stop on.
+    if (reason == FinishReason.LENGTH || stopToken) out += flush(r);
     List<TokenLogprob> logprobs = r.request.sampling().logprobs() > 0
         ? List.of(new TokenLogprob(token.tokenId(), token.logprob(), token.topTokenIds(), token.topLogprobs()))
         : List.of();

@@ -208,6 +208,22 @@ class EngineTest {
     assertTrue(numHigh.get() > 10, "high-priority requests ran meanwhile: " + numHigh.get());
   }
 
+  @Test
+  void stopToken_releasesTextHeldBackAsAPossibleStopStringStart() throws Exception {
+    engine(64, EngineConfig.defaults());
+    // The script answers prompt(5, 3)'s last token with a fixed first token t; "t " is held back while it could
+    // begin the stop string "t x", and EOS comes right after, as the request's stop id.
+    int[] prompt = prompt(5, 3);
+    int first = ScriptedRuntime.next(prompt[4], 4);
+    int second = ScriptedRuntime.next(first, 5);
+    SamplingParams params = SamplingParams.builder().maxTokens(10).temperature(0).stop(List.of(first + " x"))
+        .stopTokenIds(List.of(second)).build();
+    CollectingSink sink = new CollectingSink();
+    engine.submit(new EngineRequest("held", prompt, null, 0, params, 0, Long.MAX_VALUE, null, sink));
+    assertEquals(FinishReason.STOP, sink.await().reason);
+    assertEquals(first + " ", sink.textNow(), "the held-back text was released at the stop token");
+  }
+
   // ---- helpers -------------------------------------------------------------------------------------
 
   private CollectingSink submit(String id, int[] prompt, int maxTokens, int priority) {

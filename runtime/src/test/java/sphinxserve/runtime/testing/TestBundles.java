@@ -28,12 +28,22 @@ public final class TestBundles {
     return BUILT.computeIfAbsent(preset, p -> {
       try {
         Path dir = Files.createTempDirectory("sphinx-bundle-" + p.name().toLowerCase());
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> deleteQuietly(dir)));
         BundleBuilder.build(p, SEED, dir);
         return Bundle.open(dir);
       } catch (IOException e) {
         throw new UncheckedIOException(e);
       }
     });
+  }
+
+  private static void deleteQuietly(Path dir) {
+    try (var files = Files.list(dir)) {
+      for (Path file : (Iterable<Path>) files::iterator) Files.deleteIfExists(file);
+      Files.deleteIfExists(dir);
+    } catch (IOException ignored) {
+      // A leftover temporary directory is harmless.
+    }
   }
 
   /** A copy of {@code bundle}'s directory in {@code target}, for tests that corrupt files. */
