@@ -19,8 +19,8 @@ import sphinxserve.runtime.onnx.ModelProto;
  *   ids ≥ vocab select image_embeds[id − vocab] ─ Where ─▶ h [T,H]
  * per layer:  RMSNorm → q,k,v → RoPE(positions)
  *             k,v ─ ScatterND(kv_write_index) ─▶ present = past pool, updated IN PLACE
- *             pool ─ Gather(block_tables, axis 1) ─▶ [B, KH, L=MB·bs, D] history
- *             q gathered to [B, KH, G·Q, D] by query_index; scores + causal mask(positions); softmax; ·V
+ *             pool ─ Gather(block_tables, axis 1) ─▶ [KH, B, L=MB·bs, D] history (no further copy)
+ *             q gathered to [KH, B, G·Q, D] by query_index; scores + causal mask(positions); softmax; ·V
  *             back to [T, H] by token_index; o_proj; residual; RMSNorm; SwiGLU; residual
  * Gather(logits_index) → RMSNorm → lm_head → logits [R, V]
  * </pre>
@@ -178,24 +178,29 @@ public final class DecoderGraph {
     // Write this step's K/V into the cache in place, then read every sequence's history.
     String keyCache = writeKv(k, pastKey, writeIndex, "present_key." + l);
     String valueCache = writeKv(v, pastValue, writeIndex, "present_value." + l);
-    String keysT; // [B, KH, D, L]
-    String values; // [B, KH, L, D]
-    if (addressing == KvAddressing.PAGED) {
-      String keyHistory = g.reshape(g.gather(keyCache, blockTables, 1), 0, 0, -1, d); // [KH, B, L, D]
-      String valueHistory = g.reshape(g.gather(valueCache, blockTables, 1), 0, 0, -1, d);
-      keysT = g.transpose(keyHistory, 1, 0, 3, 2);
-      values = g.transpose(valueHistory, 1, 0, 2, 3);
+    // Attention runs over two "outer" axes: (KH, B) for the paged pool, whose gathered history is head-major,
+    // so neither K nor V is copied into another layout (the K transpose swaps the last two axes only, which
+    // ONNX Runtime folds into the MatMul); (B, KH) for the contiguous cache, which is batch-major.
+    boolean paged = addressing == KvAddressing.PAGED;
+    String keysT; // [outer, outer, D, L]
+    String values; // [outer, outer, L, D]
+    if (paged) {
+      keysT = g.transpose(g.reshape(g.gather(keyCache, blockTables, 1), 0, 0, -1, d), 0, 1, 3, 2); // [KH, B, D, L]
+      values = g.reshape(g.gather(valueCache, blockTables, 1), 0, 0, -1, d); // [KH, B, L, D]
     } else {
-      keysT = g.transpose(keyCache, 0, 1, 3, 2);
+      keysT = g.transpose(keyCache, 0, 1, 3, 2); // [B, KH, D, L]
       values = valueCache;
     }
 
-    // Queries per sequence: [T, NH, D] → [B, Q, KH, G, D] → [B, KH, G·Q, D], pre-scaled by 1/√D.
+    // Queries per sequence: [T, NH, D] → [B, Q, KH, G, D] → [outer, outer, G·Q, D], pre-scaled by 1/√D.
     String qs = g.mul(g.gather(q, queryIndex, 0), g.scalar((float) (1.0 / Math.sqrt(d))));
-    qs = g.reshape(g.transpose(g.reshape(qs, 0, 0, kh, groups, d), 0, 2, 3, 1, 4), 0, 0, -1, d);
-    String scores = g.add(g.matMul(qs, keysT), mask); // [B, KH, G·Q, L]
-    String attention = g.matMul(g.op("Softmax", scores, intAttr("axis", -1)), values); // [B, KH, G·Q, D]
-    attention = g.reshape(g.transpose(g.reshape(attention, 0, 0, groups, -1, d), 0, 3, 1, 2, 4), -1, (long) nh * d);
+    qs = g.reshape(qs, 0, 0, kh, groups, d);
+    qs = g.reshape(paged ? g.transpose(qs, 2, 0, 3, 1, 4) : g.transpose(qs, 0, 2, 3, 1, 4), 0, 0, -1, d);
+    String scores = g.add(g.matMul(qs, keysT), mask); // [outer, outer, G·Q, L]
+    String attention = g.matMul(g.op("Softmax", scores, intAttr("axis", -1)), values); // [outer, outer, G·Q, D]
+    attention = g.reshape(attention, 0, 0, groups, -1, d); // [outer, outer, G, Q, D]
+    attention = paged ? g.transpose(attention, 1, 3, 0, 2, 4) : g.transpose(attention, 0, 3, 1, 2, 4); // [B, Q, KH, G, D]
+    attention = g.reshape(attention, -1, (long) nh * d);
     attention = g.gather(attention, tokenIndex, 0); // back to [T, NH·D]
     x = g.add(x, g.matMul(attention, g.weight(p + "o_proj", weights.get(p + "o_proj"), nh * d, h)));
 
@@ -250,7 +255,7 @@ public final class DecoderGraph {
   }
 
   /**
-   * Additive causal mask {@code [B, 1, G·Q, L]}: key position j is visible to a query at position p iff
+   * Additive causal mask, {@code [1, B, G·Q, L]} (paged) or {@code [B, 1, G·Q, L]} (contiguous): key position j is visible to a query at position p iff
    * {@code j <= p}. Key positions are logical (block table order), so the same rule hides padded block-table
    * entries, the unwritten tail of the last block, and future tokens of the same chunk.
    */
@@ -260,7 +265,8 @@ public final class DecoderGraph {
     String queryPositions = g.unsqueeze(g.gather(positions, queryIndex, 0), 2); // [B, Q, 1]
     String visible = g.op("LessOrEqual", keyPositions, queryPositions); // [B, Q, L]
     String mask = g.op("Where", List.of(visible, g.scalar(0f), g.scalar(MASKED)));
-    // Rows of the grouped scores are ordered g·Q + j: tile the Q rows G times.
-    return g.op("Tile", g.unsqueeze(mask, 1), g.ints(1, 1, shape.groupSize(), 1));
+    // Rows of the grouped scores are ordered g·Q + j: tile the Q rows G times; broadcast over the KV heads.
+    String tiled = g.op("Tile", mask, g.ints(1, shape.groupSize(), 1)); // [B, G·Q, L]
+    return g.unsqueeze(tiled, addressing == KvAddressing.PAGED ? 0 : 1);
   }
 }
