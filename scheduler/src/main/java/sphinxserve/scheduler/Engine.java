@@ -62,6 +62,9 @@ public final class Engine implements AutoCloseable {
   private final AtomicInteger numQueued = new AtomicInteger(); // accepted, never admitted yet
   private final AtomicLong sequenceIds = new AtomicLong();
   private final Thread thread;
+  /** Submissions hold the read lock while they check {@link #closing} and enqueue; close takes the write
+   *  lock to set it, so no Add can slip in after the engine's final drain and be left unfinished. */
+  private final java.util.concurrent.locks.ReadWriteLock closeLock = new java.util.concurrent.locks.ReentrantReadWriteLock();
   private volatile boolean closing;
   private long arrivals;
 
@@ -92,7 +95,6 @@ public final class Engine implements AutoCloseable {
 
   /** Submits a request from any thread; never blocks. */
   public Admission submit(EngineRequest request) {
-    if (closing) return new Admission.Rejected(Admission.Reason.CLOSED, "the engine is shutting down");
     int promptTokens = request.promptTokenIds().length;
     if (promptTokens >= spec.maxContextTokens()) {
       return new Admission.Rejected(Admission.Reason.TOO_LARGE, "prompt of " + promptTokens
@@ -103,11 +105,17 @@ public final class Engine implements AutoCloseable {
       return new Admission.Rejected(Admission.Reason.TOO_LARGE, "a sequence of up to " + longest + " tokens needs "
           + kv.blocksFor(longest) + " KV blocks; the pool has " + kv.numBlocks());
     }
-    if (numQueued.incrementAndGet() > config.maxWaiting()) {
-      numQueued.decrementAndGet();
-      return new Admission.Rejected(Admission.Reason.QUEUE_FULL, config.maxWaiting() + " requests are already waiting");
+    closeLock.readLock().lock();
+    try {
+      if (closing) return new Admission.Rejected(Admission.Reason.CLOSED, "the engine is shutting down");
+      if (numQueued.incrementAndGet() > config.maxWaiting()) {
+        numQueued.decrementAndGet();
+        return new Admission.Rejected(Admission.Reason.QUEUE_FULL, config.maxWaiting() + " requests are already waiting");
+      }
+      commands.add(new Add(request, System.nanoTime()));
+    } finally {
+      closeLock.readLock().unlock();
     }
-    commands.add(new Add(request, System.nanoTime()));
     LockSupport.unpark(thread);
     return new Admission.Accepted();
   }
@@ -121,7 +129,12 @@ public final class Engine implements AutoCloseable {
   /** Stops the engine: live requests finish with ABORTED, the thread ends. Idempotent. */
   @Override
   public void close() {
-    closing = true;
+    closeLock.writeLock().lock();
+    try {
+      closing = true;
+    } finally {
+      closeLock.writeLock().unlock();
+    }
     LockSupport.unpark(thread);
     if (thread.isAlive() && thread != Thread.currentThread()) {
       try {

@@ -184,28 +184,25 @@ class EngineTest {
 
   @Test
   void aging_lowPriorityRequestFinishesUnderASteadyStreamOfHighPriorityWork() throws Exception {
-    engine(1024, EngineConfig.defaults().withMaxNumSeqs(1).withPriorityAgingSeconds(0.1));
+    double aging = 0.05; // one priority level per 50 ms waited: priority 0 catches up with 10 after ~0.5 s
+    engine(1024, EngineConfig.defaults().withMaxNumSeqs(1).withPriorityAgingSeconds(aging));
     AtomicBoolean producing = new AtomicBoolean(true);
     AtomicInteger numHigh = new AtomicInteger();
-    List<CollectingSink> highs = new java.util.concurrent.CopyOnWriteArrayList<>();
-    Thread producer = Thread.ofPlatform().start(() -> {
-      long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
-      while (producing.get() && System.nanoTime() < end) {
-        if (highs.stream().filter(h -> !h.isDone()).count() < 4) { // always some high-priority work waiting
-          highs.add(submit("high" + numHigh.incrementAndGet(), prompt(5, 7), 3, 10));
-        }
-        Thread.onSpinWait();
-      }
+    // The stream comes from the engine's own steps: every step a new one-token high-priority request arrives
+    // and one is served, so high-priority work is always waiting, however the test's threads are scheduled.
+    runtime.beforeStep(batch -> {
+      if (producing.get()) submit("high" + numHigh.incrementAndGet(), prompt(5, 7), 1, 10);
+      sleepMillis(1);
     });
-    waitUntil(() -> engine.stats().numWaiting() >= 3);
+    submit("seed", prompt(5, 8), 1, 10);
     CollectingSink low = submit("low", prompt(5, 9), 3, 0);
     low.await();
-    boolean stillProducing = producer.isAlive();
+    int highsBeforeLowFinished = numHigh.get();
     producing.set(false);
-    producer.join();
-    assertTrue(stillProducing, "the low-priority request finished while high-priority work kept arriving");
     assertEquals(FinishReason.LENGTH, low.reason);
-    assertTrue(numHigh.get() > 10, "high-priority requests ran meanwhile: " + numHigh.get());
+    assertTrue(low.usage.queueSeconds() >= 10 * aging * 0.9,
+        "it waited until aging lifted it to the stream's priority: " + low.usage.queueSeconds() + " s");
+    assertTrue(highsBeforeLowFinished > 20, "high-priority requests kept arriving meanwhile: " + highsBeforeLowFinished);
   }
 
   @Test
