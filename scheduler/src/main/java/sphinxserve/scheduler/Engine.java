@@ -68,6 +68,9 @@ public final class Engine implements AutoCloseable {
   private volatile boolean closing;
   private long arrivals;
 
+  /** Stack size of the engine thread. */
+  private static final long ENGINE_STACK_BYTES = 64L << 20;
+
   private record Add(EngineRequest request, long arrivalNanos) {}
 
   private record Abort(String requestId, FinishReason reason) {}
@@ -80,7 +83,9 @@ public final class Engine implements AutoCloseable {
     this.spec = runtime.spec();
     this.sampler = new ParallelSampler(spec.vocabSize(), config.samplingThreads());
     this.scheduler = new Scheduler(kv, config, sampler, spec.maxContextTokens(), stats, numQueued::decrementAndGet);
-    this.thread = Thread.ofPlatform().name("sphinx-engine").unstarted(this::loop);
+    // A large stack: the engine thread runs native inference code (ONNX Runtime uses the caller as one of its
+    // workers), and a native stack overflow kills the JVM without a Java error (seen at 1 MiB while loading).
+    this.thread = Thread.ofPlatform().name("sphinx-engine").stackSize(ENGINE_STACK_BYTES).unstarted(this::loop);
   }
 
   /** Starts the engine thread. */
