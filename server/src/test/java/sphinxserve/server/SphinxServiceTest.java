@@ -73,6 +73,17 @@ final class SphinxServiceTest {
   }
 
   @Test
+  void putImage_afterInvalidate_digestNotFoundUntilTheBytesComeAgain() {
+    byte[] bytes = image(3);
+    String digest = put(bytes).getDigest();
+    NODE.node().images().invalidate(digest);
+    StatusRuntimeException e = generateFails(GenerateRequest.newBuilder().addMessages(user(digest(digest), text("x"))).build());
+    assertEquals(Status.Code.NOT_FOUND, e.getStatus().getCode());
+    assertFalse(put(bytes).getCached(), "encoded again");
+    assertTrue(put(bytes).getCached());
+  }
+
+  @Test
   void putImage_sameImageConcurrently_encodesOnce() {
     byte[] bytes = image(2);
     int before = NODE.runtime().encodeCalls().size();

@@ -98,6 +98,15 @@ public final class ImageCache implements AutoCloseable {
     return Optional.ofNullable(future);
   }
 
+  /**
+   * Forgets the image with {@code digest}, if held (an encoding in progress is dropped from the cache but still
+   * completes for the requests already waiting on it). Later requests naming the digest get NOT_FOUND until its
+   * bytes come again. For an operator asked to drop an image, and for tests of the clients' resend path.
+   */
+  public void invalidate(String digest) {
+    cache.synchronous().invalidate(new ImageKey(bundleId, digest));
+  }
+
   private CompletableFuture<EncodedImage> encode(byte[] bytes, String digest) {
     if (!bulkhead.tryAcquirePermission()) {
       return CompletableFuture.failedFuture(new ImageRejectedException(ImageRejectedException.Kind.BUSY,
