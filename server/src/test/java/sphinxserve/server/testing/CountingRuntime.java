@@ -11,13 +11,15 @@ import sphinxserve.api.TextTokenizer;
 
 /**
  * A decorator over a real {@link ModelRuntime} that records every {@link #encodeViews} call's view count and
- * can run a hook before delegating. Not a fake: every call reaches the real runtime.
+ * can run a hook before delegating, and can run a hook before each {@link #step} (e.g. to stretch a
+ * generation in time). Not a fake: every call reaches the real runtime.
  */
 public final class CountingRuntime implements ModelRuntime {
 
   private final ModelRuntime delegate;
   private final List<Integer> numViewsPerCall = new CopyOnWriteArrayList<>();
   private volatile IntConsumer beforeEncode = numViews -> {};
+  private volatile Runnable beforeStep = () -> {};
 
   public CountingRuntime(ModelRuntime delegate) {
     this.delegate = delegate;
@@ -31,6 +33,11 @@ public final class CountingRuntime implements ModelRuntime {
   /** Runs {@code hook} with the call's view count before each {@code encodeViews} delegates. */
   public void beforeEncode(IntConsumer hook) {
     this.beforeEncode = hook;
+  }
+
+  /** Runs {@code hook} on the engine thread before each {@code step} delegates. */
+  public void beforeStep(Runnable hook) {
+    this.beforeStep = hook;
   }
 
   @Override
@@ -52,6 +59,7 @@ public final class CountingRuntime implements ModelRuntime {
 
   @Override
   public StepOutput step(List<SequenceStep> batch) {
+    beforeStep.run();
     return delegate.step(batch);
   }
 
