@@ -18,7 +18,6 @@ import sphinxserve.api.TokenSink;
 import sphinxserve.kvcache.KvCacheManager;
 import sphinxserve.kvcache.KvCacheStorage;
 import sphinxserve.scheduler.Engine;
-import sphinxserve.scheduler.EngineConfig;
 import sphinxserve.scheduler.EngineStats;
 
 /**
@@ -33,11 +32,9 @@ public final class EngineBackend implements GenerationBackend {
   private final AtomicLong counter = new AtomicLong();
   private final ConcurrentHashMap<GenerationSink, String> liveIds = new ConcurrentHashMap<>();
 
+  /** Starts an engine over {@code runtime} and {@code storage} with {@code config}'s scheduler knobs. */
   public EngineBackend(ModelRuntime runtime, KvCacheStorage storage, NodeConfig config) {
-    EngineConfig engineConfig = EngineConfig.defaults()
-        .withMaxNumSeqs(config.maxRunningRequests())
-        .withMaxWaiting(config.maxWaitingRequests());
-    this.engine = new Engine(runtime, new KvCacheManager(storage), engineConfig).start();
+    this.engine = new Engine(runtime, new KvCacheManager(storage), config.engineConfig()).start();
   }
 
   /** The engine's counters, for metrics. */

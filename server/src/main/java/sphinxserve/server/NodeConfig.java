@@ -1,22 +1,38 @@
 package sphinxserve.server;
 
+import java.io.IOException;
+import java.io.Reader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Properties;
+import sphinxserve.runtime.engine.RuntimeOptions;
+import sphinxserve.scheduler.EngineConfig;
 import sphinxserve.server.image.ImageCacheConfig;
 import sphinxserve.server.image.ImageLimits;
 
 /**
- * The node's configuration, from command-line flags ({@code --name=value} or {@code --name value}) over
- * environment variables ({@code SPHINX_NAME}, dashes as underscores) over defaults. {@link #usage()} lists
- * every option.
+ * The node's configuration: command-line flags ({@code --name=value} or {@code --name value}) over environment
+ * variables ({@code SPHINX_NAME}, upper case, dashes as underscores) over a configuration file over defaults.
+ * {@link #usage()} lists every option.
+ *
+ * <p>The file, named by {@code --config FILE} (or {@code SPHINX_CONFIG}), is Java {@code .properties}: one
+ * {@code name=value} per line with the flags' names, {@code #} comments; an unknown name is an error. Every
+ * value is validated at start; a bad one throws {@link IllegalArgumentException} whose message starts with the
+ * option's name and says where the value came from (flag, variable, file), e.g.
+ * {@code kv-block-size: must be a power of two between 1 and 256, got 7 (from --kv-block-size)}.
  *
  * @param port TCP port to listen on; 0 picks a free one
  * @param bundle a bundle directory, or {@code embedded:<preset>} to build that preset (seed 1) into
  *     {@code bundleCache} on first use
  * @param bundleCache where embedded bundles are built
  * @param ortThreads ONNX Runtime intra-op threads; 0 = one per core
+ * @param provider ONNX Runtime execution provider
+ * @param deviceId GPU ordinal for the CUDA and TensorRT providers
  * @param imageThreads threads that decode and preprocess images
  * @param imageCacheBytes most bytes of image embeddings cached
  * @param maxImageBytes most encoded bytes per image
@@ -24,11 +40,16 @@ import sphinxserve.server.image.ImageLimits;
  * @param maxImageSide most pixels on either side of an image
  * @param maxImageJobs most images in decode/encode at once; more get RESOURCE_EXHAUSTED
  * @param maxVisionBatch most images per vision-encoder call
+ * @param imageTimeout longest an image's decode, preprocessing and encoding may take; RESOURCE_EXHAUSTED after
  * @param maxMessageBytes most bytes of one inbound gRPC message
+ * @param tlsCert PEM certificate chain to serve TLS with; null = plaintext
+ * @param tlsKey PEM (PKCS#8) private key of {@code tlsCert}; null = plaintext
  * @param kvBlocks KV-cache blocks
- * @param kvBlockSize tokens per KV-cache block
- * @param maxWaitingRequests most requests queued in the scheduler
+ * @param kvBlockSize tokens per KV-cache block (a power of two, at most 256)
+ * @param maxBatchedTokens the engine's token budget per step (decodes plus prefill chunks)
+ * @param maxWaitingRequests most requests queued in the scheduler; more get RESOURCE_EXHAUSTED
  * @param maxRunningRequests most requests decoding at once
+ * @param priorityAgingSeconds a waiting request gains one priority level per this many seconds
  * @param drainSeconds how long shutdown waits for in-flight calls before cancelling them
  */
 public record NodeConfig(
@@ -36,6 +57,8 @@ public record NodeConfig(
     String bundle,
     Path bundleCache,
     int ortThreads,
+    RuntimeOptions.ExecutionProvider provider,
+    int deviceId,
     int imageThreads,
     long imageCacheBytes,
     int maxImageBytes,
@@ -43,21 +66,37 @@ public record NodeConfig(
     int maxImageSide,
     int maxImageJobs,
     int maxVisionBatch,
+    Duration imageTimeout,
     int maxMessageBytes,
+    Path tlsCert,
+    Path tlsKey,
     int kvBlocks,
     int kvBlockSize,
+    int maxBatchedTokens,
     int maxWaitingRequests,
     int maxRunningRequests,
+    double priorityAgingSeconds,
     int drainSeconds) {
 
   /** The prefix of {@link #bundle} values that name a preset built on first use. */
   public static final String EMBEDDED = "embedded:";
 
-  /** Option names, defaults and help, in {@link #usage()} order. */
+  /** The option naming the configuration file (a flag or {@code SPHINX_CONFIG}; not valid inside the file). */
+  static final String CONFIG = "config";
+
+  /** Largest KV block size accepted (tokens). */
+  private static final int MAX_KV_BLOCK_SIZE = 256;
+
+  /** Option names, defaults and help, in {@link #usage()} order; an empty default means "not set". */
   private static final String[][] OPTIONS = {
+      {CONFIG, "", "a .properties file of name=value lines (these names); flags and SPHINX_* override it"},
       {"port", "50051", "TCP port; 0 picks a free one"},
+      {"tls-cert", "", "PEM certificate chain; with --tls-key serves TLS, plaintext when neither is set"},
+      {"tls-key", "", "PEM (PKCS#8) private key of --tls-cert"},
       {"bundle", "embedded:tiny", "bundle directory, or embedded:<test|tiny|bench> (built into --bundle-cache on first use)"},
       {"bundle-cache", "~/.cache/sphinx-serve/bundles", "where embedded bundles are built"},
+      {"provider", "cpu", "ONNX Runtime execution provider: cpu, cuda or tensorrt"},
+      {"device-id", "0", "GPU ordinal for cuda / tensorrt"},
       {"ort-threads", "0", "ONNX Runtime intra-op threads; 0 = one per core"},
       {"image-threads", "2", "threads decoding and preprocessing images"},
       {"image-cache-bytes", "1g", "bytes of image embeddings kept (k/m/g suffixes)"},
@@ -66,11 +105,14 @@ public record NodeConfig(
       {"max-image-side", "16384", "most pixels on either side of an image"},
       {"max-image-jobs", "8", "most images decoding/encoding at once; more get RESOURCE_EXHAUSTED"},
       {"max-vision-batch", "8", "most images per vision-encoder call"},
+      {"image-timeout", "30s", "longest one image's decode + encode may take (ms/s/m); RESOURCE_EXHAUSTED after"},
       {"max-message-bytes", "16m", "most bytes of one inbound gRPC message"},
       {"kv-blocks", "1024", "KV-cache blocks"},
-      {"kv-block-size", "16", "tokens per KV-cache block"},
-      {"max-waiting-requests", "256", "most requests queued for the engine"},
+      {"kv-block-size", "16", "tokens per KV-cache block: a power of two, 1..256"},
+      {"max-batched-tokens", "2048", "the engine's token budget per step (decodes + prefill chunks)"},
+      {"max-waiting-requests", "256", "most requests queued for the engine; more get RESOURCE_EXHAUSTED"},
       {"max-running-requests", "64", "most requests decoding at once"},
+      {"priority-aging-seconds", "10", "a waiting request gains one priority level per this many seconds"},
       {"drain-seconds", "30", "how long shutdown waits for in-flight calls"},
   };
 
@@ -80,15 +122,12 @@ public record NodeConfig(
   }
 
   /**
-   * Flags in {@code args} over variables in {@code env} over defaults. Unknown flags, missing values and
-   * malformed numbers throw {@link IllegalArgumentException} naming the option.
+   * Flags in {@code args} over variables in {@code env} over the file {@code --config} / {@code SPHINX_CONFIG}
+   * names over defaults. Unknown options, missing values, unreadable files and invalid values throw
+   * {@link IllegalArgumentException} naming the option.
    */
   public static NodeConfig parse(String[] args, Map<String, String> env) {
-    Map<String, String> values = new LinkedHashMap<>();
-    for (String[] o : OPTIONS) {
-      String fromEnv = env.get("SPHINX_" + o[0].toUpperCase(Locale.ROOT).replace('-', '_'));
-      values.put(o[0], fromEnv != null ? fromEnv : o[1]);
-    }
+    Map<String, String> flags = new LinkedHashMap<>();
     for (int i = 0; i < args.length; i++) {
       String arg = args[i];
       if (!arg.startsWith("--")) throw new IllegalArgumentException("unexpected argument '" + arg + "'\n" + usage());
@@ -101,73 +140,228 @@ public record NodeConfig(
       } else if (i + 1 < args.length) {
         value = args[++i];
       } else {
-        throw new IllegalArgumentException("--" + name + ": missing value");
+        throw new IllegalArgumentException(name + ": missing value (--" + name + "=VALUE)");
       }
-      if (!values.containsKey(name)) throw new IllegalArgumentException("unknown option --" + name + "\n" + usage());
-      values.put(name, value);
+      if (option(name) == null) throw new IllegalArgumentException("unknown option --" + name + "\n" + usage());
+      flags.put(name, value);
     }
-    String cache = values.get("bundle-cache");
-    if (cache.startsWith("~/")) cache = System.getProperty("user.home") + cache.substring(1);
-    return new NodeConfig(
-        intIn(values, "port", 0, 65535),
-        values.get("bundle"),
-        Path.of(cache),
-        intIn(values, "ort-threads", 0, 1024),
-        intIn(values, "image-threads", 1, 1024),
-        bytes(values, "image-cache-bytes", 0, Long.MAX_VALUE),
-        (int) bytes(values, "max-image-bytes", 1, Integer.MAX_VALUE),
-        bytes(values, "max-image-pixels", 1, Long.MAX_VALUE),
-        intIn(values, "max-image-side", 1, Integer.MAX_VALUE),
-        intIn(values, "max-image-jobs", 1, 1 << 16),
-        intIn(values, "max-vision-batch", 1, 1024),
-        (int) bytes(values, "max-message-bytes", 1024, Integer.MAX_VALUE),
-        intIn(values, "kv-blocks", 1, Integer.MAX_VALUE),
-        intIn(values, "kv-block-size", 1, 4096),
-        intIn(values, "max-waiting-requests", 1, Integer.MAX_VALUE),
-        intIn(values, "max-running-requests", 1, Integer.MAX_VALUE),
-        intIn(values, "drain-seconds", 0, 3600));
+    Values values = new Values();
+    for (String[] o : OPTIONS) values.put(o[0], o[1], "default");
+    String configFile = flags.containsKey(CONFIG) ? flags.get(CONFIG) : env.get(envName(CONFIG));
+    if (configFile != null && !configFile.isBlank()) {
+      String source = flags.containsKey(CONFIG) ? "--" + CONFIG : envName(CONFIG);
+      Path file = Path.of(expandHome(configFile.trim()));
+      values.put(CONFIG, file.toString(), source);
+      Properties properties = new Properties();
+      try (Reader reader = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
+        properties.load(reader);
+      } catch (java.nio.file.NoSuchFileException e) {
+        throw new IllegalArgumentException(CONFIG + ": file " + file + " not found (from " + source + ")");
+      } catch (IOException | IllegalArgumentException e) {
+        throw new IllegalArgumentException(CONFIG + ": cannot read " + file + ": " + e.getMessage());
+      }
+      for (String name : properties.stringPropertyNames()) {
+        if (option(name) == null || name.equals(CONFIG)) {
+          throw new IllegalArgumentException(CONFIG + ": unknown option '" + name + "' in " + file + "\n" + usage());
+        }
+        values.put(name, properties.getProperty(name), file.toString());
+      }
+    }
+    for (String[] o : OPTIONS) {
+      String fromEnv = env.get(envName(o[0]));
+      if (fromEnv != null && !o[0].equals(CONFIG)) values.put(o[0], fromEnv, envName(o[0]));
+    }
+    flags.forEach((name, value) -> values.put(name, value, "--" + name));
+    return values.build();
   }
 
   /** One line per option: name, default, what it does. */
   public static String usage() {
-    StringBuilder sb = new StringBuilder("options (flag, or environment variable SPHINX_<NAME>):\n");
-    for (String[] o : OPTIONS) sb.append(String.format("  --%-22s %-16s %s%n", o[0], o[1], o[2]));
+    StringBuilder sb = new StringBuilder("options (flag --name=value, environment variable SPHINX_<NAME>, or name=value in --config FILE):\n");
+    for (String[] o : OPTIONS) sb.append(String.format("  --%-24s %-16s %s%n", o[0], o[1].isEmpty() ? "-" : o[1], o[2]));
     return sb.toString();
+  }
+
+  /** Whether the node serves TLS (both {@link #tlsCert} and {@link #tlsKey} are set). */
+  public boolean tls() {
+    return tlsCert != null;
   }
 
   /** The image pipeline's part of this configuration. */
   public ImageCacheConfig imageCacheConfig() {
     return new ImageCacheConfig(imageCacheBytes, new ImageLimits(maxImageBytes, maxImagePixels, maxImageSide),
-        imageThreads, maxImageJobs, maxVisionBatch);
+        imageThreads, maxImageJobs, maxVisionBatch, imageTimeout);
   }
 
-  private static int intIn(Map<String, String> values, String name, int min, int max) {
-    return (int) bytesIn(name, values.get(name), min, max, false);
+  /** The engine's part of this configuration, over the engine's defaults for everything the node does not set. */
+  public EngineConfig engineConfig() {
+    return EngineConfig.defaults()
+        .withMaxNumSeqs(maxRunningRequests)
+        .withMaxWaiting(maxWaitingRequests)
+        .withMaxNumBatchedTokens(maxBatchedTokens)
+        .withPriorityAgingSeconds(priorityAgingSeconds);
   }
 
-  private static long bytes(Map<String, String> values, String name, long min, long max) {
-    return bytesIn(name, values.get(name), min, max, true);
+  /** How ONNX Runtime sessions are opened. */
+  public RuntimeOptions runtimeOptions() {
+    return new RuntimeOptions(provider, deviceId, ortThreads, false);
   }
 
-  private static long bytesIn(String name, String text, long min, long max, boolean suffixes) {
-    String t = text.trim().toLowerCase(Locale.ROOT);
-    long unit = 1;
-    if (suffixes && !t.isEmpty()) {
-      switch (t.charAt(t.length() - 1)) {
-        case 'k' -> unit = 1L << 10;
-        case 'm' -> unit = 1L << 20;
-        case 'g' -> unit = 1L << 30;
-        default -> {}
+  private static String[] option(String name) {
+    for (String[] o : OPTIONS) if (o[0].equals(name)) return o;
+    return null;
+  }
+
+  private static String envName(String name) {
+    return "SPHINX_" + name.toUpperCase(Locale.ROOT).replace('-', '_');
+  }
+
+  private static String expandHome(String path) {
+    return path.startsWith("~/") ? System.getProperty("user.home") + path.substring(1) : path;
+  }
+
+  /** Raw values with where each came from; {@link #build} converts and validates them. */
+  private static final class Values {
+    private final Map<String, String> values = new LinkedHashMap<>();
+    private final Map<String, String> sources = new LinkedHashMap<>();
+
+    void put(String name, String value, String source) {
+      values.put(name, value);
+      sources.put(name, source);
+    }
+
+    NodeConfig build() {
+      Path tlsCert = file("tls-cert");
+      Path tlsKey = file("tls-key");
+      if ((tlsCert == null) != (tlsKey == null)) {
+        String missing = tlsCert == null ? "tls-cert" : "tls-key";
+        String set = tlsCert == null ? "tls-key" : "tls-cert";
+        throw new IllegalArgumentException(missing + ": required when " + set + " is set (from " + sources.get(set) + "); set both or neither");
       }
+      int kvBlockSize = intIn("kv-block-size", 1, MAX_KV_BLOCK_SIZE);
+      if (Integer.bitCount(kvBlockSize) != 1) fail("kv-block-size", "must be a power of two between 1 and " + MAX_KV_BLOCK_SIZE);
+      return new NodeConfig(
+          intIn("port", 0, 65535),
+          nonEmpty("bundle"),
+          Path.of(expandHome(nonEmpty("bundle-cache"))),
+          intIn("ort-threads", 0, 1024),
+          provider(),
+          intIn("device-id", 0, 1024),
+          intIn("image-threads", 1, 1024),
+          size("image-cache-bytes", 0, Long.MAX_VALUE),
+          (int) size("max-image-bytes", 1, Integer.MAX_VALUE),
+          size("max-image-pixels", 1, Long.MAX_VALUE),
+          intIn("max-image-side", 1, Integer.MAX_VALUE),
+          intIn("max-image-jobs", 1, 1 << 16),
+          intIn("max-vision-batch", 1, 1024),
+          duration("image-timeout"),
+          (int) size("max-message-bytes", 1024, Integer.MAX_VALUE),
+          tlsCert,
+          tlsKey,
+          intIn("kv-blocks", 1, Integer.MAX_VALUE),
+          kvBlockSize,
+          intIn("max-batched-tokens", 1, Integer.MAX_VALUE),
+          intIn("max-waiting-requests", 1, Integer.MAX_VALUE),
+          intIn("max-running-requests", 1, Integer.MAX_VALUE),
+          positiveDouble("priority-aging-seconds"),
+          intIn("drain-seconds", 0, 3600));
+    }
+
+    private String text(String name) {
+      return values.get(name).trim();
+    }
+
+    private IllegalArgumentException fail(String name, String problem) {
+      throw new IllegalArgumentException(name + ": " + problem + ", got '" + values.get(name) + "' (from " + sources.get(name) + ")");
+    }
+
+    private String nonEmpty(String name) {
+      if (text(name).isEmpty()) fail(name, "must not be empty");
+      return text(name);
+    }
+
+    private Path file(String name) {
+      if (text(name).isEmpty()) return null;
+      Path path = Path.of(expandHome(text(name)));
+      if (!Files.isRegularFile(path)) {
+        throw new IllegalArgumentException(name + ": file " + path + " not found (from " + sources.get(name) + ")");
+      }
+      if (!Files.isReadable(path)) {
+        throw new IllegalArgumentException(name + ": file " + path + " is not readable (from " + sources.get(name) + ")");
+      }
+      return path;
+    }
+
+    private RuntimeOptions.ExecutionProvider provider() {
+      return switch (text("provider").toLowerCase(Locale.ROOT)) {
+        case "cpu" -> RuntimeOptions.ExecutionProvider.CPU;
+        case "cuda" -> RuntimeOptions.ExecutionProvider.CUDA;
+        case "tensorrt" -> RuntimeOptions.ExecutionProvider.TENSORRT;
+        default -> throw fail("provider", "must be cpu, cuda or tensorrt");
+      };
+    }
+
+    private int intIn(String name, int min, int max) {
+      long v;
+      try {
+        v = Long.parseLong(text(name));
+      } catch (NumberFormatException e) {
+        throw fail(name, "must be an integer in " + min + ".." + max);
+      }
+      if (v < min || v > max) fail(name, "must be an integer in " + min + ".." + max);
+      return (int) v;
+    }
+
+    private long size(String name, long min, long max) {
+      String t = text(name).toLowerCase(Locale.ROOT);
+      long unit = switch (t.isEmpty() ? ' ' : t.charAt(t.length() - 1)) {
+        case 'k' -> 1L << 10;
+        case 'm' -> 1L << 20;
+        case 'g' -> 1L << 30;
+        default -> 1;
+      };
       if (unit != 1) t = t.substring(0, t.length() - 1);
+      long v;
+      try {
+        v = Math.multiplyExact(Long.parseLong(t), unit);
+      } catch (NumberFormatException | ArithmeticException e) {
+        throw fail(name, "must be a size in bytes (k/m/g suffixes, e.g. 512m)");
+      }
+      if (v < min || v > max) fail(name, "must be a size in " + min + ".." + max + " bytes");
+      return v;
     }
-    long v;
-    try {
-      v = Math.multiplyExact(Long.parseLong(t), unit);
-    } catch (NumberFormatException | ArithmeticException e) {
-      throw new IllegalArgumentException("--" + name + ": '" + text + "' is not " + (suffixes ? "a size (e.g. 512m)" : "an integer"));
+
+    private Duration duration(String name) {
+      String t = text(name).toLowerCase(Locale.ROOT);
+      long factorMillis = 1000;
+      if (t.endsWith("ms")) {
+        factorMillis = 1;
+        t = t.substring(0, t.length() - 2);
+      } else if (t.endsWith("s")) {
+        t = t.substring(0, t.length() - 1);
+      } else if (t.endsWith("m")) {
+        factorMillis = 60_000;
+        t = t.substring(0, t.length() - 1);
+      }
+      long millis;
+      try {
+        millis = Math.multiplyExact(Long.parseLong(t), factorMillis);
+      } catch (NumberFormatException | ArithmeticException e) {
+        throw fail(name, "must be a positive duration (e.g. 500ms, 30s, 2m; plain numbers are seconds)");
+      }
+      if (millis <= 0) fail(name, "must be a positive duration (e.g. 500ms, 30s, 2m; plain numbers are seconds)");
+      return Duration.ofMillis(millis);
     }
-    if (v < min || v > max) throw new IllegalArgumentException("--" + name + ": " + text + " is outside " + min + ".." + max);
-    return v;
+
+    private double positiveDouble(String name) {
+      double v;
+      try {
+        v = Double.parseDouble(text(name));
+      } catch (NumberFormatException e) {
+        throw fail(name, "must be a positive number");
+      }
+      if (!(v > 0) || Double.isInfinite(v)) fail(name, "must be a positive number");
+      return v;
+    }
   }
 }

@@ -3,9 +3,11 @@ package sphinxserve.server;
 import dev.sphinxserve.proto.v1.SphinxGrpc;
 import io.grpc.Server;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
+import io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
 import io.grpc.protobuf.services.ProtoReflectionServiceV1;
+import io.netty.handler.ssl.SslContext;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
@@ -21,7 +23,6 @@ import sphinxserve.api.ModelRuntime;
 import sphinxserve.kvcache.KvCacheStorage;
 import sphinxserve.runtime.bundle.Bundle;
 import sphinxserve.runtime.engine.OnnxModelRuntime;
-import sphinxserve.runtime.engine.RuntimeOptions;
 import sphinxserve.server.image.ImageCache;
 
 /**
@@ -31,8 +32,12 @@ import sphinxserve.server.image.ImageCache;
  * <p>Lifecycle: {@link #open} loads the bundle, allocates the KV storage, opens the ONNX Runtime model, builds
  * the image cache and the backend, starts the server and only then reports SERVING. {@link #close} shuts down
  * in STYLE.md's order: health enters its terminal state (NOT_SERVING) → the service stops admitting
- * (UNAVAILABLE) → {@code server.shutdown()} → wait for in-flight calls up to {@code --drain-seconds} →
- * {@code shutdownNow()} → backend → image cache → ONNX sessions and native KV memory.
+ * (UNAVAILABLE) → {@code server.shutdown()} → wait for in-flight Generate and PutImage calls up to
+ * {@code --drain-seconds} → {@code shutdownNow()} (ends health watches and anything left) → backend → image
+ * cache → ONNX sessions and native KV memory. The SIGTERM hook {@link #main} installs calls {@link #close}.
+ *
+ * <p>Transport: plaintext, or TLS (HTTP/2 over TLS with ALPN, grpc-netty's {@link GrpcSslContexts}) when
+ * {@code --tls-cert} and {@code --tls-key} are set.
  */
 public final class SphinxNode implements AutoCloseable {
 
@@ -40,6 +45,9 @@ public final class SphinxNode implements AutoCloseable {
 
   /** Stack of the thread that opens the model (see {@link #main}). */
   private static final long OPEN_STACK_BYTES = 64L << 20;
+
+  /** How long shutdown lets the server end by itself after the last call, before cancelling other streams. */
+  private static final long TRAILER_FLUSH_MILLIS = 500;
 
   private final Server server;
   private final HealthStatusManager health;
@@ -52,6 +60,7 @@ public final class SphinxNode implements AutoCloseable {
   private final AtomicBoolean closed = new AtomicBoolean();
 
   private SphinxNode(NodeConfig config, Bundle bundle, ModelRuntime runtime, GenerationBackend backend, List<AutoCloseable> owned) {
+    SslContext ssl = config.tls() ? sslContext(config) : null; // first: a bad file leaves nothing to close
     this.backend = backend;
     this.owned = owned;
     this.drainSeconds = config.drainSeconds();
@@ -60,7 +69,9 @@ public final class SphinxNode implements AutoCloseable {
     this.service = new SphinxService(runtime.spec(), bundle.manifest().getTemplate().getName(), runtime.tokenizer(),
         images, backend, config, streamExecutor);
     this.health = new HealthStatusManager();
-    Server started = NettyServerBuilder.forAddress(new InetSocketAddress(config.port()))
+    NettyServerBuilder builder = NettyServerBuilder.forAddress(new InetSocketAddress(config.port()));
+    if (ssl != null) builder.sslContext(ssl);
+    Server started = builder
         .maxInboundMessageSize(config.maxMessageBytes())
         .addService(service)
         .addService(health.getHealthService())
@@ -78,6 +89,16 @@ public final class SphinxNode implements AutoCloseable {
     health.setStatus(SphinxGrpc.SERVICE_NAME, ServingStatus.SERVING);
   }
 
+  /** The server's TLS context from the configured PEM files; a bad file fails naming both options. */
+  private static SslContext sslContext(NodeConfig config) {
+    try {
+      return GrpcSslContexts.forServer(config.tlsCert().toFile(), config.tlsKey().toFile()).build();
+    } catch (IOException | RuntimeException e) {
+      throw new IllegalArgumentException("tls-cert, tls-key: cannot load " + config.tlsCert() + " with " + config.tlsKey()
+          + " (PEM certificate chain and PKCS#8 private key expected): " + e.getMessage(), e);
+    }
+  }
+
   /**
    * Opens the model {@code config} names and serves it with the backend {@code backends} creates. The node
    * owns everything it opened and closes it in {@link #close}.
@@ -89,8 +110,7 @@ public final class SphinxNode implements AutoCloseable {
       Bundle bundle = Bundle.open(dir);
       KvCacheStorage kv = new KvCacheStorage(OnnxModelRuntime.kvLayoutFor(bundle.spec(), config.kvBlockSize(), config.kvBlocks()));
       owned.addFirst(kv);
-      RuntimeOptions cpu = RuntimeOptions.cpu();
-      OnnxModelRuntime runtime = OnnxModelRuntime.open(bundle, new RuntimeOptions(cpu.provider(), 0, config.ortThreads(), false), kv);
+      OnnxModelRuntime runtime = OnnxModelRuntime.open(bundle, config.runtimeOptions(), kv);
       owned.addFirst(runtime); // closed before the storage it reads
       GenerationBackend backend = backends.create(runtime, kv, config);
       return new SphinxNode(config, bundle, runtime, backend, owned);
@@ -118,6 +138,11 @@ public final class SphinxNode implements AutoCloseable {
     return images;
   }
 
+  /** Whether the server has stopped: every call ended and the listener closed. */
+  public boolean isTerminated() {
+    return server.isTerminated();
+  }
+
   /** Blocks until the server terminates. */
   public void awaitTermination() throws InterruptedException {
     server.awaitTermination();
@@ -131,8 +156,13 @@ public final class SphinxNode implements AutoCloseable {
     service.startDraining();
     server.shutdown();
     try {
-      if (!server.awaitTermination(drainSeconds, TimeUnit.SECONDS)) {
+      // Wait for this service's calls only: other long-lived calls (Health/Watch) never end by themselves.
+      if (!service.awaitCallsEnded(drainSeconds, TimeUnit.SECONDS)) {
         LOG.log(System.Logger.Level.WARNING, "in-flight calls still running after {0} s; cancelling them", drainSeconds);
+      }
+      // A moment for the last trailers to flush, then cancel what is left: health watches, reflection streams,
+      // calls past the drain period.
+      if (!server.awaitTermination(TRAILER_FLUSH_MILLIS, TimeUnit.MILLISECONDS)) {
         server.shutdownNow();
         server.awaitTermination(5, TimeUnit.SECONDS);
       }
@@ -186,6 +216,10 @@ public final class SphinxNode implements AutoCloseable {
     }, "sphinx-open", OPEN_STACK_BYTES);
     opener.start();
     opener.join();
+    if (failed[0] instanceof IllegalArgumentException e) {
+      System.err.println("error: " + e.getMessage());
+      System.exit(2);
+    }
     if (failed[0] != null) throw failed[0];
     SphinxNode node = opened[0];
     Runtime.getRuntime().addShutdownHook(new Thread(node::close, "sphinx-shutdown"));

@@ -44,6 +44,7 @@ final class SphinxService extends SphinxGrpc.SphinxImplBase {
   private final GenerationBackend backend;
   private final NodeConfig config;
   private final Executor executor;
+  private final InFlightCalls inFlight = new InFlightCalls();
   private volatile boolean draining;
 
   SphinxService(ModelSpec spec, String templateName, TextTokenizer tokenizer, ImageCache images,
@@ -62,10 +63,16 @@ final class SphinxService extends SphinxGrpc.SphinxImplBase {
     draining = true;
   }
 
+  /** Waits until every Generate and PutImage call in progress has ended, at most {@code timeout}; whether all have. */
+  boolean awaitCallsEnded(long timeout, TimeUnit unit) throws InterruptedException {
+    return inFlight.awaitNone(timeout, unit);
+  }
+
   @Override
   public void generate(GenerateRequest request, StreamObserver<GenerateResponse> observer) {
     long arrival = System.nanoTime();
-    StreamSink sink = new StreamSink((ServerCallStreamObserver<GenerateResponse>) observer, executor);
+    inFlight.enter(); // before the draining check, so shutdown's wait cannot miss this call
+    StreamSink sink = new StreamSink((ServerCallStreamObserver<GenerateResponse>) observer, executor, inFlight::exit);
     Deadline deadline = Context.current().getDeadline();
     long deadlineNanos = deadline == null ? Long.MAX_VALUE : arrival + deadline.timeRemaining(TimeUnit.NANOSECONDS);
     if (draining) {
@@ -130,8 +137,10 @@ final class SphinxService extends SphinxGrpc.SphinxImplBase {
 
   @Override
   public void putImage(PutImageRequest request, StreamObserver<PutImageResponse> observer) {
+    inFlight.enter();
     if (draining) {
       observer.onError(Status.UNAVAILABLE.withDescription("node is draining; retry on another node").asRuntimeException());
+      inFlight.exit();
       return;
     }
     CompletableFuture<ImageCache.Result> result;
@@ -139,16 +148,21 @@ final class SphinxService extends SphinxGrpc.SphinxImplBase {
       result = images.put(request.getImage().toByteArray());
     } catch (ImageRejectedException e) {
       observer.onError(Statuses.of(e, "image").asRuntimeException());
+      inFlight.exit();
       return;
     }
     result.whenComplete((r, error) -> {
-      if (error != null) {
-        observer.onError(Statuses.of(error, "image").asRuntimeException());
-        return;
+      try {
+        if (error != null) {
+          observer.onError(Statuses.of(error, "image").asRuntimeException());
+        } else {
+          observer.onNext(PutImageResponse.newBuilder().setDigest(r.image().digest()).setWidth(r.image().width())
+              .setHeight(r.image().height()).setCached(r.cacheHit()).build());
+          observer.onCompleted();
+        }
+      } finally {
+        inFlight.exit();
       }
-      observer.onNext(PutImageResponse.newBuilder().setDigest(r.image().digest()).setWidth(r.image().width())
-          .setHeight(r.image().height()).setCached(r.cacheHit()).build());
-      observer.onCompleted();
     });
   }
 

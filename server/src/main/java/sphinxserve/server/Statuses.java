@@ -18,7 +18,7 @@ final class Statuses {
       case RequestException r -> r.status();
       case ImageRejectedException r -> Status.fromCode(switch (r.kind()) {
             case INVALID -> Status.Code.INVALID_ARGUMENT;
-            case TOO_LARGE, BUSY -> Status.Code.RESOURCE_EXHAUSTED;
+            case TOO_LARGE, BUSY, TIMED_OUT -> Status.Code.RESOURCE_EXHAUSTED;
           }).withDescription(imageField + ": " + r.reason());
       default -> Status.INTERNAL.withDescription("image encoding failed: " + e).withCause(e);
     };

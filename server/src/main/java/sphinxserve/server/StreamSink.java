@@ -30,16 +30,27 @@ final class StreamSink implements GenerationSink {
   private volatile boolean cancelled;
   private volatile boolean done;
   private volatile Runnable onCancel = () -> {};
+  private final Runnable onEnd;
+  private final java.util.concurrent.atomic.AtomicBoolean ended = new java.util.concurrent.atomic.AtomicBoolean();
 
-  /** Attaches to {@code call}; must run inside the gRPC handler (gRPC freezes the handlers after it returns). */
-  StreamSink(ServerCallStreamObserver<GenerateResponse> call, Executor executor) {
+  /**
+   * Attaches to {@code call}; must run inside the gRPC handler (gRPC freezes the handlers after it returns).
+   * {@code onEnd} runs once when the call ends: completed, failed or cancelled.
+   */
+  StreamSink(ServerCallStreamObserver<GenerateResponse> call, Executor executor, Runnable onEnd) {
     this.call = call;
     this.executor = executor;
+    this.onEnd = onEnd;
     call.setOnReadyHandler(this::schedule);
     call.setOnCancelHandler(() -> {
       cancelled = true;
       onCancel.run();
+      end();
     });
+  }
+
+  private void end() {
+    if (ended.compareAndSet(false, true)) onEnd.run();
   }
 
   /** Runs {@code action} when the client cancels or the deadline passes (not if that already happened). */
@@ -97,11 +108,13 @@ final class StreamSink implements GenerationSink {
             if (r.getFinishReason() != FinishReason.FINISH_REASON_UNSPECIFIED) {
               done = true;
               call.onCompleted();
+              end();
             }
           }
           case Status s -> {
             done = true;
             call.onError(s.asRuntimeException());
+            end();
           }
           default -> throw new IllegalStateException("unexpected " + next);
         }

@@ -102,6 +102,76 @@ final class GenerateTest {
     assertTrue(NODE.backend().stats().numSteps() - stepsBefore < 6 * 9, "the calls shared steps");
   }
 
+  @Test
+  void generate_sameNewImageTwiceAtOnce_oneVisionRunAndTheSecondIsACacheHit() throws Exception {
+    byte[] image = TestImages.png(TestImages.noise(36, 44, 13));
+    long hitsBefore = NODE.node().images().numHits();
+    int encodesBefore = NODE.runtime().encodeCalls().size();
+    // Hold the encoder until the second call has found the first one's encoding in progress: truly at once.
+    NODE.runtime().beforeEncode(views -> {
+      long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+      while (NODE.node().images().numHits() == hitsBefore && System.nanoTime() < until) Thread.onSpinWait();
+    });
+    try {
+      Content content = Content.newBuilder().setImage(ByteString.copyFrom(image)).build();
+      var first = java.util.concurrent.CompletableFuture.supplyAsync(() -> generate(request(content, GREEDY_8)));
+      var second = java.util.concurrent.CompletableFuture.supplyAsync(() -> generate(request(content, GREEDY_8)));
+      List<GenerateResponse> a = first.get(60, TimeUnit.SECONDS);
+      List<GenerateResponse> b = second.get(60, TimeUnit.SECONDS);
+      assertEquals(1, NODE.runtime().encodeCalls().size() - encodesBefore, "one vision-encoder run");
+      assertEquals(1, NODE.node().images().numHits() - hitsBefore);
+      assertTrue(a.getLast().getUsage().getImageCacheHit() != b.getLast().getUsage().getImageCacheHit(), "exactly one is a cache hit");
+      assertArrayEquals(tokens(a), tokens(b));
+    } finally {
+      NODE.runtime().beforeEncode(views -> {});
+    }
+  }
+
+  @Test
+  void generate_badImagesAlongsideHealthyStreams_leaveTheStreamsUntouched() throws Exception {
+    byte[] good = TestImages.png(TestImages.noise(40, 24, 14));
+    List<GenerateRequest> healthy = List.of(
+        request(null, GREEDY_8),
+        request(Content.newBuilder().setImage(ByteString.copyFrom(good)).build(), GREEDY_8),
+        request(null, SamplingParams.newBuilder().setMaxTokens(24).setIgnoreEos(true).build()));
+    List<int[]> alone = new ArrayList<>();
+    for (GenerateRequest r : healthy) alone.add(tokens(generate(r)));
+
+    byte[] corrupt = new byte[4096];
+    new java.util.Random(15).nextBytes(corrupt);
+    System.arraycopy(good, 0, corrupt, 0, 16); // a PNG signature and IHDR start, then garbage
+    byte[] truncated = java.util.Arrays.copyOf(good, good.length / 2);
+    byte[] bomb = TestImages.pngDeclaring(30_000, 30_000);
+    byte[] oversized = new byte[11 << 20]; // over --max-image-bytes (10m), under the 16m message limit
+    System.arraycopy(good, 0, oversized, 0, good.length);
+    record Bad(byte[] bytes, Status.Code expected) {}
+    List<Bad> bad = List.of(new Bad(corrupt, Status.Code.INVALID_ARGUMENT), new Bad(truncated, Status.Code.INVALID_ARGUMENT),
+        new Bad(bomb, Status.Code.RESOURCE_EXHAUSTED), new Bad(oversized, Status.Code.RESOURCE_EXHAUSTED));
+
+    List<java.util.concurrent.CompletableFuture<int[]>> streams = new ArrayList<>();
+    List<java.util.concurrent.CompletableFuture<Status>> refusals = new ArrayList<>();
+    for (int round = 0; round < 2; round++) {
+      for (Bad b : bad) {
+        refusals.add(java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+          try {
+            generate(request(Content.newBuilder().setImage(ByteString.copyFrom(b.bytes())).build(), GREEDY_8));
+            return Status.OK;
+          } catch (StatusRuntimeException e) {
+            return e.getStatus();
+          }
+        }));
+      }
+      if (round == 0) for (GenerateRequest r : healthy) streams.add(java.util.concurrent.CompletableFuture.supplyAsync(() -> tokens(generate(r))));
+    }
+    for (int i = 0; i < refusals.size(); i++) {
+      Status status = refusals.get(i).get(60, TimeUnit.SECONDS);
+      assertEquals(bad.get(i % bad.size()).expected(), status.getCode(), status.toString());
+      assertTrue(status.getDescription().startsWith("messages[0].content[0].image: "), status.getDescription());
+    }
+    for (int i = 0; i < healthy.size(); i++) assertArrayEquals(alone.get(i), streams.get(i).get(60, TimeUnit.SECONDS), "stream " + i);
+    waitUntilIdle();
+  }
+
   private static void waitUntilIdle() throws InterruptedException {
     long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
     while (NODE.backend().stats().numRunning() + NODE.backend().stats().numWaiting() > 0 || NODE.backend().stats().kvUsage() > 0) {

@@ -1,34 +1,146 @@
 package sphinxserve.server;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import sphinxserve.runtime.engine.RuntimeOptions;
+import sphinxserve.scheduler.EngineConfig;
 
 final class NodeConfigTest {
 
+  @TempDir
+  static Path dir;
+
+  private static Path file(String name, String text) throws IOException {
+    return Files.writeString(dir.resolve(name), text);
+  }
+
+  private static String error(String[] args, Map<String, String> env) {
+    return assertThrows(IllegalArgumentException.class, () -> NodeConfig.parse(args, env)).getMessage();
+  }
+
+  private static String error(String... args) {
+    return error(args, Map.of());
+  }
+
   @Test
-  void parse_flagsOverEnvironmentOverDefaults() {
-    NodeConfig c = NodeConfig.parse(new String[] {"--port=7000", "--image-cache-bytes", "512m"},
+  void parse_flagsOverEnvironmentOverFileOverDefaults() throws IOException {
+    Path config = file("precedence.properties", """
+        # every source sets port; file-only and file+env options
+        port = 5000
+        max-image-jobs = 2
+        kv-blocks=512
+        image-timeout: 2s
+        """);
+    NodeConfig c = NodeConfig.parse(new String[] {"--config", config.toString(), "--port=7000", "--image-cache-bytes", "512m"},
         Map.of("SPHINX_PORT", "6000", "SPHINX_MAX_IMAGE_JOBS", "3"));
-    assertEquals(7000, c.port());
+    assertEquals(7000, c.port(), "flag over env and file");
+    assertEquals(3, c.maxImageJobs(), "env over file");
+    assertEquals(512, c.kvBlocks(), "file over default");
+    assertEquals(Duration.ofSeconds(2), c.imageTimeout());
     assertEquals(512L << 20, c.imageCacheBytes());
-    assertEquals(3, c.maxImageJobs());
-    assertEquals(16 << 20, c.maxMessageBytes());
+    assertEquals(16 << 20, c.maxMessageBytes(), "default");
     assertEquals("embedded:tiny", c.bundle());
   }
 
   @Test
-  void parse_badInput_namesTheOption() {
-    assertTrue(assertThrows(IllegalArgumentException.class, () -> NodeConfig.parse(new String[] {"--nope=1"}, Map.of()))
-        .getMessage().startsWith("unknown option --nope"));
-    assertTrue(assertThrows(IllegalArgumentException.class, () -> NodeConfig.parse(new String[] {"--port=x"}, Map.of()))
-        .getMessage().startsWith("--port: 'x' is not an integer"));
-    assertTrue(assertThrows(IllegalArgumentException.class, () -> NodeConfig.parse(new String[] {"--port=70000"}, Map.of()))
-        .getMessage().startsWith("--port: 70000 is outside"));
-    assertTrue(assertThrows(IllegalArgumentException.class, () -> NodeConfig.parse(new String[] {"--port"}, Map.of()))
-        .getMessage().startsWith("--port: missing value"));
+  void parse_configFromEnvironment_isRead() throws IOException {
+    Path config = file("env.properties", "max-running-requests=3\n");
+    assertEquals(3, NodeConfig.parse(new String[0], Map.of("SPHINX_CONFIG", config.toString())).maxRunningRequests());
+  }
+
+  @Test
+  void parse_defaults_plaintextCpuAndTheEngineDefaults() {
+    NodeConfig c = NodeConfig.defaults();
+    assertFalse(c.tls());
+    assertNull(c.tlsCert());
+    assertEquals(RuntimeOptions.ExecutionProvider.CPU, c.runtimeOptions().provider());
+    assertEquals(Duration.ofSeconds(30), c.imageTimeout());
+    EngineConfig engine = c.engineConfig();
+    assertEquals(EngineConfig.defaults().maxNumBatchedTokens(), engine.maxNumBatchedTokens());
+    assertEquals(64, engine.maxNumSeqs());
+    assertEquals(256, engine.maxWaiting());
+  }
+
+  @Test
+  void parse_schedulerAndProviderKnobs_reachEngineAndRuntimeOptions() {
+    NodeConfig c = NodeConfig.parse(new String[] {"--max-batched-tokens=512", "--max-running-requests=8", "--max-waiting-requests=9",
+        "--priority-aging-seconds=2.5", "--kv-blocks=100", "--kv-block-size=32", "--provider=CUDA", "--device-id=1", "--ort-threads=3"}, Map.of());
+    EngineConfig engine = c.engineConfig();
+    assertEquals(512, engine.maxNumBatchedTokens());
+    assertEquals(8, engine.maxNumSeqs());
+    assertEquals(9, engine.maxWaiting());
+    assertEquals(2.5, engine.priorityAgingSeconds());
+    assertEquals(100, c.kvBlocks());
+    assertEquals(32, c.kvBlockSize());
+    assertEquals(new RuntimeOptions(RuntimeOptions.ExecutionProvider.CUDA, 1, 3, false), c.runtimeOptions());
+  }
+
+  @Test
+  void parse_tlsCertAndKey_bothSetServesTls() throws IOException {
+    Path cert = file("cert.pem", "x");
+    Path key = file("key.pem", "y");
+    NodeConfig c = NodeConfig.parse(new String[] {"--tls-cert=" + cert, "--tls-key=" + key}, Map.of());
+    assertTrue(c.tls());
+    assertEquals(cert, c.tlsCert());
+    assertEquals(key, c.tlsKey());
+  }
+
+  @ParameterizedTest
+  @CsvSource(delimiter = '|', textBlock = """
+      --kv-block-size=7            | kv-block-size: must be a power of two between 1 and 256, got '7' (from --kv-block-size)
+      --kv-block-size=512          | kv-block-size: must be an integer in 1..256, got '512'
+      --port=x                     | port: must be an integer in 0..65535, got 'x' (from --port)
+      --port=70000                 | port: must be an integer in 0..65535, got '70000'
+      --image-cache-bytes=lots     | image-cache-bytes: must be a size in bytes
+      --image-timeout=0s           | image-timeout: must be a positive duration
+      --image-timeout=soon         | image-timeout: must be a positive duration
+      --provider=tpu               | provider: must be cpu, cuda or tensorrt, got 'tpu'
+      --priority-aging-seconds=0   | priority-aging-seconds: must be a positive number, got '0'
+      --max-batched-tokens=0       | max-batched-tokens: must be an integer in 1..
+      --max-waiting-requests=-1    | max-waiting-requests: must be an integer in 1..
+      --tls-cert=/no/such/cert.pem | tls-cert: file /no/such/cert.pem not found (from --tls-cert)
+      --config=/no/such/node.conf  | config: file /no/such/node.conf not found (from --config)
+      --nope=1                     | unknown option --nope
+      --port                       | port: missing value
+      """)
+  void parse_badFlag_messageNamesTheOption(String flag, String expected) {
+    String message = error(flag);
+    assertTrue(message.startsWith(expected), "expected '" + expected + "…', got '" + message + "'");
+  }
+
+  @Test
+  void parse_badValueFromEnvironmentOrFile_saysWhereItCameFrom() throws IOException {
+    assertTrue(error(new String[0], Map.of("SPHINX_KV_BLOCK_SIZE", "24")).endsWith("got '24' (from SPHINX_KV_BLOCK_SIZE)"));
+    Path config = file("bad.properties", "kv-block-size=3\n");
+    String message = error("--config=" + config);
+    assertTrue(message.startsWith("kv-block-size: must be a power of two"), message);
+    assertTrue(message.endsWith("(from " + config + ")"), message);
+  }
+
+  @Test
+  void parse_unknownKeyInFile_namesKeyAndFile() throws IOException {
+    Path config = file("unknown.properties", "kv_blocks=3\n");
+    String message = error("--config=" + config);
+    assertTrue(message.startsWith("config: unknown option 'kv_blocks' in " + config), message);
+  }
+
+  @Test
+  void parse_onlyOneOfCertAndKey_namesTheMissingOne() throws IOException {
+    Path cert = file("only-cert.pem", "x");
+    assertTrue(error("--tls-cert=" + cert).startsWith("tls-key: required when tls-cert is set (from --tls-cert)"));
+    assertTrue(error(new String[0], Map.of("SPHINX_TLS_KEY", cert.toString())).startsWith("tls-cert: required when tls-key is set (from SPHINX_TLS_KEY)"));
   }
 }

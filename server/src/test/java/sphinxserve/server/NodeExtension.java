@@ -1,9 +1,11 @@
 package sphinxserve.server;
 
 import io.grpc.ManagedChannel;
+import io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.NettyChannelBuilder;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import javax.net.ssl.SSLException;
 import org.junit.jupiter.api.extension.AfterAllCallback;
 import org.junit.jupiter.api.extension.BeforeAllCallback;
 import org.junit.jupiter.api.extension.ExtensionContext;
@@ -17,8 +19,9 @@ import sphinxserve.server.testing.CountingRuntime;
 
 /**
  * Starts a real node (Netty on loopback, port 0) over the real ONNX Runtime with the TEST bundle, and a
- * plaintext channel to it, once per test class; closes all of it afterwards. Register as a static field
- * with {@code @RegisterExtension}.
+ * channel to it (TLS trusting {@code --tls-cert} when that flag is given, plaintext otherwise), once per test
+ * class; closes all of it afterwards. Register as a static field with {@code @RegisterExtension}, or call
+ * {@link #start} / {@link #stop} for a node of one's own inside a test.
  */
 final class NodeExtension implements BeforeAllCallback, AfterAllCallback {
 
@@ -37,6 +40,16 @@ final class NodeExtension implements BeforeAllCallback, AfterAllCallback {
 
   @Override
   public void beforeAll(ExtensionContext context) {
+    start();
+  }
+
+  @Override
+  public void afterAll(ExtensionContext context) throws InterruptedException {
+    stop();
+  }
+
+  /** Starts the node and opens the channel. */
+  NodeExtension start() {
     bundle = TestBundles.get(BundlePreset.TEST);
     kv = new KvCacheStorage(OnnxModelRuntime.kvLayoutFor(bundle.spec(), 16, 64));
     runtime = new CountingRuntime(OnnxModelRuntime.open(bundle, new RuntimeOptions(RuntimeOptions.ExecutionProvider.CPU, 0, 2, false), kv));
@@ -47,11 +60,21 @@ final class NodeExtension implements BeforeAllCallback, AfterAllCallback {
     NodeConfig config = NodeConfig.parse(all, Map.of());
     backend = new EngineBackend(runtime, kv, config);
     node = SphinxNode.start(config, bundle, runtime, backend);
-    channel = NettyChannelBuilder.forAddress("127.0.0.1", node.port()).usePlaintext().build();
+    if (config.tls()) {
+      try {
+        channel = NettyChannelBuilder.forAddress("localhost", node.port())
+            .sslContext(GrpcSslContexts.forClient().trustManager(config.tlsCert().toFile()).build()).build();
+      } catch (SSLException e) {
+        throw new IllegalStateException(e);
+      }
+    } else {
+      channel = NettyChannelBuilder.forAddress("127.0.0.1", node.port()).usePlaintext().build();
+    }
+    return this;
   }
 
-  @Override
-  public void afterAll(ExtensionContext context) throws InterruptedException {
+  /** Closes the channel, the node (if still open), the runtime and the KV storage. */
+  void stop() throws InterruptedException {
     if (channel != null) {
       channel.shutdownNow();
       channel.awaitTermination(5, TimeUnit.SECONDS);

@@ -5,13 +5,17 @@ import com.github.benmanes.caffeine.cache.Caffeine;
 import com.github.benmanes.caffeine.cache.stats.CacheStats;
 import io.github.resilience4j.bulkhead.Bulkhead;
 import io.github.resilience4j.bulkhead.BulkheadConfig;
+import io.github.resilience4j.timelimiter.TimeLimiter;
+import io.github.resilience4j.timelimiter.TimeLimiterConfig;
 import java.time.Duration;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.LongAdder;
 import sphinxserve.api.ModelRuntime;
@@ -28,7 +32,12 @@ import sphinxserve.api.ModelRuntime;
  * </pre>
  * The Resilience4j bulkhead bounds the image jobs in progress (permit held until the embeddings are ready)
  * and refuses more at once rather than queueing them: an image flood gets RESOURCE_EXHAUSTED instead of
- * taking the cores the decoder needs. Lookups by digest alone never encode.
+ * taking the cores the decoder needs. A Resilience4j time limiter bounds each job, queueing included
+ * ({@link ImageCacheConfig#timeout()}): past it the cached future fails with
+ * {@link ImageRejectedException.Kind#TIMED_OUT} (RESOURCE_EXHAUSTED) and is dropped, so every caller waiting
+ * on that image is answered at once. ONNX Runtime calls cannot be interrupted, so work already running is
+ * left to finish and keeps its bulkhead permit until it does (the permit counts real work, not waiting
+ * callers); a job whose decode had not started yet is skipped. Lookups by digest alone never encode.
  *
  * <p>Metrics: {@link #numHits()} / {@link #numMisses()} count lookups by outcome (the
  * {@code sphinx.image_cache.lookups{result}} instrument reads them); {@link #stats()} is Caffeine's own.
@@ -42,6 +51,8 @@ public final class ImageCache implements AutoCloseable {
   private final ExecutorService decodePool;
   private final VisionBatcher batcher;
   private final Bulkhead bulkhead;
+  private final TimeLimiter timeLimiter;
+  private final ScheduledExecutorService timer;
   private final AsyncCache<ImageKey, EncodedImage> cache;
   private final LongAdder numHits = new LongAdder();
   private final LongAdder numMisses = new LongAdder();
@@ -58,6 +69,9 @@ public final class ImageCache implements AutoCloseable {
     this.batcher = new VisionBatcher(runtime, config.maxVisionBatch());
     this.bulkhead = Bulkhead.of("sphinx-image-jobs", BulkheadConfig.custom()
         .maxConcurrentCalls(config.maxImageJobs()).maxWaitDuration(Duration.ZERO).build());
+    this.timeLimiter = TimeLimiter.of("sphinx-image-jobs", TimeLimiterConfig.custom()
+        .timeoutDuration(config.timeout()).cancelRunningFuture(false).build());
+    this.timer = Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().name("sphinx-image-timer").daemon().unstarted(r));
     this.cache = Caffeine.newBuilder()
         .maximumWeight(config.maxCacheBytes())
         .weigher((ImageKey k, EncodedImage v) -> (int) Math.min(Integer.MAX_VALUE, v.sizeBytes()))
@@ -113,25 +127,41 @@ public final class ImageCache implements AutoCloseable {
           "the node is already processing " + bulkhead.getBulkheadConfig().getMaxConcurrentCalls()
               + " images (max_image_jobs); retry later"));
     }
-    CompletableFuture<EncodedImage> result = new CompletableFuture<>();
-    result.whenComplete((image, error) -> bulkhead.onComplete());
+    CompletableFuture<EncodedImage> work = new CompletableFuture<>();
+    work.whenComplete((image, error) -> bulkhead.onComplete());
+    // The limiter fails the future it is given on timeout, so it gets a copy: the permit follows the work itself.
+    CompletableFuture<EncodedImage> limited = timeLimiter.executeCompletionStage(timer, work::copy).toCompletableFuture()
+        .exceptionallyCompose(error -> CompletableFuture.failedFuture(unwrap(error) instanceof TimeoutException
+            ? new ImageRejectedException(ImageRejectedException.Kind.TIMED_OUT, "not decoded and encoded within "
+                + timeLimiter.getTimeLimiterConfig().getTimeoutDuration().toMillis() + " ms (image_timeout); the node is busy or the image too costly")
+            : unwrap(error)));
     try {
       decodePool.execute(() -> {
+        if (limited.isDone()) { // timed out while queued: nobody waits for it any more
+          work.cancel(false);
+          return;
+        }
         try {
           DecodedImage image = decoder.decode(bytes);
           float[] pixels = preprocessor.preprocess(image);
           batcher.submit(digest, image.width(), image.height(), pixels).whenComplete((encoded, error) -> {
-            if (error != null) result.completeExceptionally(error);
-            else result.complete(encoded);
+            if (error != null) work.completeExceptionally(error);
+            else work.complete(encoded);
           });
         } catch (RuntimeException | Error e) {
-          result.completeExceptionally(e);
+          work.completeExceptionally(e);
         }
       });
     } catch (RejectedExecutionException e) {
-      result.completeExceptionally(new IllegalStateException("image pipeline stopped", e));
+      work.completeExceptionally(new IllegalStateException("image pipeline stopped", e));
     }
-    return result;
+    return limited;
+  }
+
+  private static Throwable unwrap(Throwable error) {
+    Throwable e = error;
+    while (e instanceof java.util.concurrent.CompletionException && e.getCause() != null) e = e.getCause();
+    return e;
   }
 
   /** Lookups that found the image (or its encoding in progress). */
@@ -167,6 +197,7 @@ public final class ImageCache implements AutoCloseable {
   /** Stops decoding and encoding; work in progress finishes or fails. The runtime stays open. */
   @Override
   public void close() {
+    timer.shutdownNow();
     decodePool.shutdown();
     try {
       decodePool.awaitTermination(10, TimeUnit.SECONDS);

@@ -16,7 +16,9 @@ public final class ImageRejectedException extends RuntimeException {
     /** Over a configured size limit (bytes or pixels): RESOURCE_EXHAUSTED, as DESIGN.md's "too large". */
     TOO_LARGE,
     /** Too many image jobs in progress: RESOURCE_EXHAUSTED; retrying later may succeed. */
-    BUSY
+    BUSY,
+    /** Not decoded and encoded within the image timeout: RESOURCE_EXHAUSTED; the node is overloaded or the image too costly. */
+    TIMED_OUT
   }
 
   private final Kind kind;
