@@ -30,6 +30,7 @@ import sphinxserve.server.image.ImageLimits;
  * @param maxWaitingRequests most requests queued in the scheduler
  * @param maxRunningRequests most requests decoding at once
  * @param drainSeconds how long shutdown waits for in-flight calls before cancelling them
+ * @param metricsPort TCP port of the Prometheus scrape endpoint ({@code /metrics}); 0 turns it off
  */
 public record NodeConfig(
     int port,
@@ -48,7 +49,8 @@ public record NodeConfig(
     int kvBlockSize,
     int maxWaitingRequests,
     int maxRunningRequests,
-    int drainSeconds) {
+    int drainSeconds,
+    int metricsPort) {
 
   /** The prefix of {@link #bundle} values that name a preset built on first use. */
   public static final String EMBEDDED = "embedded:";
@@ -72,6 +74,7 @@ public record NodeConfig(
       {"max-waiting-requests", "256", "most requests queued for the engine"},
       {"max-running-requests", "64", "most requests decoding at once"},
       {"drain-seconds", "30", "how long shutdown waits for in-flight calls"},
+      {"metrics-port", "9464", "Prometheus scrape endpoint (/metrics); 0 = off"},
   };
 
   /** The defaults. */
@@ -125,7 +128,8 @@ public record NodeConfig(
         intIn(values, "kv-block-size", 1, 4096),
         intIn(values, "max-waiting-requests", 1, Integer.MAX_VALUE),
         intIn(values, "max-running-requests", 1, Integer.MAX_VALUE),
-        intIn(values, "drain-seconds", 0, 3600));
+        intIn(values, "drain-seconds", 0, 3600),
+        intIn(values, "metrics-port", 0, 65535));
   }
 
   /** One line per option: name, default, what it does. */
