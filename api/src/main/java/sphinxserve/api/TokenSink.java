@@ -5,7 +5,9 @@ import java.util.List;
 /**
  * Receives one request's output. Both methods are called on the engine thread and <b>must not block</b>: an
  * implementation buffers (see the scheduler's {@code DeltaBuffer}) and hands off to another thread. A sink
- * that throws has its request aborted.
+ * that throws from {@code onTokens} has its request aborted. The default methods are observability hooks, in the
+ * order {@code onScheduled} (once, unless the request ends while waiting), {@code onTokens} and {@code onPreempted}
+ * any number of times, {@code onFinish} once.
  */
 public interface TokenSink {
 
@@ -17,4 +19,14 @@ public interface TokenSink {
 
   /** The last call for this request; {@code message} explains {@link FinishReason#ERROR} (else null). */
   void onFinish(FinishReason reason, Usage usage, String message);
+
+  /**
+   * The request left the waiting queue for the first time: its prefill starts in the coming step. An
+   * observability hook (queue time, trace spans); like the others it must not block, and what it throws is
+   * ignored.
+   */
+  default void onScheduled() {}
+
+  /** The request was preempted: its KV blocks were freed and it waits to be recomputed. A hook, as {@link #onScheduled}. */
+  default void onPreempted() {}
 }

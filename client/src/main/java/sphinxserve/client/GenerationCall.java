@@ -59,6 +59,8 @@ final class GenerationCall implements Flow.Subscription {
   private volatile boolean tokensSeen;
   /** The request the next attempt sends. */
   private volatile GenerateRequest current;
+  /** The caller's OpenTelemetry context: every attempt, retries on the scheduler's thread too, sends its trace. */
+  private final io.opentelemetry.context.Context traceContext = io.opentelemetry.context.Context.current();
 
   GenerationCall(Endpoints endpoints, ScheduledExecutorService scheduler, Retry retry, Deadline deadline,
       PreparedRequest prepared, Flow.Subscriber<? super GenerateResponse> subscriber) {
@@ -163,7 +165,9 @@ final class GenerationCall implements Flow.Subscription {
       }
       call = c;
       pending = 0;
-      c.start(new AttemptListener(endpoint, System.nanoTime()), headers);
+      try (io.opentelemetry.context.Scope ignored = traceContext.makeCurrent()) {
+        c.start(new AttemptListener(endpoint, System.nanoTime()), headers);
+      }
       more = topUpLocked();
     }
     if (more > 0) {

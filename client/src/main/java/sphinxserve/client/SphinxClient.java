@@ -15,6 +15,7 @@ import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import io.github.resilience4j.retry.Retry;
 import io.grpc.Channel;
 import io.grpc.ChannelCredentials;
+import io.grpc.ClientInterceptors;
 import io.grpc.Deadline;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
@@ -59,7 +60,9 @@ import java.util.function.Function;
  * backoff and jitter on {@code UNAVAILABLE} and {@code RESOURCE_EXHAUSTED} only until its first token arrives, so a
  * partly streamed answer is never duplicated; unary calls ({@code PutImage}, {@code GetModelInfo}) are idempotent and
  * retried on the same codes. Every call carrying an image sends the {@code x-image-digest} header. One deadline
- * covers a call and all its retries. Thread-safe; close it to release the channels it owns.
+ * covers a call and all its retries. Every call carries the caller's OpenTelemetry trace context as W3C
+ * {@code traceparent} (the context current when the call is made, kept for its retries), so the node's spans join
+ * the caller's trace. Thread-safe; close it to release the channels it owns.
  */
 public final class SphinxClient implements AutoCloseable {
   /** Default deadline of a call, retries included. */
@@ -355,10 +358,11 @@ public final class SphinxClient implements AutoCloseable {
       for (String target : targets) {
         ManagedChannel channel = Grpc.newChannelBuilder(target, credentials).userAgent("sphinx-client").build();
         owned.add(channel);
-        endpoints.add(new Endpoint(target, channel, Resilience.circuitBreaker(target, breaker)));
+        endpoints.add(new Endpoint(target, ClientInterceptors.intercept(channel, new TraceContextInterceptor()),
+            Resilience.circuitBreaker(target, breaker)));
       }
-      channels.forEach((name, channel) ->
-          endpoints.add(new Endpoint(name, channel, Resilience.circuitBreaker(name, breaker))));
+      channels.forEach((name, channel) -> endpoints.add(new Endpoint(name,
+          ClientInterceptors.intercept(channel, new TraceContextInterceptor()), Resilience.circuitBreaker(name, breaker))));
       return new SphinxClient(this, endpoints, owned);
     }
 

@@ -14,9 +14,16 @@ import dev.sphinxserve.proto.v1.PutImageResponse;
 import dev.sphinxserve.proto.v1.Role;
 import io.github.resilience4j.circuitbreaker.CallNotPermittedException;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
+import io.grpc.Metadata;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
+import io.opentelemetry.api.trace.Span;
+import io.opentelemetry.api.trace.SpanContext;
+import io.opentelemetry.api.trace.TraceFlags;
+import io.opentelemetry.api.trace.TraceState;
+import io.opentelemetry.context.Context;
+import io.opentelemetry.context.Scope;
 import java.io.IOException;
 import java.time.Duration;
 import java.util.List;
@@ -172,6 +179,28 @@ class SphinxClientTest {
     Answer answer = client().ask(request("q"));
     assertEquals("fine", answer.text());
     assertEquals(3, node.generateCalls());
+  }
+
+  @Test
+  void generate_sendsTheCallersTraceContextOnEveryAttempt() {
+    node.script(Reply.fail(Status.Code.UNAVAILABLE), Reply.answer("fine"));
+    SpanContext caller = SpanContext.create("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331",
+        TraceFlags.getSampled(), TraceState.getDefault());
+    try (Scope ignored = Context.root().with(Span.wrap(caller)).makeCurrent()) {
+      assertEquals("fine", client().ask(request("q")).text());
+    }
+    assertEquals(2, node.received().size(), "a retry, from the client's retry thread");
+    Metadata.Key<String> traceparent = Metadata.Key.of("traceparent", Metadata.ASCII_STRING_MARSHALLER);
+    for (ScriptedSphinxServer.Received r : node.received()) {
+      assertEquals("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", r.headers().get(traceparent));
+    }
+  }
+
+  @Test
+  void generate_withoutACurrentSpan_sendsNoTraceparent() {
+    node.script(Reply.answer("fine"));
+    client().ask(request("q"));
+    assertEquals(null, node.received().getFirst().headers().get(Metadata.Key.of("traceparent", Metadata.ASCII_STRING_MARSHALLER)));
   }
 
   @Test

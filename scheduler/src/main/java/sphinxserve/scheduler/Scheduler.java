@@ -159,6 +159,7 @@ final class Scheduler {
       onLeftQueue.run();
       r.numCachedPromptTokens = Math.min(prefix.numTokens(), r.numPromptTokens);
       stats.recordQueueTime(nowNanos - r.arrivalNanos);
+      notify(r, true);
     }
     return chunk;
   }
@@ -191,6 +192,17 @@ final class Scheduler {
     r.numPreemptions++;
     waiting.add(r);
     stats.recordPreemption();
+    notify(r, false);
+  }
+
+  /** Calls the request's {@code onScheduled} or {@code onPreempted} hook; a failing hook changes nothing. */
+  private static void notify(Request r, boolean scheduled) {
+    try {
+      if (scheduled) r.request.sink().onScheduled();
+      else r.request.sink().onPreempted();
+    } catch (RuntimeException ignored) {
+      // Hooks observe; they never decide a request's fate.
+    }
   }
 
   private Request bestWaiting(long nowNanos) {

@@ -20,11 +20,27 @@ final class CollectingSink implements TokenSink {
   volatile String message;
   /** {@link System#nanoTime()} of the first output, or 0. */
   volatile long firstOutputNanos;
+  /** Calls of the {@code onScheduled} / {@code onPreempted} hooks. */
+  final java.util.concurrent.atomic.AtomicInteger numScheduled = new java.util.concurrent.atomic.AtomicInteger();
+  final java.util.concurrent.atomic.AtomicInteger numPreempted = new java.util.concurrent.atomic.AtomicInteger();
+  /** Tokens received before the first {@code onScheduled}: must stay 0. */
+  volatile int numTokensBeforeScheduled;
   private final CountDownLatch done = new CountDownLatch(1);
+
+  @Override
+  public void onScheduled() {
+    numScheduled.incrementAndGet();
+  }
+
+  @Override
+  public void onPreempted() {
+    numPreempted.incrementAndGet();
+  }
 
   @Override
   public synchronized void onTokens(String newText, int[] tokenIds, List<TokenLogprob> newLogprobs) {
     if (firstOutputNanos == 0) firstOutputNanos = System.nanoTime();
+    if (numScheduled.get() == 0) numTokensBeforeScheduled += tokenIds.length;
     text.append(newText);
     for (int id : tokenIds) tokens.add(id);
     logprobs.addAll(newLogprobs);

@@ -93,6 +93,23 @@ class EngineTest {
     assertAllBlocksReleased();
   }
 
+  @Test
+  void hooks_scheduledOnceBeforeAnyTokenAndPreemptedAsCounted() throws Exception {
+    engine(24, EngineConfig.defaults().withAdmissionWatermark(0));
+    List<CollectingSink> sinks = new ArrayList<>();
+    for (int i = 0; i < 6; i++) sinks.add(submit("h" + i, prompt(10 + 3 * i, 40 + i), 40, 0));
+    for (CollectingSink sink : sinks) sink.await();
+    int numPreempted = 0;
+    for (CollectingSink sink : sinks) {
+      assertEquals(1, sink.numScheduled.get(), "onScheduled once, at the first admission only");
+      assertEquals(0, sink.numTokensBeforeScheduled);
+      assertEquals(sink.usage.numPreemptions(), sink.numPreempted.get());
+      numPreempted += sink.numPreempted.get();
+    }
+    assertEquals(engine.stats().numPreemptions(), numPreempted);
+    assertTrue(numPreempted > 0, "the small pool forced preemptions");
+  }
+
   private List<int[]> runSix(int numBlocks) throws Exception {
     engine(numBlocks, EngineConfig.defaults().withAdmissionWatermark(0));
     List<CollectingSink> sinks = new ArrayList<>();

@@ -16,6 +16,7 @@ import sphinxserve.api.SamplingParams;
 import sphinxserve.api.TokenLogprob;
 import sphinxserve.api.TokenSink;
 import sphinxserve.kvcache.KvCacheManager;
+import sphinxserve.kvcache.KvCacheStats;
 import sphinxserve.kvcache.KvCacheStorage;
 import sphinxserve.scheduler.Engine;
 import sphinxserve.scheduler.EngineStats;
@@ -29,17 +30,24 @@ import sphinxserve.scheduler.EngineStats;
 public final class EngineBackend implements GenerationBackend {
 
   private final Engine engine;
+  private final KvCacheManager kv;
   private final AtomicLong counter = new AtomicLong();
   private final ConcurrentHashMap<GenerationSink, String> liveIds = new ConcurrentHashMap<>();
 
   /** Starts an engine over {@code runtime} and {@code storage} with {@code config}'s scheduler knobs. */
   public EngineBackend(ModelRuntime runtime, KvCacheStorage storage, NodeConfig config) {
-    this.engine = new Engine(runtime, new KvCacheManager(storage), config.engineConfig()).start();
+    this.kv = new KvCacheManager(storage);
+    this.engine = new Engine(runtime, kv, config.engineConfig()).start();
   }
 
   /** The engine's counters, for metrics. */
   public EngineStats stats() {
     return engine.stats();
+  }
+
+  /** The KV cache's accounting (usage, prefix-cache lookups), for metrics; any thread. */
+  public KvCacheStats kvStats() {
+    return kv.stats();
   }
 
   @Override
@@ -56,6 +64,7 @@ public final class EngineBackend implements GenerationBackend {
     int imageStart = request.image().map(PreparedRequest.ImageInput::start).orElse(0);
     boolean imageCacheHit = request.image().map(PreparedRequest.ImageInput::cacheHit).orElse(false);
     liveIds.put(sink, engineId);
+    request.telemetry().submitted();
     EngineRequest engineRequest = new EngineRequest(engineId, request.promptTokenIds(), image, imageStart, sampling,
         request.priority(), request.deadlineNanos(), null, new ResponseWriter(request, sink, imageCacheHit));
     switch (engine.submit(engineRequest)) {
@@ -67,6 +76,7 @@ public final class EngineBackend implements GenerationBackend {
           case TOO_LARGE -> Status.INVALID_ARGUMENT;
           case CLOSED -> Status.UNAVAILABLE;
         };
+        request.telemetry().rejected(status);
         sink.fail(status.withDescription(rejected.message()));
       }
     }
@@ -117,7 +127,19 @@ public final class EngineBackend implements GenerationBackend {
     }
 
     @Override
+    public void onScheduled() {
+      request.telemetry().scheduled();
+    }
+
+    @Override
+    public void onPreempted() {
+      request.telemetry().preempted();
+    }
+
+    @Override
     public void onTokens(String text, int[] tokenIds, List<TokenLogprob> logprobs) {
+      long now = System.nanoTime();
+      request.telemetry().token(now);
       GenerateResponse.Builder response = GenerateResponse.newBuilder().setText(text);
       for (int id : tokenIds) response.addTokenIds(id);
       for (TokenLogprob lp : logprobs) {
@@ -129,7 +151,7 @@ public final class EngineBackend implements GenerationBackend {
       }
       if (first) {
         first = false;
-        firstTokenNanos = System.nanoTime();
+        firstTokenNanos = now;
         response.setRequestId(request.requestId());
       }
       sink.emit(response.build());
@@ -138,6 +160,7 @@ public final class EngineBackend implements GenerationBackend {
     @Override
     public void onFinish(sphinxserve.api.FinishReason reason, sphinxserve.api.Usage usage, String message) {
       liveIds.remove(sink);
+      request.telemetry().finished(reason, usage);
       if (reason == sphinxserve.api.FinishReason.ERROR) {
         sink.fail(Status.INTERNAL.withDescription("request " + request.requestId() + " failed: " + message));
         return;

@@ -51,6 +51,7 @@ import sphinxserve.server.image.ImageLimits;
  * @param maxRunningRequests most requests decoding at once
  * @param priorityAgingSeconds a waiting request gains one priority level per this many seconds
  * @param drainSeconds how long shutdown waits for in-flight calls before cancelling them
+ * @param metricsPort TCP port of the Prometheus scrape endpoint ({@code /metrics}); 0 turns it off
  */
 public record NodeConfig(
     int port,
@@ -76,7 +77,8 @@ public record NodeConfig(
     int maxWaitingRequests,
     int maxRunningRequests,
     double priorityAgingSeconds,
-    int drainSeconds) {
+    int drainSeconds,
+    int metricsPort) {
 
   /** The prefix of {@link #bundle} values that name a preset built on first use. */
   public static final String EMBEDDED = "embedded:";
@@ -114,6 +116,7 @@ public record NodeConfig(
       {"max-running-requests", "64", "most requests decoding at once"},
       {"priority-aging-seconds", "10", "a waiting request gains one priority level per this many seconds"},
       {"drain-seconds", "30", "how long shutdown waits for in-flight calls"},
+      {"metrics-port", "9464", "Prometheus scrape endpoint (/metrics); 0 = off"},
   };
 
   /** The defaults. */
@@ -264,7 +267,8 @@ public record NodeConfig(
           intIn("max-waiting-requests", 1, Integer.MAX_VALUE),
           intIn("max-running-requests", 1, Integer.MAX_VALUE),
           positiveDouble("priority-aging-seconds"),
-          intIn("drain-seconds", 0, 3600));
+          intIn("drain-seconds", 0, 3600),
+          intIn("metrics-port", 0, 65535));
     }
 
     private String text(String name) {

@@ -25,6 +25,7 @@ import sphinxserve.api.ImageEmbeddings;
  * @param priority higher runs first, −100..100
  * @param arrivalNanos {@link System#nanoTime()} when the call arrived
  * @param deadlineNanos {@link System#nanoTime()} by which the call must end; {@link Long#MAX_VALUE} if none
+ * @param telemetry the call's spans and latency histograms; the backend reports the engine's phases to it
  */
 public record PreparedRequest(
     String requestId,
@@ -34,7 +35,8 @@ public record PreparedRequest(
     int maxNewTokens,
     int priority,
     long arrivalNanos,
-    long deadlineNanos) {
+    long deadlineNanos,
+    RequestTelemetry telemetry) {
 
   /**
    * The request's image.

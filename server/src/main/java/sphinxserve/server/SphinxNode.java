@@ -2,6 +2,7 @@ package sphinxserve.server;
 
 import dev.sphinxserve.proto.v1.SphinxGrpc;
 import io.grpc.Server;
+import io.grpc.ServerInterceptors;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.NettyServerBuilder;
@@ -19,6 +20,9 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.slf4j.bridge.SLF4JBridgeHandler;
 import sphinxserve.api.ModelRuntime;
 import sphinxserve.kvcache.KvCacheStorage;
 import sphinxserve.runtime.bundle.Bundle;
@@ -34,14 +38,15 @@ import sphinxserve.server.image.ImageCache;
  * in STYLE.md's order: health enters its terminal state (NOT_SERVING) → the service stops admitting
  * (UNAVAILABLE) → {@code server.shutdown()} → wait for in-flight Generate and PutImage calls up to
  * {@code --drain-seconds} → {@code shutdownNow()} (ends health watches and anything left) → backend → image
- * cache → ONNX sessions and native KV memory. The SIGTERM hook {@link #main} installs calls {@link #close}.
+ * cache → telemetry (last spans flushed, {@code /metrics} closed) → ONNX sessions and native KV memory. The
+ * SIGTERM hook {@link #main} installs calls {@link #close}.
  *
  * <p>Transport: plaintext, or TLS (HTTP/2 over TLS with ALPN, grpc-netty's {@link GrpcSslContexts}) when
  * {@code --tls-cert} and {@code --tls-key} are set.
  */
 public final class SphinxNode implements AutoCloseable {
 
-  private static final System.Logger LOG = System.getLogger(SphinxNode.class.getName());
+  private static final Logger LOG = LoggerFactory.getLogger(SphinxNode.class);
 
   /** Stack of the thread that opens the model (see {@link #main}). */
   private static final long OPEN_STACK_BYTES = 64L << 20;
@@ -54,17 +59,22 @@ public final class SphinxNode implements AutoCloseable {
   private final SphinxService service;
   private final GenerationBackend backend;
   private final ImageCache images;
+  private final Telemetry telemetry;
   private final ExecutorService streamExecutor;
   private final List<AutoCloseable> owned;
   private final int drainSeconds;
   private final AtomicBoolean closed = new AtomicBoolean();
 
-  private SphinxNode(NodeConfig config, Bundle bundle, ModelRuntime runtime, GenerationBackend backend, List<AutoCloseable> owned) {
+  private SphinxNode(NodeConfig config, Bundle bundle, ModelRuntime runtime, GenerationBackend backend, Telemetry telemetry,
+      List<AutoCloseable> owned) {
     SslContext ssl = config.tls() ? sslContext(config) : null; // first: a bad file leaves nothing to close
     this.backend = backend;
     this.owned = owned;
+    this.telemetry = telemetry;
     this.drainSeconds = config.drainSeconds();
     this.images = new ImageCache(runtime, config.imageCacheConfig());
+    telemetry.observeImages(images);
+    if (backend instanceof EngineBackend engine) telemetry.observeEngine(engine.stats(), engine::kvStats);
     this.streamExecutor = Executors.newVirtualThreadPerTaskExecutor();
     this.service = new SphinxService(runtime.spec(), bundle.manifest().getTemplate().getName(), runtime.tokenizer(),
         images, backend, config, streamExecutor);
@@ -73,7 +83,7 @@ public final class SphinxNode implements AutoCloseable {
     if (ssl != null) builder.sslContext(ssl);
     Server started = builder
         .maxInboundMessageSize(config.maxMessageBytes())
-        .addService(service)
+        .addService(ServerInterceptors.intercept(service, new TracingInterceptor(telemetry)))
         .addService(health.getHealthService())
         .addService(ProtoReflectionServiceV1.newInstance())
         .build();
@@ -82,6 +92,7 @@ public final class SphinxNode implements AutoCloseable {
     } catch (IOException e) {
       images.close();
       streamExecutor.shutdownNow();
+      telemetry.close();
       throw new UncheckedIOException("cannot listen on port " + config.port() + ": " + e.getMessage(), e);
     }
     this.server = started;
@@ -105,7 +116,9 @@ public final class SphinxNode implements AutoCloseable {
    */
   public static SphinxNode open(NodeConfig config, BackendFactory backends) {
     List<AutoCloseable> owned = new ArrayList<>();
+    Telemetry telemetry = null;
     try {
+      telemetry = Telemetry.open(config.metricsPort(), Map.of());
       Path dir = EmbeddedBundles.resolve(config);
       Bundle bundle = Bundle.open(dir);
       KvCacheStorage kv = new KvCacheStorage(OnnxModelRuntime.kvLayoutFor(bundle.spec(), config.kvBlockSize(), config.kvBlocks()));
@@ -113,8 +126,9 @@ public final class SphinxNode implements AutoCloseable {
       OnnxModelRuntime runtime = OnnxModelRuntime.open(bundle, config.runtimeOptions(), kv);
       owned.addFirst(runtime); // closed before the storage it reads
       GenerationBackend backend = backends.create(runtime, kv, config);
-      return new SphinxNode(config, bundle, runtime, backend, owned);
+      return new SphinxNode(config, bundle, runtime, backend, telemetry, owned);
     } catch (RuntimeException e) {
+      if (telemetry != null) owned.add(telemetry);
       closeAll(owned);
       throw e;
     }
@@ -125,7 +139,13 @@ public final class SphinxNode implements AutoCloseable {
    * {@code backend}, which the node closes. For tests and embedding.
    */
   public static SphinxNode start(NodeConfig config, Bundle bundle, ModelRuntime runtime, GenerationBackend backend) {
-    return new SphinxNode(config, bundle, runtime, backend, new ArrayList<>());
+    return start(config, bundle, runtime, backend, Telemetry.disabled());
+  }
+
+  /** As {@link #start(NodeConfig, Bundle, ModelRuntime, GenerationBackend)}, recording into {@code telemetry}, which the node closes. */
+  public static SphinxNode start(NodeConfig config, Bundle bundle, ModelRuntime runtime, GenerationBackend backend,
+      Telemetry telemetry) {
+    return new SphinxNode(config, bundle, runtime, backend, telemetry, new ArrayList<>());
   }
 
   /** The port the server listens on (the real one when configured with 0). */
@@ -158,7 +178,7 @@ public final class SphinxNode implements AutoCloseable {
     try {
       // Wait for this service's calls only: other long-lived calls (Health/Watch) never end by themselves.
       if (!service.awaitCallsEnded(drainSeconds, TimeUnit.SECONDS)) {
-        LOG.log(System.Logger.Level.WARNING, "in-flight calls still running after {0} s; cancelling them", drainSeconds);
+        LOG.warn("in-flight calls still running after {} s; cancelling them", drainSeconds);
       }
       // A moment for the last trailers to flush, then cancel what is left: health watches, reflection streams,
       // calls past the drain period.
@@ -174,6 +194,7 @@ public final class SphinxNode implements AutoCloseable {
     all.add(backend);
     all.add(images);
     all.add(streamExecutor::shutdown);
+    all.add(telemetry); // after the calls ended: their last spans are flushed
     all.addAll(owned);
     closeAll(all);
   }
@@ -183,13 +204,16 @@ public final class SphinxNode implements AutoCloseable {
       try {
         r.close();
       } catch (Exception e) {
-        LOG.log(System.Logger.Level.WARNING, "closing " + r + " failed", e);
+        LOG.warn("closing {} failed", r, e);
       }
     }
   }
 
   /** Runs a node until SIGTERM / SIGINT, then drains. {@code --help} lists the options. */
   public static void main(String[] args) throws InterruptedException {
+    // gRPC and Netty log through java.util.logging: route it to SLF4J (JSON lines, logback.xml).
+    SLF4JBridgeHandler.removeHandlersForRootLogger();
+    SLF4JBridgeHandler.install();
     if (List.of(args).contains("--help")) {
       System.out.print(NodeConfig.usage());
       return;
@@ -223,7 +247,8 @@ public final class SphinxNode implements AutoCloseable {
     if (failed[0] != null) throw failed[0];
     SphinxNode node = opened[0];
     Runtime.getRuntime().addShutdownHook(new Thread(node::close, "sphinx-shutdown"));
-    LOG.log(System.Logger.Level.INFO, "sphinx-serve listening on port " + node.port());
+    LOG.atInfo().addKeyValue("port", node.port()).addKeyValue("metrics_port", config.metricsPort())
+        .log("sphinx-serve listening");
     node.awaitTermination();
   }
 }

@@ -14,6 +14,7 @@ import io.grpc.Deadline;
 import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
+import io.opentelemetry.api.trace.Span;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executor;
@@ -72,6 +73,7 @@ final class SphinxService extends SphinxGrpc.SphinxImplBase {
   public void generate(GenerateRequest request, StreamObserver<GenerateResponse> observer) {
     long arrival = System.nanoTime();
     inFlight.enter(); // before the draining check, so shutdown's wait cannot miss this call
+    RequestTelemetry telemetry = RequestTelemetry.current();
     StreamSink sink = new StreamSink((ServerCallStreamObserver<GenerateResponse>) observer, executor, inFlight::exit);
     Deadline deadline = Context.current().getDeadline();
     long deadlineNanos = deadline == null ? Long.MAX_VALUE : arrival + deadline.timeRemaining(TimeUnit.NANOSECONDS);
@@ -82,6 +84,7 @@ final class SphinxService extends SphinxGrpc.SphinxImplBase {
     String imageField = "image";
     try {
       RequestValidator.Valid valid = RequestValidator.validate(request);
+      telemetry.requestId(valid.requestId());
       sink.onCancel(() -> backend.abort(sink));
       RequestValidator.ImageRef ref = valid.image();
       int[] prompt = renderer.render(request.getMessagesList(), ref != null);
@@ -91,13 +94,25 @@ final class SphinxService extends SphinxGrpc.SphinxImplBase {
         image = CompletableFuture.completedFuture(null);
       } else if (ref.content().getKindCase() == Content.KindCase.IMAGE) {
         imageField = ref.field() + ".image";
-        image = images.put(ref.content().getImage().toByteArray())
+        Span span = telemetry.imageStarted();
+        CompletableFuture<ImageCache.Result> put;
+        try {
+          put = images.put(ref.content().getImage().toByteArray());
+        } catch (ImageRejectedException e) {
+          telemetry.imageDone(span, false, e);
+          throw e;
+        }
+        image = put.whenComplete((r, error) -> telemetry.imageDone(span, r != null && r.cacheHit(), error))
             .thenApply(r -> new PreparedRequest.ImageInput(r.image().embeddings(), PromptRenderer.IMAGE_START, r.cacheHit()));
       } else {
         String digest = ref.content().getImageDigest();
-        CompletableFuture<EncodedImage> held = images.lookup(digest).orElseThrow(() -> RequestException.notFound(
+        Span span = telemetry.imageStarted();
+        Optional<CompletableFuture<EncodedImage>> found = images.lookup(digest);
+        if (found.isEmpty()) telemetry.imageDone(span, false, null);
+        CompletableFuture<EncodedImage> held = found.orElseThrow(() -> RequestException.notFound(
             ref.field() + ".image_digest", "image " + digest + " is not held by this node; resend the image bytes (content.image) or PutImage it first"));
-        image = held.thenApply(e -> new PreparedRequest.ImageInput(e.embeddings(), PromptRenderer.IMAGE_START, true));
+        image = held.whenComplete((e, error) -> telemetry.imageDone(span, true, error))
+            .thenApply(e -> new PreparedRequest.ImageInput(e.embeddings(), PromptRenderer.IMAGE_START, true));
       }
       String field = imageField;
       image.whenComplete((input, error) -> {
@@ -105,7 +120,7 @@ final class SphinxService extends SphinxGrpc.SphinxImplBase {
           sink.fail(Statuses.of(error, field));
         } else if (!sink.isCancelled()) {
           backend.submit(new PreparedRequest(valid.requestId(), prompt, Optional.ofNullable(input), request.getSampling(),
-              maxNewTokens, request.getPriority(), arrival, deadlineNanos), sink);
+              maxNewTokens, request.getPriority(), arrival, deadlineNanos, telemetry), sink);
         }
       });
     } catch (RequestException | ImageRejectedException e) {

@@ -26,6 +26,7 @@ import sphinxserve.server.testing.CountingRuntime;
 final class NodeExtension implements BeforeAllCallback, AfterAllCallback {
 
   private final String[] flags;
+  private java.util.function.Supplier<Telemetry> telemetry = Telemetry::disabled;
   private KvCacheStorage kv;
   private CountingRuntime runtime;
   private SphinxNode node;
@@ -33,9 +34,15 @@ final class NodeExtension implements BeforeAllCallback, AfterAllCallback {
   private ManagedChannel channel;
   private Bundle bundle;
 
-  /** A node configured by {@code flags} (over test defaults: port 0, 1-second drain). */
+  /** A node configured by {@code flags} (over test defaults: port 0, 1-second drain, no metrics port). */
   NodeExtension(String... flags) {
     this.flags = flags;
+  }
+
+  /** Records into the telemetry {@code supplier} gives at start (the node closes it); default: disabled. */
+  NodeExtension withTelemetry(java.util.function.Supplier<Telemetry> supplier) {
+    this.telemetry = supplier;
+    return this;
   }
 
   @Override
@@ -53,13 +60,14 @@ final class NodeExtension implements BeforeAllCallback, AfterAllCallback {
     bundle = TestBundles.get(BundlePreset.TEST);
     kv = new KvCacheStorage(OnnxModelRuntime.kvLayoutFor(bundle.spec(), 16, 64));
     runtime = new CountingRuntime(OnnxModelRuntime.open(bundle, new RuntimeOptions(RuntimeOptions.ExecutionProvider.CPU, 0, 2, false), kv));
-    String[] all = new String[flags.length + 2];
+    String[] all = new String[flags.length + 3];
     all[0] = "--port=0";
     all[1] = "--drain-seconds=1";
-    System.arraycopy(flags, 0, all, 2, flags.length);
+    all[2] = "--metrics-port=0";
+    System.arraycopy(flags, 0, all, 3, flags.length);
     NodeConfig config = NodeConfig.parse(all, Map.of());
     backend = new EngineBackend(runtime, kv, config);
-    node = SphinxNode.start(config, bundle, runtime, backend);
+    node = SphinxNode.start(config, bundle, runtime, backend, telemetry.get());
     if (config.tls()) {
       try {
         channel = NettyChannelBuilder.forAddress("localhost", node.port())
