@@ -29,4 +29,25 @@ sealed interface RowMath permits ScalarRowMath, VectorRowMath {
 
   /** Sum of the {@code w[i]}, {@code i < n}, that are at least {@code threshold}. */
   float sumAtLeast(float[] w, int n, float threshold);
+
+  /** Tokens per block of {@link #blockSums}. */
+  int BLOCK = 256;
+
+  /** Sets to 0 every {@code w[i]}, {@code i < n}, below {@code threshold}. */
+  void zeroBelow(float[] w, int n, float threshold);
+
+  /**
+   * Writes the sum of each block of {@link #BLOCK} weights, {@code w[b * BLOCK, min((b + 1) * BLOCK, n))}, to
+   * {@code sums[b]} and returns the number of blocks.
+   */
+  int blockSums(float[] w, int n, float[] sums);
+
+  /** Writes {@code out[i] = min(floatToRawIntBits(w[i]) >>> shift, maxBucket)} for {@code i < n}. */
+  void buckets(float[] w, int n, int shift, int maxBucket, int[] out);
+
+  /** Writes the indices {@code i < n} with {@code b[i] == value} to {@code out}, ascending; returns how many. */
+  int indicesOf(int[] b, int n, int value, int[] out);
+
+  /** Writes the indices {@code i < n} with {@code b[i] >= value} to {@code out}, ascending; returns how many. */
+  int indicesAtLeast(int[] b, int n, int value, int[] out);
 }

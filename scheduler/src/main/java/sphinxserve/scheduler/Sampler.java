@@ -4,8 +4,9 @@ import java.util.SplittableRandom;
 import sphinxserve.api.SamplingParams;
 
 /**
- * Chooses the next token of a sequence from its logits row. One instance per engine, reused for every row of
- * every step; confined to the engine thread (its scratch buffers are shared between calls).
+ * Chooses the next token of a sequence from its logits row. Not thread-safe: one instance per thread that
+ * samples, reused for every row of every step; all scratch is per instance (no static mutable state), and
+ * nothing in it carries from one call to the next.
  */
 final class Sampler {
   /*
@@ -19,28 +20,29 @@ final class Sampler {
    *      renormalised (top-p keeps the smallest prefix whose mass reaches topP times the survivors' mass):
    *        - top-k on: TopSelector (prefiltered to about 4k tokens) sorts the k best; cut at min-p; cut at
    *          top-p.
-   *        - top-k off, top-p on: the survivors' mass M is Z (or the min-p masked sum). The candidate set
-   *          is the selector's prefilter sized for NUCLEUS_CANDIDATES ranks (about 1,150 tokens); a
-   *          weighted quickselect (TopSelector.selectMass) finds the smallest top set whose mass reaches
-   *          topP * M, growing the candidates to the whole row when they weigh too little (flat rows).
-   *          Expected O(V) either way, no sort; min-p survivors are a prefix of the sorted order, so the
-   *          nucleus is computed on raw weights and the min-p mask applied in the draw.
-   *        - only min-p: one pass over the row with w[i] < minP counted as 0.
+   *        - top-k off, top-p on: the survivors' mass M is Z (or the min-p masked sum). NucleusHistogram
+   *          buckets every weight by its top 13 float bits (monotone in the logit), walks the buckets down
+   *          to the one where the mass reaches topP * M, and resolves only that bucket's tokens (weighted
+   *          quickselect): O(V), no sort or selection over the row, flat or peaked. Min-p survivors are a
+   *          prefix of the sorted order, so the nucleus is computed on raw weights; then the weights
+   *          outside the nucleus or below minP are set to 0 (one vectorised pass plus the boundary
+   *          bucket's dropped tokens) and the row is drawn from as a whole.
+   *        - only min-p: the weights below minP are set to 0 and the row is drawn from as a whole.
    *        - none: the full distribution.
    *      One u = random.nextDouble() picks the token where the running mass of the kept tokens first
-   *      exceeds u times their total (in the selector's rank order for a prefix: sorted for top-k, selection
-   *      order for top-p alone; ids in order for a full pass); strictly
-   *      exceeds, so a zero-weight token is never drawn.
+   *      exceeds u times their total: in rank order for top-k (sorted); otherwise in id order over the
+   *      whole (zeroed) row, skipping blocks of RowMath.BLOCK tokens by their vectorised sums. Strictly
+   *      exceeds, so a zero-weight token is never drawn. Only the request's own generator and the row
+   *      decide the token: the sampler's scratch carries nothing from one call to the next.
    * Log-probabilities (SampledToken) are x[i]/T - max/T - log Z: before truncation.
    */
-
-  /** Ranks the top-p candidate set is sized for before it grows to the whole row. */
-  static final int NUCLEUS_CANDIDATES = 256;
 
   private final int vocabSize;
   private final RowMath math;
   private final float[] weights;
   private final TopSelector selector;
+  private final NucleusHistogram nucleus;
+  private final float[] blockSums;
 
   /** A sampler for rows of {@code vocabSize} logits, using the preferred row kernels. */
   Sampler(int vocabSize) {
@@ -53,6 +55,8 @@ final class Sampler {
     this.math = math;
     this.weights = new float[vocabSize];
     this.selector = new TopSelector(vocabSize);
+    this.nucleus = new NucleusHistogram(vocabSize, math);
+    this.blockSums = new float[(vocabSize + RowMath.BLOCK - 1) / RowMath.BLOCK];
   }
 
   /** Rows this sampler handles. */
@@ -89,7 +93,7 @@ final class Sampler {
       float z = math.expShiftSum(logits, weights, vocabSize, max, scale);
       logZ = (float) Math.log(z);
       int topK = params.hasTopK() && params.topK() < vocabSize ? params.topK() : 0;
-      selectorLoaded = topK > 0 || params.topP() < 1f;
+      selectorLoaded = topK > 0;
       chosen = draw(logits, z, topK, params.topP(), params.minP(), state.random());
       if (params.logprobs() == 0) return SampledToken.of(chosen);
     }
@@ -113,15 +117,18 @@ final class Sampler {
       int kept = selector.ensureSorted(topK);
       kept = cutMinP(kept, minP);
       if (topP < 1f) kept = cutTopP(kept, topP * prefixMass(kept));
-      return drawPrefix(kept, u, 0f);
+      return drawPrefix(kept, u);
     }
     if (topP < 1f) {
-      selector.load(logits, vocabSize, NUCLEUS_CANDIDATES);
       double target = topP * (minP > 0f ? math.sumAtLeast(weights, vocabSize, minP) : z);
-      return drawPrefix(selector.selectMass(weights, target), u, minP);
+      nucleus.find(logits, weights, vocabSize, target);
+      float low = Math.max(nucleus.lowWeight(), minP);
+      if (low > 0f) math.zeroBelow(weights, vocabSize, low);
+      for (int k = nucleus.numDropped() - 1; k >= 0; k--) weights[nucleus.droppedId(k)] = 0f;
+      return drawRow(u);
     }
-    if (minP > 0f) return drawRow(u * math.sumAtLeast(weights, vocabSize, minP), minP);
-    return drawRow(u * z, 0f);
+    if (minP > 0f) math.zeroBelow(weights, vocabSize, minP);
+    return drawRow(u);
   }
 
   /** Length of the prefix of ranks whose weights are all at least {@code minP} (at least 1: rank 0 has w = 1). */
@@ -144,29 +151,19 @@ final class Sampler {
   }
 
   private double prefixMass(int kept) {
-    return prefixMass(kept, 0f);
-  }
-
-  private double prefixMass(int kept, float minP) {
     double mass = 0;
-    for (int r = 0; r < kept; r++) {
-      float w = weights[selector.id(r)];
-      if (w >= minP) mass += w;
-    }
+    for (int r = 0; r < kept; r++) mass += weights[selector.id(r)];
     return mass;
   }
 
-  /**
-   * The id at the rank where the running mass of ranks {@code [0, kept)} (weights below {@code minP} as 0)
-   * first exceeds {@code u} times their total.
-   */
-  private int drawPrefix(int kept, double u, float minP) {
-    double target = u * prefixMass(kept, minP);
+  /** The id at the rank where the running mass of ranks {@code [0, kept)} first exceeds {@code u} times their total. */
+  private int drawPrefix(int kept, double u) {
+    double target = u * prefixMass(kept);
     double mass = 0;
     int last = selector.id(0);
     for (int r = 0; r < kept; r++) {
       float w = weights[selector.id(r)];
-      if (w > 0f && w >= minP) {
+      if (w > 0f) {
         mass += w;
         last = selector.id(r);
         if (mass > target) return last;
@@ -175,18 +172,32 @@ final class Sampler {
     return last; // not reached: the most likely token (w = 1) is among the kept ranks
   }
 
-  /** The id where the running mass over the whole row (weights below {@code minP} as 0) first exceeds {@code target}. */
-  private int drawRow(double target, float minP) {
+  /**
+   * The id where the running mass over the whole row first exceeds {@code u} times the row's total: whole
+   * blocks of {@link RowMath#BLOCK} tokens are skipped by their (vectorised) sums, then tokens are added one
+   * by one. Zero weights are never chosen.
+   */
+  private int drawRow(double u) {
+    int numBlocks = math.blockSums(weights, vocabSize, blockSums);
+    double total = 0;
+    for (int b = 0; b < numBlocks; b++) total += blockSums[b];
+    double target = u * total;
     double mass = 0;
+    int b = 0;
+    while (b < numBlocks - 1 && mass + blockSums[b] <= target) mass += blockSums[b++];
     int last = -1;
-    for (int id = 0; id < vocabSize; id++) {
+    for (int id = b * RowMath.BLOCK; id < vocabSize; id++) {
       float w = weights[id];
-      if (w > 0f && w >= minP) {
+      if (w > 0f) {
         mass += w;
         last = id;
         if (mass > target) return id;
       }
     }
-    return last; // float rounding between the vectorised total and this running sum
+    // Float rounding between the block sums and this running sum: the last positive weight.
+    for (int id = b * RowMath.BLOCK - 1; last < 0 && id >= 0; id--) {
+      if (weights[id] > 0f) last = id;
+    }
+    return last;
   }
 }

@@ -44,4 +44,46 @@ final class ScalarRowMath implements RowMath {
     }
     return (float) sum;
   }
+
+  @Override
+  public void zeroBelow(float[] w, int n, float threshold) {
+    for (int i = 0; i < n; i++) {
+      if (w[i] < threshold) w[i] = 0f;
+    }
+  }
+
+  @Override
+  public int blockSums(float[] w, int n, float[] sums) {
+    int numBlocks = (n + BLOCK - 1) / BLOCK;
+    for (int b = 0; b < numBlocks; b++) {
+      int end = Math.min((b + 1) * BLOCK, n);
+      float sum = 0;
+      for (int i = b * BLOCK; i < end; i++) sum += w[i];
+      sums[b] = sum;
+    }
+    return numBlocks;
+  }
+
+  @Override
+  public void buckets(float[] w, int n, int shift, int maxBucket, int[] out) {
+    for (int i = 0; i < n; i++) out[i] = Math.min(Float.floatToRawIntBits(w[i]) >>> shift, maxBucket);
+  }
+
+  @Override
+  public int indicesOf(int[] b, int n, int value, int[] out) {
+    int count = 0;
+    for (int i = 0; i < n; i++) {
+      if (b[i] == value) out[count++] = i;
+    }
+    return count;
+  }
+
+  @Override
+  public int indicesAtLeast(int[] b, int n, int value, int[] out) {
+    int count = 0;
+    for (int i = 0; i < n; i++) {
+      if (b[i] >= value) out[count++] = i;
+    }
+    return count;
+  }
 }

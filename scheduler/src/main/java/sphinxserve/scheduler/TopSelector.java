@@ -92,10 +92,15 @@ final class TopSelector {
     sorted = 0;
   }
 
-  private static long key(float[] values, int id) {
-    int bits = Float.floatToRawIntBits(values[id]);
-    int sortable = bits ^ ((bits >> 31) & 0x7fffffff);
-    return ((long) ~sortable << 32) | id;
+  /** The selection key of token {@code id}: ascending keys are descending values, lower id first on ties. */
+  static long key(float[] values, int id) {
+    return ((long) ~sortable(values[id]) << 32) | id;
+  }
+
+  /** An int with the same order as {@code value} (-0.0 below 0.0). */
+  static int sortable(float value) {
+    int bits = Float.floatToRawIntBits(value);
+    return bits ^ ((bits >> 31) & 0x7fffffff);
   }
 
   /** Makes ranks {@code [0, min(c, n))} available in descending logit order; returns how many are. */
@@ -122,6 +127,16 @@ final class TopSelector {
       if (loaded < target) loadAll();
     }
     sorted = 0; // the prefix is selected, not sorted
+    return selectMass(keys, numKeys, weights, target);
+  }
+
+  /**
+   * Moves the smallest keys of {@code keys[0, numKeys)} to the front, for the smallest count {@code r} whose
+   * {@code weights[(int) key]} sum reaches {@code target} (all of them when none does); returns {@code r}.
+   * Expected O(numKeys); the keys must be distinct.
+   */
+  static int selectMass(long[] keys, int numKeys, float[] weights, double target) {
+    if (numKeys == 0) return 0;
     int lo = 0;
     int hi = numKeys - 1;
     double mass = 0; // of ranks [0, lo)

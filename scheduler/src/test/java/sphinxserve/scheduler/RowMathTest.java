@@ -34,6 +34,38 @@ class RowMathTest {
       assertEquals(zs, zv, 1e-5f * zs);
       for (int i = 0; i < n; i++) assertEquals(ws[i], wv[i], 2e-7f * Math.max(1f, ws[i]), "w[" + i + "]");
       assertEquals(SCALAR.sumAtLeast(ws, n, 0.05f), VECTOR.sumAtLeast(ws, n, 0.05f), 1e-5f * zs);
+
+      int numBlocks = (n + RowMath.BLOCK - 1) / RowMath.BLOCK;
+      float[] sumsScalar = new float[numBlocks];
+      float[] sumsVector = new float[numBlocks];
+      assertEquals(numBlocks, SCALAR.blockSums(ws, n, sumsScalar));
+      assertEquals(numBlocks, VECTOR.blockSums(ws, n, sumsVector));
+      for (int b = 0; b < numBlocks; b++) assertEquals(sumsScalar[b], sumsVector[b], 1e-5f * zs, "block " + b);
+
+      float[] zeroedScalar = ws.clone();
+      float[] zeroedVector = ws.clone();
+      SCALAR.zeroBelow(zeroedScalar, n, 0.05f);
+      VECTOR.zeroBelow(zeroedVector, n, 0.05f);
+      for (int i = 0; i < n; i++) {
+        assertEquals(ws[i] < 0.05f ? 0f : ws[i], zeroedScalar[i], "w[" + i + "]");
+        assertEquals(zeroedScalar[i], zeroedVector[i], "w[" + i + "]");
+      }
+
+      int[] bucketsScalar = new int[n];
+      int[] bucketsVector = new int[n];
+      SCALAR.buckets(ws, n, 20, 1000, bucketsScalar);
+      VECTOR.buckets(ws, n, 20, 1000, bucketsVector);
+      for (int i = 0; i < n; i++) {
+        assertEquals(Math.min(Float.floatToRawIntBits(ws[i]) >>> 20, 1000), bucketsScalar[i], "bucket " + i);
+        assertEquals(bucketsScalar[i], bucketsVector[i], "bucket " + i);
+      }
+      int value = bucketsScalar[random.nextInt(n)];
+      int[] idsScalar = new int[n];
+      int[] idsVector = new int[n];
+      int count = SCALAR.indicesOf(bucketsScalar, n, value, idsScalar);
+      assertEquals(count, VECTOR.indicesOf(bucketsScalar, n, value, idsVector));
+      assertEquals(java.util.stream.IntStream.range(0, n).filter(i -> bucketsScalar[i] == value).boxed().toList(),
+          java.util.Arrays.stream(idsVector, 0, count).boxed().toList());
     }
   }
 

@@ -11,6 +11,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Random;
 import java.util.Set;
+import java.util.stream.IntStream;
 import org.junit.jupiter.api.Test;
 import sphinxserve.api.SamplingParams;
 
@@ -75,6 +76,30 @@ class SamplerTest {
     assertTrue(m > 100, "nucleus " + m);
     double[] expected = renormalisedPrefix(q, m);
     assertFrequencies(expected, counts(row, SamplingParams.builder().topP(0.5f).seed(17), 200_000));
+  }
+
+  @Test
+  void sample_topPOnFlatRowWithTemperature_frequenciesMatchRenormalisedNucleus() {
+    // N(0, 1) logits at temperature 0.8: the 0.95 nucleus is most of the row and its boundary is crowded.
+    Random random = new Random(21);
+    float[] row = new float[3000];
+    for (int i = 0; i < row.length; i++) row[i] = (float) random.nextGaussian();
+    double[] expected = renormalisedNucleus(row, 0.8f, 0.95);
+    assertFrequencies(expected, counts(row, SamplingParams.builder().temperature(0.8f).topP(0.95f).seed(19), 200_000));
+  }
+
+  @Test
+  void sample_topPOnTieHeavyRow_splitsTheBoundaryTieByLowerIdFirst() {
+    // Logits 0, -1, -2 (and masked tokens): the 0.8 nucleus ends inside the run of -1s.
+    Random random = new Random(22);
+    float[] row = new float[2000];
+    for (int i = 0; i < row.length; i++) row[i] = random.nextInt(5) == 0 ? Float.NEGATIVE_INFINITY : -random.nextInt(3);
+    double[] expected = renormalisedNucleus(row, 1f, 0.8);
+    long kept = Arrays.stream(expected).filter(e -> e > 0).count();
+    long top = IntStream.range(0, row.length).filter(i -> row[i] == 0f).count();
+    assertTrue(kept > top && kept < top + IntStream.range(0, row.length).filter(i -> row[i] == -1f).count(),
+        "the boundary is not inside the -1 run: kept " + kept);
+    assertFrequencies(expected, counts(row, SamplingParams.builder().topP(0.8f).seed(23), 100_000));
   }
 
   @Test
@@ -283,6 +308,22 @@ class SamplerTest {
       if (mass >= topP) return i + 1;
     }
     return q.length;
+  }
+
+  /** Top-p by a full sort (descending logit, lower id first): q renormalised over the nucleus, else 0. */
+  private static double[] renormalisedNucleus(float[] row, float temperature, double topP) {
+    double[] q = softmax(row, temperature);
+    Integer[] order = IntStream.range(0, row.length).boxed()
+        .sorted((a, b) -> row[a] != row[b] ? Float.compare(row[b], row[a]) : Integer.compare(a, b))
+        .toArray(Integer[]::new);
+    double[] out = new double[row.length];
+    double mass = 0;
+    for (int r = 0; r < order.length && mass < topP; r++) {
+      mass += q[order[r]];
+      out[order[r]] = q[order[r]];
+    }
+    for (int i = 0; i < out.length; i++) out[i] /= mass;
+    return out;
   }
 
   private static double[] renormalisedPrefix(double[] q, int m) {
