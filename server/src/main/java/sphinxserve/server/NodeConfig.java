@@ -30,6 +30,9 @@ import sphinxserve.server.image.ImageLimits;
  * @param maxWaitingRequests most requests queued in the scheduler
  * @param maxRunningRequests most requests decoding at once
  * @param drainSeconds how long shutdown waits for in-flight calls before cancelling them
+ * @param maxConnectionAgeSeconds how long a client connection may live before the node asks the client to
+ *     reconnect (GOAWAY; in-flight calls get {@code drainSeconds} to finish), so clients re-resolve DNS and
+ *     spread over nodes added since; 0 = forever
  */
 public record NodeConfig(
     int port,
@@ -48,7 +51,8 @@ public record NodeConfig(
     int kvBlockSize,
     int maxWaitingRequests,
     int maxRunningRequests,
-    int drainSeconds) {
+    int drainSeconds,
+    int maxConnectionAgeSeconds) {
 
   /** The prefix of {@link #bundle} values that name a preset built on first use. */
   public static final String EMBEDDED = "embedded:";
@@ -72,6 +76,7 @@ public record NodeConfig(
       {"max-waiting-requests", "256", "most requests queued for the engine"},
       {"max-running-requests", "64", "most requests decoding at once"},
       {"drain-seconds", "30", "how long shutdown waits for in-flight calls"},
+      {"max-connection-age-seconds", "0", "GOAWAY a client connection after this long so clients re-resolve DNS; 0 = never"},
   };
 
   /** The defaults. */
@@ -125,13 +130,14 @@ public record NodeConfig(
         intIn(values, "kv-block-size", 1, 4096),
         intIn(values, "max-waiting-requests", 1, Integer.MAX_VALUE),
         intIn(values, "max-running-requests", 1, Integer.MAX_VALUE),
-        intIn(values, "drain-seconds", 0, 3600));
+        intIn(values, "drain-seconds", 0, 3600),
+        intIn(values, "max-connection-age-seconds", 0, Integer.MAX_VALUE));
   }
 
   /** One line per option: name, default, what it does. */
   public static String usage() {
     StringBuilder sb = new StringBuilder("options (flag, or environment variable SPHINX_<NAME>):\n");
-    for (String[] o : OPTIONS) sb.append(String.format("  --%-22s %-16s %s%n", o[0], o[1], o[2]));
+    for (String[] o : OPTIONS) sb.append(String.format("  --%-26s %-16s %s%n", o[0], o[1], o[2]));
     return sb.toString();
   }
 

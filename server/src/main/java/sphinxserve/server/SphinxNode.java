@@ -60,12 +60,18 @@ public final class SphinxNode implements AutoCloseable {
     this.service = new SphinxService(runtime.spec(), bundle.manifest().getTemplate().getName(), runtime.tokenizer(),
         images, backend, config, streamExecutor);
     this.health = new HealthStatusManager();
-    Server started = NettyServerBuilder.forAddress(new InetSocketAddress(config.port()))
+    NettyServerBuilder builder = NettyServerBuilder.forAddress(new InetSocketAddress(config.port()))
         .maxInboundMessageSize(config.maxMessageBytes())
         .addService(service)
         .addService(health.getHealthService())
-        .addService(ProtoReflectionServiceV1.newInstance())
-        .build();
+        .addService(ProtoReflectionServiceV1.newInstance());
+    if (config.maxConnectionAgeSeconds() > 0) {
+      // Old connections end gracefully (GOAWAY, then the drain's grace for streams in flight), so clients
+      // re-resolve a headless Service's DNS and reach nodes that joined since they connected.
+      builder.maxConnectionAge(config.maxConnectionAgeSeconds(), TimeUnit.SECONDS)
+          .maxConnectionAgeGrace(Math.max(1, drainSeconds), TimeUnit.SECONDS);
+    }
+    Server started = builder.build();
     try {
       started.start();
     } catch (IOException e) {

@@ -21,6 +21,16 @@ final class NodeConfigTest {
   }
 
   @Test
+  void parse_maxConnectionAge_isOffByDefaultAndReadFromTheEnvironment() {
+    assertEquals(0, NodeConfig.defaults().maxConnectionAgeSeconds());
+    assertEquals(300, NodeConfig.parse(new String[0], Map.of("SPHINX_MAX_CONNECTION_AGE_SECONDS", "300")).maxConnectionAgeSeconds());
+    assertTrue(assertThrows(IllegalArgumentException.class,
+        () -> NodeConfig.parse(new String[] {"--max-connection-age-seconds=-1"}, Map.of()))
+        .getMessage().startsWith("--max-connection-age-seconds: -1 is outside"));
+    assertTrue(NodeConfig.usage().contains("--max-connection-age-seconds"));
+  }
+
+  @Test
   void parse_badInput_namesTheOption() {
     assertTrue(assertThrows(IllegalArgumentException.class, () -> NodeConfig.parse(new String[] {"--nope=1"}, Map.of()))
         .getMessage().startsWith("unknown option --nope"));
