@@ -276,6 +276,7 @@ public final class SphinxClient implements AutoCloseable {
     private final List<String> targets = new ArrayList<>();
     private final Map<String, Channel> channels = new LinkedHashMap<>();
     private boolean tls;
+    private boolean imageAffinity;
     private Path trustCertificates;
     private Duration deadline = DEFAULT_DEADLINE;
     private RetrySettings retry = RetrySettings.defaults();
@@ -299,6 +300,19 @@ public final class SphinxClient implements AutoCloseable {
     /** Adds a channel the caller owns (and shuts down), under a name for breakers and reports. */
     public Builder channel(String name, Channel channel) {
       channels.put(Objects.requireNonNull(name, "name"), Objects.requireNonNull(channel, "channel"));
+      return this;
+    }
+
+    /**
+     * Routes by image instead of round robin: one channel over all the targets (several {@code host:port}, or one
+     * {@code dns:///} name such as a Kubernetes headless Service) with gRPC's ring-hash policy on the
+     * {@code x-image-digest} header, so every request about one image reaches the node that holds it. Sets grpc-java's
+     * feature flag {@code GRPC_EXPERIMENTAL_RING_HASH_SET_REQUEST_HASH_KEY} for the JVM (see {@link ImageAffinity}).
+     * The per-target circuit breakers are off in this mode: the ring itself skips nodes that fail to connect.
+     * Channels passed to {@link #channel} are not affected.
+     */
+    public Builder imageAffinity(boolean imageAffinity) {
+      this.imageAffinity = imageAffinity;
       return this;
     }
 
@@ -345,7 +359,8 @@ public final class SphinxClient implements AutoCloseable {
     /**
      * Builds the client, creating a channel per target.
      *
-     * @throws IllegalStateException without targets or channels
+     * @throws IllegalStateException without targets or channels, or when image affinity cannot be turned on
+     * @throws IllegalArgumentException when image affinity is asked over several targets that are not host:port
      * @throws UncheckedIOException  if the trusted certificates cannot be read
      */
     public SphinxClient build() {
@@ -355,11 +370,19 @@ public final class SphinxClient implements AutoCloseable {
       ChannelCredentials credentials = credentials();
       List<Endpoint> endpoints = new ArrayList<>();
       List<ManagedChannel> owned = new ArrayList<>();
-      for (String target : targets) {
-        ManagedChannel channel = Grpc.newChannelBuilder(target, credentials).userAgent("sphinx-client").build();
+      if (imageAffinity && !targets.isEmpty()) {
+        ManagedChannel channel = ImageAffinity.channel(targets, credentials);
         owned.add(channel);
-        endpoints.add(new Endpoint(target, ClientInterceptors.intercept(channel, new TraceContextInterceptor()),
-            Resilience.circuitBreaker(target, breaker)));
+        String name = String.join(",", targets);
+        endpoints.add(new Endpoint(name, ClientInterceptors.intercept(channel, new TraceContextInterceptor()),
+            Resilience.circuitBreaker(name, CircuitBreakerSettings.disabled())));
+      } else {
+        for (String target : targets) {
+          ManagedChannel channel = Grpc.newChannelBuilder(target, credentials).userAgent("sphinx-client").build();
+          owned.add(channel);
+          endpoints.add(new Endpoint(target, ClientInterceptors.intercept(channel, new TraceContextInterceptor()),
+              Resilience.circuitBreaker(target, breaker)));
+        }
       }
       channels.forEach((name, channel) -> endpoints.add(new Endpoint(name,
           ClientInterceptors.intercept(channel, new TraceContextInterceptor()), Resilience.circuitBreaker(name, breaker))));

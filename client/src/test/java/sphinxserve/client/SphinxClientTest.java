@@ -1,6 +1,7 @@
 package sphinxserve.client;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -26,7 +27,11 @@ import io.opentelemetry.context.Context;
 import io.opentelemetry.context.Scope;
 import java.io.IOException;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.Flow;
@@ -287,6 +292,36 @@ class SphinxClientTest {
     }
     assertEquals(3, node.generateCalls());
     assertEquals(3, node2.generateCalls());
+  }
+
+  @Test
+  void imageAffinity_sendsEveryRequestAboutOneImageToOneNode() {
+    SphinxClient client = client(SphinxClient.builder().targets(List.of(node.target(), node2.target()))
+        .imageAffinity(true).retry(FAST_RETRY));
+    List<Image> images = new ArrayList<>();
+    for (int i = 0; i < 16; i++) {
+      images.add(Image.of(TestImages.png(40 + i, 30)));
+    }
+    for (int turn = 0; turn < 3; turn++) {
+      for (Image image : images) {
+        client.ask(image, "turn " + turn);
+      }
+    }
+    Set<String> onFirst = new HashSet<>();
+    node.received().forEach(r -> onFirst.add(r.imageDigestHeader()));
+    Set<String> onSecond = new HashSet<>();
+    node2.received().forEach(r -> onSecond.add(r.imageDigestHeader()));
+    assertEquals(48, node.received().size() + node2.received().size());
+    assertTrue(Collections.disjoint(onFirst, onSecond), "no image reached both nodes");
+    assertEquals(16, onFirst.size() + onSecond.size());
+    assertFalse(onFirst.isEmpty() || onSecond.isEmpty(), "16 images spread over both nodes");
+  }
+
+  @Test
+  void imageAffinity_withATargetThatIsNotHostPortAmongSeveral_isRefused() {
+    SphinxClient.Builder builder = SphinxClient.builder().targets(List.of("dns:///nodes:50051", node.target()))
+        .imageAffinity(true);
+    assertThrows(IllegalArgumentException.class, builder::build);
   }
 
   @Test

@@ -52,6 +52,9 @@ import sphinxserve.server.image.ImageLimits;
  * @param priorityAgingSeconds a waiting request gains one priority level per this many seconds
  * @param drainSeconds how long shutdown waits for in-flight calls before cancelling them
  * @param metricsPort TCP port of the Prometheus scrape endpoint ({@code /metrics}); 0 turns it off
+ * @param maxConnectionAgeSeconds how long a client connection may live before the node asks the client to
+ *     reconnect (GOAWAY; in-flight calls get {@code drainSeconds} to finish), so clients re-resolve DNS and
+ *     spread over nodes added since; 0 = forever
  */
 public record NodeConfig(
     int port,
@@ -78,7 +81,8 @@ public record NodeConfig(
     int maxRunningRequests,
     double priorityAgingSeconds,
     int drainSeconds,
-    int metricsPort) {
+    int metricsPort,
+    int maxConnectionAgeSeconds) {
 
   /** The prefix of {@link #bundle} values that name a preset built on first use. */
   public static final String EMBEDDED = "embedded:";
@@ -117,6 +121,7 @@ public record NodeConfig(
       {"priority-aging-seconds", "10", "a waiting request gains one priority level per this many seconds"},
       {"drain-seconds", "30", "how long shutdown waits for in-flight calls"},
       {"metrics-port", "9464", "Prometheus scrape endpoint (/metrics); 0 = off"},
+      {"max-connection-age-seconds", "0", "GOAWAY a client connection after this long so clients re-resolve DNS; 0 = never"},
   };
 
   /** The defaults. */
@@ -181,7 +186,7 @@ public record NodeConfig(
   /** One line per option: name, default, what it does. */
   public static String usage() {
     StringBuilder sb = new StringBuilder("options (flag --name=value, environment variable SPHINX_<NAME>, or name=value in --config FILE):\n");
-    for (String[] o : OPTIONS) sb.append(String.format("  --%-24s %-16s %s%n", o[0], o[1].isEmpty() ? "-" : o[1], o[2]));
+    for (String[] o : OPTIONS) sb.append(String.format("  --%-26s %-16s %s%n", o[0], o[1].isEmpty() ? "-" : o[1], o[2]));
     return sb.toString();
   }
 
@@ -268,7 +273,8 @@ public record NodeConfig(
           intIn("max-running-requests", 1, Integer.MAX_VALUE),
           positiveDouble("priority-aging-seconds"),
           intIn("drain-seconds", 0, 3600),
-          intIn("metrics-port", 0, 65535));
+          intIn("metrics-port", 0, 65535),
+          intIn("max-connection-age-seconds", 0, Integer.MAX_VALUE));
     }
 
     private String text(String name) {

@@ -81,12 +81,18 @@ public final class SphinxNode implements AutoCloseable {
     this.health = new HealthStatusManager();
     NettyServerBuilder builder = NettyServerBuilder.forAddress(new InetSocketAddress(config.port()));
     if (ssl != null) builder.sslContext(ssl);
-    Server started = builder
+    builder
         .maxInboundMessageSize(config.maxMessageBytes())
         .addService(ServerInterceptors.intercept(service, new TracingInterceptor(telemetry)))
         .addService(health.getHealthService())
-        .addService(ProtoReflectionServiceV1.newInstance())
-        .build();
+        .addService(ProtoReflectionServiceV1.newInstance());
+    if (config.maxConnectionAgeSeconds() > 0) {
+      // Old connections end gracefully (GOAWAY, then the drain's grace for streams in flight), so clients
+      // re-resolve a headless Service's DNS and reach nodes that joined since they connected.
+      builder.maxConnectionAge(config.maxConnectionAgeSeconds(), TimeUnit.SECONDS)
+          .maxConnectionAgeGrace(Math.max(1, drainSeconds), TimeUnit.SECONDS);
+    }
+    Server started = builder.build();
     try {
       started.start();
     } catch (IOException e) {

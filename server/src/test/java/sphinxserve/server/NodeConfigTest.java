@@ -56,6 +56,16 @@ final class NodeConfigTest {
   }
 
   @Test
+  void parse_maxConnectionAge_isOffByDefaultAndReadFromTheEnvironment() {
+    assertEquals(0, NodeConfig.defaults().maxConnectionAgeSeconds());
+    assertEquals(300, NodeConfig.parse(new String[0], Map.of("SPHINX_MAX_CONNECTION_AGE_SECONDS", "300")).maxConnectionAgeSeconds());
+    assertTrue(assertThrows(IllegalArgumentException.class,
+        () -> NodeConfig.parse(new String[] {"--max-connection-age-seconds=-1"}, Map.of()))
+        .getMessage().startsWith("max-connection-age-seconds:"));
+    assertTrue(NodeConfig.usage().contains("--max-connection-age-seconds"));
+  }
+
+  @Test
   void parse_configFromEnvironment_isRead() throws IOException {
     Path config = file("env.properties", "max-running-requests=3\n");
     assertEquals(3, NodeConfig.parse(new String[0], Map.of("SPHINX_CONFIG", config.toString())).maxRunningRequests());

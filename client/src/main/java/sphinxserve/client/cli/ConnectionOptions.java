@@ -16,6 +16,10 @@ final class ConnectionOptions {
       description = "Node to call; repeat for several (round robin). Default: $SPHINX_TARGET or " + DEFAULT_TARGET)
   List<String> targets = new ArrayList<>();
 
+  @Option(names = "--image-affinity",
+      description = "Route by image: ring hash on x-image-digest over the targets (several HOST:PORT or one dns:///NAME:PORT).")
+  boolean imageAffinity;
+
   @Option(names = "--tls", description = "Use TLS (the JDK's trusted certificates).")
   boolean tls;
 
@@ -41,10 +45,14 @@ final class ConnectionOptions {
       throw new UserError("--deadline must be positive, got " + deadlineSeconds);
     }
     SphinxClient.Builder b = SphinxClient.builder().targets(effectiveTargets()).tls(tls)
-        .defaultDeadline(Duration.ofSeconds(deadlineSeconds));
+        .imageAffinity(imageAffinity).defaultDeadline(Duration.ofSeconds(deadlineSeconds));
     if (caCert != null) {
       b.trustCertificates(caCert);
     }
-    return b.build();
+    try {
+      return b.build();
+    } catch (IllegalArgumentException e) {
+      throw new UserError(e.getMessage());
+    }
   }
 }

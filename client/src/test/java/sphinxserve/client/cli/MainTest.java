@@ -1,6 +1,7 @@
 package sphinxserve.client.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -108,6 +109,20 @@ class MainTest {
     Run r = run("ask", "-t", node.target(), "--image", image(20, 20).toString(), "hi");
     assertEquals(1, r.code());
     assertTrue(r.err().startsWith("error: the node rejected the request: scripted INVALID_ARGUMENT"), r.err());
+  }
+
+  @Test
+  void ask_withImageAffinity_reachesTheNodeThroughTheRing() throws IOException {
+    Run r = run("ask", "-t", node.target(), "--image-affinity", "--image", image(40, 20).toString(), "hi");
+    assertEquals(0, r.code(), r.err());
+    assertFalse(node.received().getFirst().imageDigestHeader().isEmpty());
+  }
+
+  @Test
+  void ask_imageAffinityOverATargetThatIsNotHostPort_isAUsageError() throws IOException {
+    Run r = run("ask", "-t", node.target(), "-t", "dns:///nodes:50051", "--image-affinity", "--image",
+        image(20, 20).toString(), "hi");
+    assertEquals(2, r.code(), r.err());
   }
 
   @Test

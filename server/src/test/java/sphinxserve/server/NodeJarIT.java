@@ -1,0 +1,78 @@
+package sphinxserve.server;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.sphinxserve.proto.v1.GetModelInfoRequest;
+import dev.sphinxserve.proto.v1.SphinxGrpc;
+import io.grpc.ManagedChannel;
+import io.grpc.health.v1.HealthCheckRequest;
+import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
+import io.grpc.health.v1.HealthGrpc;
+import io.grpc.netty.NettyChannelBuilder;
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The node jar the container images package ({@code -node.jar}, maven-shade), run the way their ENTRYPOINT runs it:
+ * {@code java --add-modules jdk.incubator.vector -jar}, nothing else on the classpath. Catches what the shade step
+ * can lose (a dependency left out, a ServiceLoader file not merged) before an image is built.
+ */
+@Timeout(value = 90, unit = TimeUnit.SECONDS)
+final class NodeJarIT {
+
+  private static final Pattern LISTENING = Pattern.compile("listening on port (\\d+)");
+
+  @Test
+  void nodeJar_startsServesAndDrainsOnSigterm(@TempDir Path bundles) throws Exception {
+    Path jar = Path.of(System.getProperty("sphinx.nodeJar"));
+    assertTrue(Files.isRegularFile(jar), jar + " was built by the package phase");
+    String java = ProcessHandle.current().info().command().orElse("java");
+    Process node = new ProcessBuilder(List.of(java, "--add-modules", "jdk.incubator.vector", "-jar", jar.toString(),
+        "--port", "0", "--bundle", "embedded:test", "--bundle-cache", bundles.toString(), "--drain-seconds", "2"))
+        .redirectErrorStream(true).start();
+    StringBuilder log = new StringBuilder();
+    CompletableFuture<Integer> port = new CompletableFuture<>();
+    Thread.ofPlatform().daemon().start(() -> {
+      try (BufferedReader out = new BufferedReader(new InputStreamReader(node.getInputStream(), StandardCharsets.UTF_8))) {
+        for (String line; (line = out.readLine()) != null; ) {
+          synchronized (log) {
+            log.append(line).append('\n');
+          }
+          Matcher m = LISTENING.matcher(line);
+          if (m.find()) port.complete(Integer.parseInt(m.group(1)));
+        }
+        port.completeExceptionally(new AssertionError("the node exited before listening:\n" + log));
+      } catch (Exception e) {
+        port.completeExceptionally(e);
+      }
+    });
+    ManagedChannel channel = null;
+    try {
+      channel = NettyChannelBuilder.forAddress("127.0.0.1", port.get(60, TimeUnit.SECONDS)).usePlaintext().build();
+      assertEquals(ServingStatus.SERVING, HealthGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.SECONDS)
+          .check(HealthCheckRequest.newBuilder().setService(SphinxGrpc.SERVICE_NAME).build()).getStatus());
+      assertTrue(SphinxGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.SECONDS)
+          .getModelInfo(GetModelInfoRequest.getDefaultInstance()).isInitialized());
+      node.destroy(); // SIGTERM: the shutdown hook drains and closes
+      assertTrue(node.waitFor(30, TimeUnit.SECONDS), "drained and exited after SIGTERM:\n" + log);
+      synchronized (log) {
+        assertTrue(!log.toString().contains("Exception"), log.toString());
+      }
+    } finally {
+      if (channel != null) channel.shutdownNow();
+      node.destroyForcibly();
+    }
+  }
+}
