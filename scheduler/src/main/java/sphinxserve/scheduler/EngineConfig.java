@@ -25,9 +25,13 @@ public record EngineConfig(int maxNumSeqs, int maxNumBatchedTokens, int maxWaiti
     if (samplingThreads < 1) throw new IllegalArgumentException("samplingThreads must be >= 1");
   }
 
-  /** 64 sequences, 2,048 tokens per step, 256 waiting, +1 priority per 10 s waited, 1% watermark, a sampling thread per core. */
+  /**
+   * 64 sequences, 512 tokens per step, 256 waiting, +1 priority per 10 s waited, 1% watermark, a sampling thread
+   * per core. The budget bounds how long one step (hence every running decode) can take: on a 2-core CPU a
+   * 512-token prefill chunk of the bench model costs about 0.35 s (docs/PERFORMANCE.md).
+   */
   public static EngineConfig defaults() {
-    return new EngineConfig(64, 2048, 256, 10.0, 0.01, Runtime.getRuntime().availableProcessors());
+    return new EngineConfig(64, 512, 256, 10.0, 0.01, Runtime.getRuntime().availableProcessors());
   }
 
   public EngineConfig withMaxNumSeqs(int value) {

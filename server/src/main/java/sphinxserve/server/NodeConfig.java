@@ -115,7 +115,7 @@ public record NodeConfig(
       {"max-message-bytes", "16m", "most bytes of one inbound gRPC message"},
       {"kv-blocks", "1024", "KV-cache blocks"},
       {"kv-block-size", "16", "tokens per KV-cache block: a power of two, 1..256"},
-      {"max-batched-tokens", "2048", "the engine's token budget per step (decodes + prefill chunks)"},
+      {"max-batched-tokens", "512", "the engine's token budget per step (decodes + prefill chunks)"},
       {"max-waiting-requests", "256", "most requests queued for the engine; more get RESOURCE_EXHAUSTED"},
       {"max-running-requests", "64", "most requests decoding at once"},
       {"priority-aging-seconds", "10", "a waiting request gains one priority level per this many seconds"},

@@ -127,13 +127,48 @@ public final class OnnxModelRuntime implements ModelRuntime {
     }
   }
 
+  /**
+   * Runs one step. The graph pads every sequence's queries to the longest chunk of its run, so a batch that
+   * mixes decodes with a long prefill chunk is split into two runs — decodes (one query each) and prefill
+   * chunks — rather than padding every decode to the chunk's length; logits rows keep the batch's order.
+   */
   @Override
   public StepOutput step(List<SequenceStep> batch) {
     if (batch.isEmpty()) throw new IllegalArgumentException("a step needs at least one sequence");
+    List<SequenceStep> decodes = new ArrayList<>(batch.size());
+    List<SequenceStep> chunks = new ArrayList<>();
+    for (SequenceStep step : batch) (step.numTokens() == 1 ? decodes : chunks).add(step);
+    int numRows = 0;
+    for (SequenceStep step : batch) if (step.wantLogits()) numRows++;
+    if (logits.capacity() < (numRows + 2) * spec.vocabSize()) logits = StepInputs.floats((numRows + 2) * 2 * spec.vocabSize());
+    if (logitsView.rowOffsets.length < numRows) logitsView.rowOffsets = new int[Math.max(numRows, 2 * logitsView.rowOffsets.length)];
+    if (decodes.isEmpty() || chunks.isEmpty()) {
+      run(batch, 0);
+      for (int r = 0; r < numRows; r++) logitsView.rowOffsets[r] = r;
+    } else {
+      int decodeRows = run(decodes, 0);
+      run(chunks, decodeRows);
+      // Batch order: the k-th decode wanting logits is buffer row k; the k-th chunk wanting them, decodeRows + k.
+      int row = 0;
+      int decodeRow = 0;
+      int chunkRow = decodeRows;
+      for (SequenceStep step : batch) {
+        if (!step.wantLogits()) continue;
+        logitsView.rowOffsets[row++] = step.numTokens() == 1 ? decodeRow++ : chunkRow++;
+      }
+    }
+    logitsView.numRows = numRows;
+    return logitsView;
+  }
+
+  /**
+   * One decoder run over {@code group}, its logits written from buffer row {@code firstRow}; returns the rows it
+   * wrote (at least one: the graph always computes one).
+   */
+  private int run(List<SequenceStep> group, int firstRow) {
     long start = System.nanoTime();
-    inputs.fill(batch);
+    inputs.fill(group);
     int rows = inputs.logitsRows();
-    if (logits.capacity() < rows * spec.vocabSize()) logits = StepInputs.floats(rows * 2 * spec.vocabSize());
     List<OnnxTensor> created = new ArrayList<>(10);
     try {
       Map<String, OnnxTensor> feed = new HashMap<>(poolInputs);
@@ -150,8 +185,8 @@ public final class OnnxModelRuntime implements ModelRuntime {
       feed.put("image_embeds", track(created, OnnxTensor.createTensor(env,
           inputs.imageEmbeds.slice(0, imageRows * spec.hiddenSize()), new long[] {imageRows, spec.hiddenSize()})));
       Map<String, OnnxValue> pinned = new HashMap<>(pinnedPools());
-      pinned.put("logits", track(created, OnnxTensor.createTensor(env, logits.slice(0, rows * spec.vocabSize()),
-          new long[] {rows, spec.vocabSize()})));
+      pinned.put("logits", track(created, OnnxTensor.createTensor(env,
+          logits.slice(firstRow * spec.vocabSize(), rows * spec.vocabSize()), new long[] {rows, spec.vocabSize()})));
       long runStart = System.nanoTime();
       try (OrtSession.Result ignored = decoder.run(feed, pinned)) {
         timer.record(runStart - start, System.nanoTime() - runStart);
@@ -161,8 +196,7 @@ public final class OnnxModelRuntime implements ModelRuntime {
     } finally {
       created.forEach(OnnxTensor::close);
     }
-    logitsView.numRows = inputs.numLogits;
-    return logitsView;
+    return inputs.numLogits;
   }
 
   @Override
@@ -240,6 +274,8 @@ public final class OnnxModelRuntime implements ModelRuntime {
   /** Reads the pinned logits buffer; valid until the next step. */
   private final class LogitsView implements StepOutput {
     int numRows;
+    /** Logical row (batch order) → row of the logits buffer. */
+    int[] rowOffsets = new int[64];
 
     @Override
     public int numRows() {
@@ -254,13 +290,13 @@ public final class OnnxModelRuntime implements ModelRuntime {
     @Override
     public void copyRow(int row, float[] dst) {
       Objects.checkIndex(row, numRows);
-      logits.get(row * spec.vocabSize(), dst, 0, spec.vocabSize());
+      logits.get(rowOffsets[row] * spec.vocabSize(), dst, 0, spec.vocabSize());
     }
 
     @Override
     public float logit(int row, int tokenId) {
       Objects.checkIndex(row, numRows);
-      return logits.get(row * spec.vocabSize() + Objects.checkIndex(tokenId, spec.vocabSize()));
+      return logits.get(rowOffsets[row] * spec.vocabSize() + Objects.checkIndex(tokenId, spec.vocabSize()));
     }
   }
 }
