@@ -32,7 +32,8 @@ import org.junit.jupiter.api.io.TempDir;
 @Timeout(value = 90, unit = TimeUnit.SECONDS)
 final class NodeJarIT {
 
-  private static final Pattern LISTENING = Pattern.compile("listening on port (\\d+)");
+  /** The port in the node's structured (JSON) start line, {@code ..."port":"1234"..."sphinx-serve listening"...}. */
+  private static final Pattern PORT = Pattern.compile("\"port\":\"(\\d+)\"");
 
   @Test
   void nodeJar_startsServesAndDrainsOnSigterm(@TempDir Path bundles) throws Exception {
@@ -40,7 +41,7 @@ final class NodeJarIT {
     assertTrue(Files.isRegularFile(jar), jar + " was built by the package phase");
     String java = ProcessHandle.current().info().command().orElse("java");
     Process node = new ProcessBuilder(List.of(java, "--add-modules", "jdk.incubator.vector", "-jar", jar.toString(),
-        "--port", "0", "--bundle", "embedded:test", "--bundle-cache", bundles.toString(), "--drain-seconds", "2"))
+        "--port", "0", "--bundle", "embedded:test", "--bundle-cache", bundles.toString(), "--drain-seconds", "2", "--metrics-port", "0"))
         .redirectErrorStream(true).start();
     StringBuilder log = new StringBuilder();
     CompletableFuture<Integer> port = new CompletableFuture<>();
@@ -50,8 +51,8 @@ final class NodeJarIT {
           synchronized (log) {
             log.append(line).append('\n');
           }
-          Matcher m = LISTENING.matcher(line);
-          if (m.find()) port.complete(Integer.parseInt(m.group(1)));
+          Matcher m = PORT.matcher(line);
+          if (line.contains("sphinx-serve listening") && m.find()) port.complete(Integer.parseInt(m.group(1)));
         }
         port.completeExceptionally(new AssertionError("the node exited before listening:\n" + log));
       } catch (Exception e) {
