@@ -52,6 +52,9 @@ import sphinxserve.server.image.ImageLimits;
  * @param priorityAgingSeconds a waiting request gains one priority level per this many seconds
  * @param drainSeconds how long shutdown waits for in-flight calls before cancelling them
  * @param metricsPort TCP port of the Prometheus scrape endpoint ({@code /metrics}); 0 turns it off
+ * @param tenants the tenants file (hashed API keys, methods, limits); null with no JWT = no authentication
+ * @param reflection who may use server reflection
+ * @param shareCaches whether tenants share the prefix and image caches (single-tenant deployments only)
  */
 public record NodeConfig(
     int port,
@@ -78,7 +81,20 @@ public record NodeConfig(
     int maxRunningRequests,
     double priorityAgingSeconds,
     int drainSeconds,
-    int metricsPort) {
+    int metricsPort,
+    Path tenants,
+    Reflection reflection,
+    boolean shareCaches) {
+
+  /** Who may use server reflection. */
+  public enum Reflection {
+    /** Anyone, like health. */
+    OPEN,
+    /** Authenticated callers (any tenant). */
+    AUTHENTICATED,
+    /** Nobody: the service is not registered. */
+    OFF
+  }
 
   /** The prefix of {@link #bundle} values that name a preset built on first use. */
   public static final String EMBEDDED = "embedded:";
@@ -117,6 +133,9 @@ public record NodeConfig(
       {"priority-aging-seconds", "10", "a waiting request gains one priority level per this many seconds"},
       {"drain-seconds", "30", "how long shutdown waits for in-flight calls"},
       {"metrics-port", "9464", "Prometheus scrape endpoint (/metrics); 0 = off"},
+      {"tenants", "", "tenants file: hashed API keys, allowed methods, limits (docs/SECURITY.md); unset = no authentication"},
+      {"reflection", "open", "server reflection: open, authenticated or off"},
+      {"share-caches", "false", "tenants share prefix and image caches (true only for single-tenant deployments)"},
   };
 
   /** The defaults. */
@@ -188,6 +207,11 @@ public record NodeConfig(
   /** Whether the node serves TLS (both {@link #tlsCert} and {@link #tlsKey} are set). */
   public boolean tls() {
     return tlsCert != null;
+  }
+
+  /** Whether calls must authenticate (a tenants file is set). */
+  public boolean authenticates() {
+    return tenants != null;
   }
 
   /** The image pipeline's part of this configuration. */
@@ -268,7 +292,10 @@ public record NodeConfig(
           intIn("max-running-requests", 1, Integer.MAX_VALUE),
           positiveDouble("priority-aging-seconds"),
           intIn("drain-seconds", 0, 3600),
-          intIn("metrics-port", 0, 65535));
+          intIn("metrics-port", 0, 65535),
+          file("tenants"),
+          reflection(),
+          bool("share-caches"));
     }
 
     private String text(String name) {
@@ -302,6 +329,23 @@ public record NodeConfig(
         case "cuda" -> RuntimeOptions.ExecutionProvider.CUDA;
         case "tensorrt" -> RuntimeOptions.ExecutionProvider.TENSORRT;
         default -> throw fail("provider", "must be cpu, cuda or tensorrt");
+      };
+    }
+
+    private Reflection reflection() {
+      return switch (text("reflection").toLowerCase(Locale.ROOT)) {
+        case "open" -> Reflection.OPEN;
+        case "authenticated" -> Reflection.AUTHENTICATED;
+        case "off" -> Reflection.OFF;
+        default -> throw fail("reflection", "must be open, authenticated or off");
+      };
+    }
+
+    private boolean bool(String name) {
+      return switch (text(name).toLowerCase(Locale.ROOT)) {
+        case "true" -> true;
+        case "false" -> false;
+        default -> throw fail(name, "must be true or false");
       };
     }
 

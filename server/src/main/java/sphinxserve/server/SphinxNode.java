@@ -2,6 +2,7 @@ package sphinxserve.server;
 
 import dev.sphinxserve.proto.v1.SphinxGrpc;
 import io.grpc.Server;
+import io.grpc.ServerInterceptor;
 import io.grpc.ServerInterceptors;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.netty.GrpcSslContexts;
@@ -68,6 +69,7 @@ public final class SphinxNode implements AutoCloseable {
   private SphinxNode(NodeConfig config, Bundle bundle, ModelRuntime runtime, GenerationBackend backend, Telemetry telemetry,
       List<AutoCloseable> owned) {
     SslContext ssl = config.tls() ? sslContext(config) : null; // first: a bad file leaves nothing to close
+    Tenants tenants = config.tenants() == null ? null : Tenants.load(config.tenants());
     this.backend = backend;
     this.owned = owned;
     this.telemetry = telemetry;
@@ -81,12 +83,20 @@ public final class SphinxNode implements AutoCloseable {
     this.health = new HealthStatusManager();
     NettyServerBuilder builder = NettyServerBuilder.forAddress(new InetSocketAddress(config.port()));
     if (ssl != null) builder.sslContext(ssl);
-    Server started = builder
-        .maxInboundMessageSize(config.maxMessageBytes())
-        .addService(ServerInterceptors.intercept(service, new TracingInterceptor(telemetry)))
-        .addService(health.getHealthService())
-        .addService(ProtoReflectionServiceV1.newInstance())
-        .build();
+    // ServerInterceptors.intercept runs the last interceptor first: tracing (so refusals are logged), then auth.
+    List<ServerInterceptor> interceptors = new ArrayList<>();
+    if (tenants != null) interceptors.add(new AuthInterceptor(tenants, null, true));
+    interceptors.add(new TracingInterceptor(telemetry));
+    builder.maxInboundMessageSize(config.maxMessageBytes())
+        .addService(ServerInterceptors.intercept(service, interceptors))
+        .addService(health.getHealthService()); // always open: load balancers and orchestrators probe it
+    switch (config.reflection()) {
+      case OPEN -> builder.addService(ProtoReflectionServiceV1.newInstance());
+      case AUTHENTICATED -> builder.addService(tenants == null ? ProtoReflectionServiceV1.newInstance().bindService()
+          : ServerInterceptors.intercept(ProtoReflectionServiceV1.newInstance(), new AuthInterceptor(tenants, null, false)));
+      case OFF -> { }
+    }
+    Server started = builder.build();
     try {
       started.start();
     } catch (IOException e) {

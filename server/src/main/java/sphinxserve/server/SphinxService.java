@@ -82,6 +82,8 @@ final class SphinxService extends SphinxGrpc.SphinxImplBase {
       return;
     }
     String imageField = "image";
+    Tenant tenant = Tenant.current();
+    String scope = tenant.cacheScope(config.shareCaches());
     try {
       RequestValidator.Valid valid = RequestValidator.validate(request);
       telemetry.requestId(valid.requestId());
@@ -97,7 +99,7 @@ final class SphinxService extends SphinxGrpc.SphinxImplBase {
         Span span = telemetry.imageStarted();
         CompletableFuture<ImageCache.Result> put;
         try {
-          put = images.put(ref.content().getImage().toByteArray());
+          put = images.put(scope, ref.content().getImage().toByteArray());
         } catch (ImageRejectedException e) {
           telemetry.imageDone(span, false, e);
           throw e;
@@ -107,7 +109,7 @@ final class SphinxService extends SphinxGrpc.SphinxImplBase {
       } else {
         String digest = ref.content().getImageDigest();
         Span span = telemetry.imageStarted();
-        Optional<CompletableFuture<EncodedImage>> found = images.lookup(digest);
+        Optional<CompletableFuture<EncodedImage>> found = images.lookup(scope, digest);
         if (found.isEmpty()) telemetry.imageDone(span, false, null);
         CompletableFuture<EncodedImage> held = found.orElseThrow(() -> RequestException.notFound(
             ref.field() + ".image_digest", "image " + digest + " is not held by this node; resend the image bytes (content.image) or PutImage it first"));
@@ -120,7 +122,7 @@ final class SphinxService extends SphinxGrpc.SphinxImplBase {
           sink.fail(Statuses.of(error, field));
         } else if (!sink.isCancelled()) {
           backend.submit(new PreparedRequest(valid.requestId(), prompt, Optional.ofNullable(input), request.getSampling(),
-              maxNewTokens, request.getPriority(), arrival, deadlineNanos, telemetry), sink);
+              maxNewTokens, request.getPriority(), arrival, deadlineNanos, tenant.tenantSalt(config.shareCaches()), telemetry), sink);
         }
       });
     } catch (RequestException | ImageRejectedException e) {
@@ -160,7 +162,7 @@ final class SphinxService extends SphinxGrpc.SphinxImplBase {
     }
     CompletableFuture<ImageCache.Result> result;
     try {
-      result = images.put(request.getImage().toByteArray());
+      result = images.put(Tenant.current().cacheScope(config.shareCaches()), request.getImage().toByteArray());
     } catch (ImageRejectedException e) {
       observer.onError(Statuses.of(e, "image").asRuntimeException());
       inFlight.exit();
