@@ -83,9 +83,12 @@ public final class SphinxNode implements AutoCloseable {
     this.health = new HealthStatusManager();
     NettyServerBuilder builder = NettyServerBuilder.forAddress(new InetSocketAddress(config.port()));
     if (ssl != null) builder.sslContext(ssl);
-    // ServerInterceptors.intercept runs the last interceptor first: tracing (so refusals are logged), then auth.
+    // ServerInterceptors.intercept runs the last interceptor first: tracing (so refusals are logged), auth, limits.
     List<ServerInterceptor> interceptors = new ArrayList<>();
-    if (tenants != null) interceptors.add(new AuthInterceptor(tenants, null, true));
+    if (tenants != null) {
+      interceptors.add(new LimitInterceptor());
+      interceptors.add(new AuthInterceptor(tenants, null, true));
+    }
     interceptors.add(new TracingInterceptor(telemetry));
     builder.maxInboundMessageSize(config.maxMessageBytes())
         .addService(ServerInterceptors.intercept(service, interceptors))

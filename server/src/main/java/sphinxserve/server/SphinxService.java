@@ -90,7 +90,19 @@ final class SphinxService extends SphinxGrpc.SphinxImplBase {
       sink.onCancel(() -> backend.abort(sink));
       RequestValidator.ImageRef ref = valid.image();
       int[] prompt = renderer.render(request.getMessagesList(), ref != null);
-      int maxNewTokens = checkContext(prompt.length, ref != null, request);
+      int contextMaxTokens = checkContext(prompt.length, ref != null, request);
+      int tenantMaxTokens = tenant.limits().maxTokens();
+      if (tenantMaxTokens > 0) {
+        if (Integer.compareUnsigned(request.getSampling().getMaxTokens(), tenantMaxTokens) > 0) {
+          throw RequestException.exhausted("sampling.max_tokens", "at most " + tenantMaxTokens + " for tenant " + tenant.name()
+              + " (max-tokens), got " + Integer.toUnsignedString(request.getSampling().getMaxTokens()));
+        }
+      }
+      // max_tokens 0: the tenant's cap, not the whole context
+      int maxNewTokens = tenantMaxTokens > 0 ? Math.min(contextMaxTokens, tenantMaxTokens) : contextMaxTokens;
+      if (ref != null && ref.content().getKindCase() == Content.KindCase.IMAGE) {
+        checkTenantImageBytes(tenant, ref.field() + ".image", ref.content().getImage().size());
+      }
       CompletableFuture<PreparedRequest.ImageInput> image;
       if (ref == null) {
         image = CompletableFuture.completedFuture(null);
@@ -130,6 +142,14 @@ final class SphinxService extends SphinxGrpc.SphinxImplBase {
     }
   }
 
+  /** Refuses an image over the tenant's {@code max-image-bytes} with RESOURCE_EXHAUSTED naming {@code field}. */
+  private static void checkTenantImageBytes(Tenant tenant, String field, int numBytes) {
+    long max = tenant.limits().maxImageBytes();
+    if (max > 0 && numBytes > max) {
+      throw RequestException.exhausted(field, numBytes + " bytes, at most " + max + " for tenant " + tenant.name() + " (max-image-bytes)");
+    }
+  }
+
   /** Checks that the prompt and the requested tokens fit the context; returns the tokens to generate at most. */
   private int checkContext(int numPromptTokens, boolean withImage, GenerateRequest request) {
     int context = spec.maxContextTokens();
@@ -161,8 +181,14 @@ final class SphinxService extends SphinxGrpc.SphinxImplBase {
       return;
     }
     CompletableFuture<ImageCache.Result> result;
+    Tenant tenant = Tenant.current();
     try {
-      result = images.put(Tenant.current().cacheScope(config.shareCaches()), request.getImage().toByteArray());
+      checkTenantImageBytes(tenant, "image", request.getImage().size());
+      result = images.put(tenant.cacheScope(config.shareCaches()), request.getImage().toByteArray());
+    } catch (RequestException e) {
+      observer.onError(e.status().asRuntimeException());
+      inFlight.exit();
+      return;
     } catch (ImageRejectedException e) {
       observer.onError(Statuses.of(e, "image").asRuntimeException());
       inFlight.exit();
