@@ -55,6 +55,9 @@ import sphinxserve.server.image.ImageLimits;
  * @param tenants the tenants file (hashed API keys, methods, limits); null with no JWT = no authentication
  * @param reflection who may use server reflection
  * @param shareCaches whether tenants share the prefix and image caches (single-tenant deployments only)
+ * @param tlsClientCa PEM certificates of the CAs whose client certificates are accepted (mutual TLS, client
+ *     certificate required); null = no client certificates asked for
+ * @param tlsReloadSeconds how often the TLS files are checked for changes and reloaded; 0 = never
  */
 public record NodeConfig(
     int port,
@@ -84,7 +87,9 @@ public record NodeConfig(
     int metricsPort,
     Path tenants,
     Reflection reflection,
-    boolean shareCaches) {
+    boolean shareCaches,
+    Path tlsClientCa,
+    int tlsReloadSeconds) {
 
   /** Who may use server reflection. */
   public enum Reflection {
@@ -111,6 +116,8 @@ public record NodeConfig(
       {"port", "50051", "TCP port; 0 picks a free one"},
       {"tls-cert", "", "PEM certificate chain; with --tls-key serves TLS, plaintext when neither is set"},
       {"tls-key", "", "PEM (PKCS#8) private key of --tls-cert"},
+      {"tls-client-ca", "", "PEM CA certificates; set: mutual TLS, every client must present a certificate they issued"},
+      {"tls-reload-seconds", "60", "how often the TLS files are checked and reloaded when changed; 0 = never"},
       {"bundle", "embedded:tiny", "bundle directory, or embedded:<test|tiny|bench> (built into --bundle-cache on first use)"},
       {"bundle-cache", "~/.cache/sphinx-serve/bundles", "where embedded bundles are built"},
       {"provider", "cpu", "ONNX Runtime execution provider: cpu, cuda or tensorrt"},
@@ -209,6 +216,11 @@ public record NodeConfig(
     return tlsCert != null;
   }
 
+  /** Whether the node asks every client for a certificate (mutual TLS). */
+  public boolean mutualTls() {
+    return tlsClientCa != null;
+  }
+
   /** Whether calls must authenticate (a tenants file is set). */
   public boolean authenticates() {
     return tenants != null;
@@ -295,7 +307,9 @@ public record NodeConfig(
           intIn("metrics-port", 0, 65535),
           file("tenants"),
           reflection(),
-          bool("share-caches"));
+          bool("share-caches"),
+          clientCa(tlsCert),
+          intIn("tls-reload-seconds", 0, 86400));
     }
 
     private String text(String name) {
@@ -330,6 +344,14 @@ public record NodeConfig(
         case "tensorrt" -> RuntimeOptions.ExecutionProvider.TENSORRT;
         default -> throw fail("provider", "must be cpu, cuda or tensorrt");
       };
+    }
+
+    private Path clientCa(Path tlsCert) {
+      Path ca = file("tls-client-ca");
+      if (ca != null && tlsCert == null) {
+        throw new IllegalArgumentException("tls-client-ca: needs tls-cert and tls-key (mutual TLS is TLS first) (from " + sources.get("tls-client-ca") + ")");
+      }
+      return ca;
     }
 
     private Reflection reflection() {

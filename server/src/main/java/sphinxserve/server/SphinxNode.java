@@ -5,7 +5,6 @@ import io.grpc.Server;
 import io.grpc.ServerInterceptor;
 import io.grpc.ServerInterceptors;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
-import io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
 import io.grpc.protobuf.services.ProtoReflectionServiceV1;
@@ -42,8 +41,9 @@ import sphinxserve.server.image.ImageCache;
  * cache → telemetry (last spans flushed, {@code /metrics} closed) → ONNX sessions and native KV memory. The
  * SIGTERM hook {@link #main} installs calls {@link #close}.
  *
- * <p>Transport: plaintext, or TLS (HTTP/2 over TLS with ALPN, grpc-netty's {@link GrpcSslContexts}) when
- * {@code --tls-cert} and {@code --tls-key} are set.
+ * <p>Transport: plaintext, or TLS (HTTP/2 over TLS with ALPN, grpc-netty's {@code GrpcSslContexts}; {@link TlsFiles}) when
+ * {@code --tls-cert} and {@code --tls-key} are set, mutual TLS with {@code --tls-client-ca}; the files are
+ * reloaded when they change ({@code --tls-reload-seconds}).
  */
 public final class SphinxNode implements AutoCloseable {
 
@@ -65,11 +65,13 @@ public final class SphinxNode implements AutoCloseable {
   private final List<AutoCloseable> owned;
   private final int drainSeconds;
   private final AtomicBoolean closed = new AtomicBoolean();
+  private final TlsFiles tls;
 
   private SphinxNode(NodeConfig config, Bundle bundle, ModelRuntime runtime, GenerationBackend backend, Telemetry telemetry,
       List<AutoCloseable> owned) {
-    SslContext ssl = config.tls() ? sslContext(config) : null; // first: a bad file leaves nothing to close
-    Tenants tenants = config.tenants() == null ? null : Tenants.load(config.tenants());
+    Tenants tenants = config.tenants() == null ? null : Tenants.load(config.tenants()); // first: a bad file leaves nothing to close
+    this.tls = config.tls() ? new TlsFiles(config) : null;
+    SslContext ssl = tls == null ? null : tls.context();
     this.backend = backend;
     this.owned = owned;
     this.telemetry = telemetry;
@@ -105,22 +107,13 @@ public final class SphinxNode implements AutoCloseable {
     } catch (IOException e) {
       images.close();
       streamExecutor.shutdownNow();
+      if (tls != null) tls.close();
       telemetry.close();
       throw new UncheckedIOException("cannot listen on port " + config.port() + ": " + e.getMessage(), e);
     }
     this.server = started;
     health.setStatus(HealthStatusManager.SERVICE_NAME_ALL_SERVICES, ServingStatus.SERVING);
     health.setStatus(SphinxGrpc.SERVICE_NAME, ServingStatus.SERVING);
-  }
-
-  /** The server's TLS context from the configured PEM files; a bad file fails naming both options. */
-  private static SslContext sslContext(NodeConfig config) {
-    try {
-      return GrpcSslContexts.forServer(config.tlsCert().toFile(), config.tlsKey().toFile()).build();
-    } catch (IOException | RuntimeException e) {
-      throw new IllegalArgumentException("tls-cert, tls-key: cannot load " + config.tlsCert() + " with " + config.tlsKey()
-          + " (PEM certificate chain and PKCS#8 private key expected): " + e.getMessage(), e);
-    }
   }
 
   /**
@@ -207,6 +200,7 @@ public final class SphinxNode implements AutoCloseable {
     all.add(backend);
     all.add(images);
     all.add(streamExecutor::shutdown);
+    if (tls != null) all.add(tls);
     all.add(telemetry); // after the calls ended: their last spans are flushed
     all.addAll(owned);
     closeAll(all);
