@@ -58,6 +58,12 @@ import sphinxserve.server.image.ImageLimits;
  * @param tlsClientCa PEM certificates of the CAs whose client certificates are accepted (mutual TLS, client
  *     certificate required); null = no client certificates asked for
  * @param tlsReloadSeconds how often the TLS files are checked for changes and reloaded; 0 = never
+ * @param maxTurns most messages in one Generate request
+ * @param maxPromptChars most characters of text over all of a request's messages
+ * @param maxStreamsPerConnection most concurrent calls on one HTTP/2 connection
+ * @param permitKeepAlive the shortest client keepalive-ping interval tolerated (more often: GOAWAY)
+ * @param maxConnectionIdle how long a connection without calls is kept open
+ * @param maxMetadataBytes most bytes of a call's headers
  */
 public record NodeConfig(
     int port,
@@ -89,7 +95,13 @@ public record NodeConfig(
     Reflection reflection,
     boolean shareCaches,
     Path tlsClientCa,
-    int tlsReloadSeconds) {
+    int tlsReloadSeconds,
+    int maxTurns,
+    int maxPromptChars,
+    int maxStreamsPerConnection,
+    Duration permitKeepAlive,
+    Duration maxConnectionIdle,
+    int maxMetadataBytes) {
 
   /** Who may use server reflection. */
   public enum Reflection {
@@ -132,6 +144,12 @@ public record NodeConfig(
       {"max-vision-batch", "8", "most images per vision-encoder call"},
       {"image-timeout", "30s", "longest one image's decode + encode may take (ms/s/m); RESOURCE_EXHAUSTED after"},
       {"max-message-bytes", "16m", "most bytes of one inbound gRPC message"},
+      {"max-metadata-bytes", "8k", "most bytes of one call's headers"},
+      {"max-turns", "64", "most messages in one Generate request"},
+      {"max-prompt-chars", "65536", "most characters of text over all of a request's messages"},
+      {"max-streams-per-connection", "100", "most concurrent calls on one HTTP/2 connection"},
+      {"permit-keepalive", "20s", "shortest client keepalive-ping interval tolerated; more often gets GOAWAY (ms/s/m)"},
+      {"max-connection-idle", "15m", "a connection without calls for this long is closed (ms/s/m)"},
       {"kv-blocks", "1024", "KV-cache blocks"},
       {"kv-block-size", "16", "tokens per KV-cache block: a power of two, 1..256"},
       {"max-batched-tokens", "2048", "the engine's token budget per step (decodes + prefill chunks)"},
@@ -309,7 +327,13 @@ public record NodeConfig(
           reflection(),
           bool("share-caches"),
           clientCa(tlsCert),
-          intIn("tls-reload-seconds", 0, 86400));
+          intIn("tls-reload-seconds", 0, 86400),
+          intIn("max-turns", 1, 1 << 20),
+          intIn("max-prompt-chars", 1, Integer.MAX_VALUE),
+          intIn("max-streams-per-connection", 1, Integer.MAX_VALUE),
+          duration("permit-keepalive"),
+          duration("max-connection-idle"),
+          (int) size("max-metadata-bytes", 1024, 1 << 20));
     }
 
     private String text(String name) {

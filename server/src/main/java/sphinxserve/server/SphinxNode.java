@@ -92,8 +92,14 @@ public final class SphinxNode implements AutoCloseable {
       interceptors.add(new AuthInterceptor(tenants, null, true));
     }
     interceptors.add(new TracingInterceptor(telemetry));
+    // Hostile clients: bounded messages and headers, calls per connection, ping floods (GOAWAY), idle connections.
     builder.maxInboundMessageSize(config.maxMessageBytes())
-        .addService(ServerInterceptors.intercept(service, interceptors))
+        .maxInboundMetadataSize(config.maxMetadataBytes())
+        .maxConcurrentCallsPerConnection(config.maxStreamsPerConnection())
+        .permitKeepAliveTime(config.permitKeepAlive().toMillis(), TimeUnit.MILLISECONDS)
+        .permitKeepAliveWithoutCalls(false)
+        .maxConnectionIdle(config.maxConnectionIdle().toMillis(), TimeUnit.MILLISECONDS)
+        .addService(ServerInterceptors.intercept(ParseErrors.asInvalidArgument(service.bindService()), interceptors))
         .addService(health.getHealthService()); // always open: load balancers and orchestrators probe it
     switch (config.reflection()) {
       case OPEN -> builder.addService(ProtoReflectionServiceV1.newInstance());

@@ -85,7 +85,7 @@ final class SphinxService extends SphinxGrpc.SphinxImplBase {
     Tenant tenant = Tenant.current();
     String scope = tenant.cacheScope(config.shareCaches());
     try {
-      RequestValidator.Valid valid = RequestValidator.validate(request);
+      RequestValidator.Valid valid = RequestValidator.validate(request, config.maxTurns(), config.maxPromptChars());
       telemetry.requestId(valid.requestId());
       sink.onCancel(() -> backend.abort(sink));
       RequestValidator.ImageRef ref = valid.image();
