@@ -162,6 +162,40 @@ final class SphinxNodeTest {
     }
   }
 
+  /** {@code --max-streams-per-connection}: a call past the limit waits for a stream; the open one is unaffected. */
+  @Test
+  void start_withMaxStreamsPerConnection_holdsFurtherCallsOnThatConnection() throws Exception {
+    NodeExtension node = new NodeExtension("--max-streams-per-connection=1").start();
+    try {
+      node.runtime().beforeStep(() -> sleepMillis(5));
+      Iterator<GenerateResponse> open = SphinxGrpc.newBlockingStub(node.channel()).withDeadlineAfter(30, TimeUnit.SECONDS).generate(ask(100));
+      int received = open.next().getTokenIdsCount();
+      var e = assertThrows(StatusRuntimeException.class, () -> SphinxGrpc.newBlockingStub(node.channel())
+          .withDeadlineAfter(200, TimeUnit.MILLISECONDS).getModelInfo(GetModelInfoRequest.getDefaultInstance()));
+      assertEquals(Status.Code.DEADLINE_EXCEEDED, e.getStatus().getCode(), "no second stream on this connection");
+      while (open.hasNext()) received += open.next().getTokenIdsCount();
+      assertEquals(100, received);
+    } finally {
+      node.runtime().beforeStep(() -> {});
+      node.stop();
+    }
+  }
+
+  /** {@code --max-connection-idle}: a connection without calls is closed by the node (the channel goes IDLE). */
+  @Test
+  void start_withMaxConnectionIdle_closesIdleConnections() throws Exception {
+    NodeExtension node = new NodeExtension("--max-connection-idle=300ms").start();
+    try {
+      SphinxGrpc.newBlockingStub(node.channel()).withDeadlineAfter(10, TimeUnit.SECONDS).getModelInfo(GetModelInfoRequest.getDefaultInstance());
+      assertEquals(io.grpc.ConnectivityState.READY, node.channel().getState(false));
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+      while (node.channel().getState(false) == io.grpc.ConnectivityState.READY && System.nanoTime() < deadline) Thread.sleep(50);
+      assertEquals(io.grpc.ConnectivityState.IDLE, node.channel().getState(false));
+    } finally {
+      node.stop();
+    }
+  }
+
   @Test
   void start_withUnreadableTlsKey_failsNamingTheOptions() throws Exception {
     Path[] pem = selfSigned(dir);
