@@ -64,6 +64,10 @@ import sphinxserve.server.image.ImageLimits;
  * @param permitKeepAlive the shortest client keepalive-ping interval tolerated (more often: GOAWAY)
  * @param maxConnectionIdle how long a connection without calls is kept open
  * @param maxMetadataBytes most bytes of a call's headers
+ * @param jwtJwks a JWKS file of the identity provider's public keys; set: bearer JWTs are accepted
+ * @param jwtIssuer the {@code iss} JWTs must carry (required with {@code jwtJwks})
+ * @param jwtAudience the {@code aud} JWTs must include (required with {@code jwtJwks})
+ * @param jwtTenantClaim the claim naming the tenant
  */
 public record NodeConfig(
     int port,
@@ -101,7 +105,11 @@ public record NodeConfig(
     int maxStreamsPerConnection,
     Duration permitKeepAlive,
     Duration maxConnectionIdle,
-    int maxMetadataBytes) {
+    int maxMetadataBytes,
+    Path jwtJwks,
+    String jwtIssuer,
+    String jwtAudience,
+    String jwtTenantClaim) {
 
   /** Who may use server reflection. */
   public enum Reflection {
@@ -159,6 +167,10 @@ public record NodeConfig(
       {"drain-seconds", "30", "how long shutdown waits for in-flight calls"},
       {"metrics-port", "9464", "Prometheus scrape endpoint (/metrics); 0 = off"},
       {"tenants", "", "tenants file: hashed API keys, allowed methods, limits (docs/SECURITY.md); unset = no authentication"},
+      {"jwt-jwks", "", "JWKS file of the identity provider's public keys; set: bearer JWTs are accepted (re-read on change)"},
+      {"jwt-issuer", "", "the iss claim JWTs must carry (required with --jwt-jwks)"},
+      {"jwt-audience", "", "an aud value JWTs must include (required with --jwt-jwks)"},
+      {"jwt-tenant-claim", "tenant", "the JWT claim naming the tenant"},
       {"reflection", "open", "server reflection: open, authenticated or off"},
       {"share-caches", "false", "tenants share prefix and image caches (true only for single-tenant deployments)"},
   };
@@ -239,9 +251,9 @@ public record NodeConfig(
     return tlsClientCa != null;
   }
 
-  /** Whether calls must authenticate (a tenants file is set). */
+  /** Whether calls must authenticate (a tenants file or a JWKS file is set). */
   public boolean authenticates() {
-    return tenants != null;
+    return tenants != null || jwtJwks != null;
   }
 
   /** The image pipeline's part of this configuration. */
@@ -333,7 +345,11 @@ public record NodeConfig(
           intIn("max-streams-per-connection", 1, Integer.MAX_VALUE),
           duration("permit-keepalive"),
           duration("max-connection-idle"),
-          (int) size("max-metadata-bytes", 1024, 1 << 20));
+          (int) size("max-metadata-bytes", 1024, 1 << 20),
+          file("jwt-jwks"),
+          requiredWith("jwt-issuer", "jwt-jwks"),
+          requiredWith("jwt-audience", "jwt-jwks"),
+          nonEmpty("jwt-tenant-claim"));
     }
 
     private String text(String name) {
@@ -368,6 +384,15 @@ public record NodeConfig(
         case "tensorrt" -> RuntimeOptions.ExecutionProvider.TENSORRT;
         default -> throw fail("provider", "must be cpu, cuda or tensorrt");
       };
+    }
+
+    /** {@code name}'s value, required (non-empty) when {@code with} is set; null when neither is. */
+    private String requiredWith(String name, String with) {
+      if (text(with).isEmpty()) return text(name).isEmpty() ? null : text(name);
+      if (text(name).isEmpty()) {
+        throw new IllegalArgumentException(name + ": required when " + with + " is set (from " + sources.get(with) + ")");
+      }
+      return text(name);
     }
 
     private Path clientCa(Path tlsCert) {

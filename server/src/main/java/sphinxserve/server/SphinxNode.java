@@ -69,7 +69,10 @@ public final class SphinxNode implements AutoCloseable {
 
   private SphinxNode(NodeConfig config, Bundle bundle, ModelRuntime runtime, GenerationBackend backend, Telemetry telemetry,
       List<AutoCloseable> owned) {
-    Tenants tenants = config.tenants() == null ? null : Tenants.load(config.tenants()); // first: a bad file leaves nothing to close
+    // First: a bad file leaves nothing to close.
+    Tenants tenants = config.tenants() == null ? null : Tenants.load(config.tenants());
+    JwtAuthenticator jwt = config.jwtJwks() == null ? null
+        : new JwtAuthenticator(config.jwtJwks(), config.jwtIssuer(), config.jwtAudience(), config.jwtTenantClaim());
     this.tls = config.tls() ? new TlsFiles(config) : null;
     SslContext ssl = tls == null ? null : tls.context();
     this.backend = backend;
@@ -87,9 +90,9 @@ public final class SphinxNode implements AutoCloseable {
     if (ssl != null) builder.sslContext(ssl);
     // ServerInterceptors.intercept runs the last interceptor first: tracing (so refusals are logged), auth, limits.
     List<ServerInterceptor> interceptors = new ArrayList<>();
-    if (tenants != null) {
+    if (config.authenticates()) {
       interceptors.add(new LimitInterceptor());
-      interceptors.add(new AuthInterceptor(tenants, null, true));
+      interceptors.add(new AuthInterceptor(tenants, jwt, true));
     }
     interceptors.add(new TracingInterceptor(telemetry));
     // Hostile clients: bounded messages and headers, calls per connection, ping floods (GOAWAY), idle connections.
@@ -103,8 +106,8 @@ public final class SphinxNode implements AutoCloseable {
         .addService(health.getHealthService()); // always open: load balancers and orchestrators probe it
     switch (config.reflection()) {
       case OPEN -> builder.addService(ProtoReflectionServiceV1.newInstance());
-      case AUTHENTICATED -> builder.addService(tenants == null ? ProtoReflectionServiceV1.newInstance().bindService()
-          : ServerInterceptors.intercept(ProtoReflectionServiceV1.newInstance(), new AuthInterceptor(tenants, null, false)));
+      case AUTHENTICATED -> builder.addService(!config.authenticates() ? ProtoReflectionServiceV1.newInstance().bindService()
+          : ServerInterceptors.intercept(ProtoReflectionServiceV1.newInstance(), new AuthInterceptor(tenants, jwt, false)));
       case OFF -> { }
     }
     Server started = builder.build();
