@@ -101,6 +101,47 @@ final class AuthInterceptorTest {
     assertEquals(20, stub(NODE, "Bearer " + ALICE_KEY).putImage(request).getWidth());
   }
 
+  /** The audit line: one JSON line per call with tenant, request id, status and token counts; never prompt or key. */
+  @Test
+  void logs_oneLinePerCall_withTenantAndOutcome_neverPromptOrKey() throws Exception {
+    var logging = (ch.qos.logback.classic.LoggerContext) org.slf4j.LoggerFactory.getILoggerFactory();
+    ch.qos.logback.classic.Logger requests = logging.getLogger("sphinxserve.requests");
+    var out = new java.io.ByteArrayOutputStream();
+    var encoder = new ch.qos.logback.classic.encoder.JsonEncoder();
+    encoder.setContext(logging);
+    encoder.start();
+    var appender = new ch.qos.logback.core.OutputStreamAppender<ch.qos.logback.classic.spi.ILoggingEvent>();
+    appender.setContext(logging);
+    appender.setEncoder(encoder);
+    appender.setOutputStream(out);
+    appender.start();
+    var level = requests.getLevel();
+    requests.addAppender(appender);
+    requests.setLevel(ch.qos.logback.classic.Level.INFO);
+    String secret = "the secret audit prompt 41c7";
+    try {
+      var it = stub(NODE, "Bearer " + ALICE_KEY).generate(dev.sphinxserve.proto.v1.GenerateRequest.newBuilder().setRequestId("audit-1")
+          .addMessages(dev.sphinxserve.proto.v1.Message.newBuilder().setRole(dev.sphinxserve.proto.v1.Role.USER)
+              .addContent(dev.sphinxserve.proto.v1.Content.newBuilder().setText(secret)))
+          .setSampling(dev.sphinxserve.proto.v1.SamplingParams.newBuilder().setMaxTokens(3).setIgnoreEos(true)).build());
+      while (it.hasNext()) it.next();
+      assertThrows(StatusRuntimeException.class, () -> stub(NODE, "Bearer wrong-key-77").getModelInfo(GetModelInfoRequest.getDefaultInstance()));
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+      while (out.toString(java.nio.charset.StandardCharsets.UTF_8).lines().count() < 2 && System.nanoTime() < deadline) Thread.sleep(20);
+    } finally {
+      requests.detachAppender(appender);
+      requests.setLevel(level);
+      appender.stop();
+    }
+    String all = out.toString(java.nio.charset.StandardCharsets.UTF_8);
+    String generate = all.lines().filter(l -> l.contains("audit-1")).findFirst().orElseThrow();
+    assertTrue(generate.contains("\"tenant\":\"alice\"") && generate.contains("\"status\":\"OK\"")
+        && (generate.contains("\"completion_tokens\":\"3\"") || generate.contains("\"completion_tokens\":3")), generate);
+    String refused = all.lines().filter(l -> l.contains("UNAUTHENTICATED")).findFirst().orElseThrow();
+    assertTrue(refused.contains("GetModelInfo"), refused);
+    assertTrue(!all.contains(secret) && !all.contains(ALICE_KEY) && !all.contains("wrong-key-77"), all);
+  }
+
   @Test
   void healthCheck_withoutCredentials_isServing() {
     var status = HealthGrpc.newBlockingStub(NODE.channel()).withDeadlineAfter(10, TimeUnit.SECONDS)
