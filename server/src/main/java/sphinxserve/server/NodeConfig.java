@@ -68,6 +68,7 @@ import sphinxserve.server.image.ImageLimits;
  * @param jwtIssuer the {@code iss} JWTs must carry (required with {@code jwtJwks})
  * @param jwtAudience the {@code aud} JWTs must include (required with {@code jwtJwks})
  * @param jwtTenantClaim the claim naming the tenant
+ * @param plaintext where the node may serve without TLS
  */
 public record NodeConfig(
     int port,
@@ -109,7 +110,18 @@ public record NodeConfig(
     Path jwtJwks,
     String jwtIssuer,
     String jwtAudience,
-    String jwtTenantClaim) {
+    String jwtTenantClaim,
+    Plaintext plaintext) {
+
+  /** Where the node may serve plaintext (without {@code --tls-cert}); ignored with TLS. */
+  public enum Plaintext {
+    /** Only on the loopback interface (the default: a development node is not reachable from the network). */
+    LOOPBACK,
+    /** On every interface: chosen explicitly, for a node behind a TLS-terminating proxy or inside a mesh. */
+    ALL_INTERFACES,
+    /** Never: the node refuses to start without TLS. */
+    OFF
+  }
 
   /** Who may use server reflection. */
   public enum Reflection {
@@ -136,6 +148,7 @@ public record NodeConfig(
       {"port", "50051", "TCP port; 0 picks a free one"},
       {"tls-cert", "", "PEM certificate chain; with --tls-key serves TLS, plaintext when neither is set"},
       {"tls-key", "", "PEM (PKCS#8) private key of --tls-cert"},
+      {"plaintext", "loopback", "without TLS: loopback (listen on 127.0.0.1 only), all-interfaces (explicit), off (TLS required)"},
       {"tls-client-ca", "", "PEM CA certificates; set: mutual TLS, every client must present a certificate they issued"},
       {"tls-reload-seconds", "60", "how often the TLS files are checked and reloaded when changed; 0 = never"},
       {"bundle", "embedded:tiny", "bundle directory, or embedded:<test|tiny|bench> (built into --bundle-cache on first use)"},
@@ -349,7 +362,8 @@ public record NodeConfig(
           file("jwt-jwks"),
           requiredWith("jwt-issuer", "jwt-jwks"),
           requiredWith("jwt-audience", "jwt-jwks"),
-          nonEmpty("jwt-tenant-claim"));
+          nonEmpty("jwt-tenant-claim"),
+          plaintext(tlsCert));
     }
 
     private String text(String name) {
@@ -401,6 +415,19 @@ public record NodeConfig(
         throw new IllegalArgumentException("tls-client-ca: needs tls-cert and tls-key (mutual TLS is TLS first) (from " + sources.get("tls-client-ca") + ")");
       }
       return ca;
+    }
+
+    private Plaintext plaintext(Path tlsCert) {
+      Plaintext p = switch (text("plaintext").toLowerCase(Locale.ROOT)) {
+        case "loopback" -> Plaintext.LOOPBACK;
+        case "all-interfaces" -> Plaintext.ALL_INTERFACES;
+        case "off" -> Plaintext.OFF;
+        default -> throw fail("plaintext", "must be loopback, all-interfaces or off");
+      };
+      if (p == Plaintext.OFF && tlsCert == null) {
+        throw new IllegalArgumentException("tls-cert: required, plaintext is off (from " + sources.get("plaintext") + ")");
+      }
+      return p;
     }
 
     private Reflection reflection() {

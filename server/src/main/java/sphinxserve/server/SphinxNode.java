@@ -86,7 +86,13 @@ public final class SphinxNode implements AutoCloseable {
     this.service = new SphinxService(runtime.spec(), bundle.manifest().getTemplate().getName(), runtime.tokenizer(),
         images, backend, config, streamExecutor);
     this.health = new HealthStatusManager();
-    NettyServerBuilder builder = NettyServerBuilder.forAddress(new InetSocketAddress(config.port()));
+    // Plaintext listens on loopback only unless all interfaces were asked for explicitly (--plaintext).
+    boolean everywhere = ssl != null || config.plaintext() == NodeConfig.Plaintext.ALL_INTERFACES;
+    NettyServerBuilder builder = NettyServerBuilder.forAddress(everywhere ? new InetSocketAddress(config.port())
+        : new InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), config.port()));
+    if (ssl == null && config.authenticates() && everywhere) {
+      LOG.warn("bearer credentials are accepted over plaintext on every interface: use TLS unless a proxy or mesh encrypts the traffic");
+    }
     if (ssl != null) builder.sslContext(ssl);
     // ServerInterceptors.intercept runs the last interceptor first: tracing (so refusals are logged), auth, limits.
     List<ServerInterceptor> interceptors = new ArrayList<>();
