@@ -39,7 +39,7 @@ final class LimitInterceptor implements ServerInterceptor {
     if (tenant.limits().equals(TenantLimits.NONE)) return next.startCall(call, headers);
     TenantLimiter limiter = limiters.computeIfAbsent(tenant.name(), n -> new TenantLimiter(tenant));
     TenantLimiter.Refusal refusal = limiter.admitRequest();
-    boolean stream = call.getMethodDescriptor().equals(SphinxGrpc.getGenerateMethod());
+    boolean stream = call.getMethodDescriptor().getFullMethodName().equals(SphinxGrpc.getGenerateMethod().getFullMethodName());
     if (refusal == null && stream) refusal = limiter.admitStream();
     if (refusal != null) {
       Metadata trailers = new Metadata();
