@@ -110,6 +110,21 @@ final class RequestFuzzTest {
     assertTrue(ALLOWED.contains(status.getCode()), status.toString());
   }
 
+  /** PutImage with raw bytes both ways. */
+  private static final MethodDescriptor<byte[], byte[]> RAW_PUT_IMAGE = SphinxGrpc.getPutImageMethod().toBuilder(BYTES, BYTES).build();
+
+  @Property(tries = 100)
+  void putImage_randomBytes_neverInternal(@ForAll("randomBytes") byte[] bytes) {
+    Status status;
+    try {
+      ClientCalls.blockingUnaryCall(node.channel(), RAW_PUT_IMAGE, CallOptions.DEFAULT.withDeadlineAfter(20, TimeUnit.SECONDS), bytes);
+      status = Status.OK;
+    } catch (StatusRuntimeException e) {
+      status = e.getStatus();
+    }
+    assertTrue(ALLOWED.contains(status.getCode()), status.toString());
+  }
+
   @Provide
   Arbitrary<byte[]> randomBytes() {
     return Arbitraries.bytes().array(byte[].class).ofMaxSize(512);
