@@ -15,7 +15,9 @@ import java.time.Duration;
  * long answer is never cut off; a tenant in debt ({@code availablePermissions <= 0}) is refused new Generate
  * calls until the refill pays the debt back. The limit thus holds on average over any window longer than one
  * answer, and no stream in flight is disturbed. Requests are admitted against their own limiter, one permit
- * each, without waiting.
+ * each, without waiting. The limiters are Resilience4j's {@code AtomicRateLimiter} (what {@code RateLimiter.of}
+ * builds) used by its concrete type, because only its detailed metrics tell how long to wait: the
+ * {@code retry-after-ms} hint.
  */
 final class TenantLimiter {
 
