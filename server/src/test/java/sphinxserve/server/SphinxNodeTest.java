@@ -1,6 +1,7 @@
 package sphinxserve.server;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -194,6 +195,70 @@ final class SphinxNodeTest {
     } finally {
       node.stop();
     }
+  }
+
+  /**
+   * Keepalive enforcement: a client pinging without calls (here raw HTTP/2 PING frames, faster than any gRPC
+   * client may be configured to send them) gets GOAWAY ENHANCE_YOUR_CALM "too_many_pings".
+   */
+  @Test
+  void start_pingFlood_getsGoAwayTooManyPings() throws Exception {
+    NodeExtension node = new NodeExtension().start();
+    try (var socket = new java.net.Socket("127.0.0.1", node.node().port())) {
+      socket.setSoTimeout(5000);
+      var out = new java.io.DataOutputStream(socket.getOutputStream());
+      var in = new java.io.DataInputStream(socket.getInputStream());
+      out.write("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
+      writeFrame(out, 4, 0, new byte[0]); // SETTINGS
+      int[] frame;
+      do {
+        frame = readFrame(in); // {type, flags}
+      } while (!(frame[0] == 4 && (frame[1] & 1) == 0));
+      writeFrame(out, 4, 1, new byte[0]); // SETTINGS ACK
+      // One PING at a time, reading up to its ACK, so nothing the node has not read is in flight when it closes.
+      byte[] goAway = null;
+      for (int i = 0; i < 10 && goAway == null; i++) {
+        writeFrame(out, 6, 0, new byte[8]); // PING
+        while (true) {
+          int length = (in.readUnsignedShort() << 8) | in.readUnsignedByte();
+          int type = in.readUnsignedByte();
+          int flags = in.readUnsignedByte();
+          in.readInt();
+          byte[] payload = in.readNBytes(length);
+          if (type == 7) {
+            goAway = payload;
+            break;
+          }
+          if (type == 6 && (flags & 1) == 1) break; // PING ACK
+        }
+      }
+      assertNotNull(goAway, "GOAWAY after repeated pings");
+      var buffer = java.nio.ByteBuffer.wrap(goAway);
+      buffer.getInt(); // last stream id
+      assertEquals(0xb, buffer.getInt(), "ENHANCE_YOUR_CALM");
+      assertEquals("too_many_pings", new String(goAway, 8, goAway.length - 8, StandardCharsets.US_ASCII));
+    } finally {
+      node.stop();
+    }
+  }
+
+  private static void writeFrame(java.io.DataOutputStream out, int type, int flags, byte[] payload) throws IOException {
+    out.writeShort(payload.length >>> 8);
+    out.writeByte(payload.length & 0xff);
+    out.writeByte(type);
+    out.writeByte(flags);
+    out.writeInt(0); // stream 0: connection frames
+    out.write(payload);
+    out.flush();
+  }
+
+  private static int[] readFrame(java.io.DataInputStream in) throws IOException {
+    int length = (in.readUnsignedShort() << 8) | in.readUnsignedByte();
+    int type = in.readUnsignedByte();
+    int flags = in.readUnsignedByte();
+    in.readInt();
+    in.readNBytes(length);
+    return new int[] {type, flags};
   }
 
   @Test
