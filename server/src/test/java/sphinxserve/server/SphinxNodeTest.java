@@ -215,12 +215,20 @@ final class SphinxNodeTest {
         frame = readFrame(in); // {type, flags}
       } while (!(frame[0] == 4 && (frame[1] & 1) == 0));
       writeFrame(out, 4, 1, new byte[0]); // SETTINGS ACK
-      // One PING at a time, reading up to its ACK, so nothing the node has not read is in flight when it closes.
+      // One PING at a time: read its ACK, then wait a moment for a GOAWAY before the next, so nothing the node has
+      // not read is in flight when it closes (unread data would make it reset the connection).
       byte[] goAway = null;
       for (int i = 0; i < 10 && goAway == null; i++) {
         writeFrame(out, 6, 0, new byte[8]); // PING
+        boolean acked = false;
         while (true) {
-          int length = (in.readUnsignedShort() << 8) | in.readUnsignedByte();
+          socket.setSoTimeout(acked ? 300 : 5000);
+          int length;
+          try {
+            length = (in.readUnsignedShort() << 8) | in.readUnsignedByte();
+          } catch (java.net.SocketTimeoutException quiet) {
+            break; // acknowledged and no GOAWAY: next ping
+          }
           int type = in.readUnsignedByte();
           int flags = in.readUnsignedByte();
           in.readInt();
@@ -229,7 +237,7 @@ final class SphinxNodeTest {
             goAway = payload;
             break;
           }
-          if (type == 6 && (flags & 1) == 1) break; // PING ACK
+          if (type == 6 && (flags & 1) == 1) acked = true;
         }
       }
       assertNotNull(goAway, "GOAWAY after repeated pings");
