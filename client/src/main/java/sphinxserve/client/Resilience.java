@@ -2,9 +2,11 @@ package sphinxserve.client;
 
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import io.github.resilience4j.circuitbreaker.CircuitBreakerConfig;
+import io.github.resilience4j.core.IntervalBiFunction;
 import io.github.resilience4j.core.IntervalFunction;
 import io.github.resilience4j.retry.Retry;
 import io.github.resilience4j.retry.RetryConfig;
+import io.grpc.Metadata;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import java.util.Set;
@@ -31,13 +33,33 @@ final class Resilience {
     return t instanceof StatusRuntimeException e && TARGET_FAILURES.contains(e.getStatus().getCode());
   }
 
+  /**
+   * The node's hint, on a refusal by a per-tenant limit, of when a retry may succeed (milliseconds, a trailer).
+   */
+  static final Metadata.Key<String> RETRY_AFTER = Metadata.Key.of("retry-after-ms", Metadata.ASCII_STRING_MARSHALLER);
+
+  /** The node's {@code retry-after-ms} hint carried by {@code t}, or 0. */
+  static long retryAfterMillis(Throwable t) {
+    if (!(t instanceof StatusRuntimeException e) || e.getTrailers() == null) return 0;
+    String hint = e.getTrailers().get(RETRY_AFTER);
+    if (hint == null) return 0;
+    try {
+      return Math.max(0, Long.parseLong(hint.trim()));
+    } catch (NumberFormatException ignored) {
+      return 0;
+    }
+  }
+
   static Retry retry(String name, RetrySettings s) {
+    IntervalFunction backoff = s.jitter() > 0
+        ? IntervalFunction.ofExponentialRandomBackoff(s.initialBackoff(), s.multiplier(), s.jitter(), s.maxBackoff())
+        : IntervalFunction.ofExponentialBackoff(s.initialBackoff(), s.multiplier(), s.maxBackoff());
+    // The backoff, or the node's retry-after hint when that is longer (the call's deadline still bounds the wait).
+    IntervalBiFunction<Object> wait = (attempt, outcome) -> Math.max(backoff.apply(attempt),
+        outcome != null && outcome.isLeft() ? retryAfterMillis(outcome.getLeft()) : 0);
     RetryConfig config = RetryConfig.custom()
         .maxAttempts(s.maxAttempts())
-        .intervalFunction(s.jitter() > 0
-            ? IntervalFunction.ofExponentialRandomBackoff(s.initialBackoff(), s.multiplier(), s.jitter(),
-                s.maxBackoff())
-            : IntervalFunction.ofExponentialBackoff(s.initialBackoff(), s.multiplier(), s.maxBackoff()))
+        .intervalBiFunction(wait)
         .retryOnException(Resilience::isRetryable)
         .failAfterMaxAttempts(false)
         .build();

@@ -278,6 +278,9 @@ public final class SphinxClient implements AutoCloseable {
     private boolean tls;
     private boolean imageAffinity;
     private Path trustCertificates;
+    private Path clientCertificate;
+    private Path clientKey;
+    private String bearerToken;
     private Duration deadline = DEFAULT_DEADLINE;
     private RetrySettings retry = RetrySettings.defaults();
     private CircuitBreakerSettings breaker = CircuitBreakerSettings.defaults();
@@ -329,6 +332,31 @@ public final class SphinxClient implements AutoCloseable {
       return this;
     }
 
+    /**
+     * Uses TLS presenting a client certificate (mutual TLS, a node started with {@code --tls-client-ca}): a PEM
+     * certificate chain and its PKCS#8 private key.
+     */
+    public Builder clientCertificate(Path certificateChain, Path privateKey) {
+      this.tls = true;
+      this.clientCertificate = Objects.requireNonNull(certificateChain, "certificateChain");
+      this.clientKey = Objects.requireNonNull(privateKey, "privateKey");
+      return this;
+    }
+
+    /**
+     * Sends {@code authorization: Bearer <token>} on every call (an API key of a node's tenants file, or a JWT),
+     * on the targets and on channels passed in. Send it over TLS only: a bearer token on plaintext is readable by
+     * anyone on the path.
+     */
+    public Builder bearerToken(String token) {
+      Objects.requireNonNull(token, "token");
+      if (token.isBlank() || token.chars().anyMatch(c -> c < 0x21 || c > 0x7e)) {
+        throw new IllegalArgumentException("token must be printable ASCII without spaces");
+      }
+      this.bearerToken = token;
+      return this;
+    }
+
     /** The deadline of each call, retries included; default {@link #DEFAULT_DEADLINE}. */
     public Builder defaultDeadline(Duration deadline) {
       if (deadline.isNegative() || deadline.isZero()) {
@@ -374,33 +402,47 @@ public final class SphinxClient implements AutoCloseable {
         ManagedChannel channel = ImageAffinity.channel(targets, credentials);
         owned.add(channel);
         String name = String.join(",", targets);
-        endpoints.add(new Endpoint(name, ClientInterceptors.intercept(channel, new TraceContextInterceptor()),
+        endpoints.add(new Endpoint(name, intercepted(channel),
             Resilience.circuitBreaker(name, CircuitBreakerSettings.disabled())));
       } else {
         for (String target : targets) {
           ManagedChannel channel = Grpc.newChannelBuilder(target, credentials).userAgent("sphinx-client").build();
           owned.add(channel);
-          endpoints.add(new Endpoint(target, ClientInterceptors.intercept(channel, new TraceContextInterceptor()),
+          endpoints.add(new Endpoint(target, intercepted(channel),
               Resilience.circuitBreaker(target, breaker)));
         }
       }
-      channels.forEach((name, channel) -> endpoints.add(new Endpoint(name,
-          ClientInterceptors.intercept(channel, new TraceContextInterceptor()), Resilience.circuitBreaker(name, breaker))));
+      channels.forEach((name, channel) -> endpoints.add(new Endpoint(name, intercepted(channel), Resilience.circuitBreaker(name, breaker))));
       return new SphinxClient(this, endpoints, owned);
+    }
+
+    private Channel intercepted(Channel channel) {
+      Channel traced = ClientInterceptors.intercept(channel, new TraceContextInterceptor());
+      if (bearerToken == null) return traced;
+      io.grpc.Metadata headers = new io.grpc.Metadata();
+      headers.put(io.grpc.Metadata.Key.of("authorization", io.grpc.Metadata.ASCII_STRING_MARSHALLER), "Bearer " + bearerToken);
+      return ClientInterceptors.intercept(traced, io.grpc.stub.MetadataUtils.newAttachHeadersInterceptor(headers));
     }
 
     private ChannelCredentials credentials() {
       if (!tls) {
         return InsecureChannelCredentials.create();
       }
-      if (trustCertificates == null) {
+      if (trustCertificates == null && clientCertificate == null) {
         return TlsChannelCredentials.create();
       }
+      TlsChannelCredentials.Builder b = TlsChannelCredentials.newBuilder();
       try {
-        return TlsChannelCredentials.newBuilder().trustManager(trustCertificates.toFile()).build();
+        if (trustCertificates != null) b.trustManager(trustCertificates.toFile());
       } catch (IOException e) {
         throw new UncheckedIOException("cannot read trusted certificates " + trustCertificates, e);
       }
+      try {
+        if (clientCertificate != null) b.keyManager(clientCertificate.toFile(), clientKey.toFile());
+      } catch (IOException e) {
+        throw new UncheckedIOException("cannot read client certificate " + clientCertificate + " / key " + clientKey, e);
+      }
+      return b.build();
     }
   }
 }

@@ -66,7 +66,7 @@ public final class EngineBackend implements GenerationBackend {
     liveIds.put(sink, engineId);
     request.telemetry().submitted();
     EngineRequest engineRequest = new EngineRequest(engineId, request.promptTokenIds(), image, imageStart, sampling,
-        request.priority(), request.deadlineNanos(), null, new ResponseWriter(request, sink, imageCacheHit));
+        request.priority(), request.deadlineNanos(), request.tenantSalt(), new ResponseWriter(request, sink, imageCacheHit));
     switch (engine.submit(engineRequest)) {
       case Engine.Admission.Accepted accepted -> { }
       case Engine.Admission.Rejected rejected -> {

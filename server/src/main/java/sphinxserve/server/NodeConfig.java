@@ -55,6 +55,23 @@ import sphinxserve.server.image.ImageLimits;
  * @param maxConnectionAgeSeconds how long a client connection may live before the node asks the client to
  *     reconnect (GOAWAY; in-flight calls get {@code drainSeconds} to finish), so clients re-resolve DNS and
  *     spread over nodes added since; 0 = forever
+ * @param tenants the tenants file (hashed API keys, methods, limits); null with no JWT = no authentication
+ * @param reflection who may use server reflection
+ * @param shareCaches whether tenants share the prefix and image caches (single-tenant deployments only)
+ * @param tlsClientCa PEM certificates of the CAs whose client certificates are accepted (mutual TLS, client
+ *     certificate required); null = no client certificates asked for
+ * @param tlsReloadSeconds how often the TLS files are checked for changes and reloaded; 0 = never
+ * @param maxTurns most messages in one Generate request
+ * @param maxPromptChars most characters of text over all of a request's messages
+ * @param maxStreamsPerConnection most concurrent calls on one HTTP/2 connection
+ * @param permitKeepAlive the shortest client keepalive-ping interval tolerated (more often: GOAWAY)
+ * @param maxConnectionIdle how long a connection without calls is kept open
+ * @param maxMetadataBytes most bytes of a call's headers
+ * @param jwtJwks a JWKS file of the identity provider's public keys; set: bearer JWTs are accepted
+ * @param jwtIssuer the {@code iss} JWTs must carry (required with {@code jwtJwks})
+ * @param jwtAudience the {@code aud} JWTs must include (required with {@code jwtJwks})
+ * @param jwtTenantClaim the claim naming the tenant
+ * @param plaintext where the node may serve without TLS
  */
 public record NodeConfig(
     int port,
@@ -82,7 +99,43 @@ public record NodeConfig(
     double priorityAgingSeconds,
     int drainSeconds,
     int metricsPort,
-    int maxConnectionAgeSeconds) {
+    int maxConnectionAgeSeconds,
+    Path tenants,
+    Reflection reflection,
+    boolean shareCaches,
+    Path tlsClientCa,
+    int tlsReloadSeconds,
+    int maxTurns,
+    int maxPromptChars,
+    int maxStreamsPerConnection,
+    Duration permitKeepAlive,
+    Duration maxConnectionIdle,
+    int maxMetadataBytes,
+    Path jwtJwks,
+    String jwtIssuer,
+    String jwtAudience,
+    String jwtTenantClaim,
+    Plaintext plaintext) {
+
+  /** Where the node may serve plaintext (without {@code --tls-cert}); ignored with TLS. */
+  public enum Plaintext {
+    /** Only on the loopback interface (the default: a development node is not reachable from the network). */
+    LOOPBACK,
+    /** On every interface: chosen explicitly, for a node behind a TLS-terminating proxy or inside a mesh. */
+    ALL_INTERFACES,
+    /** Never: the node refuses to start without TLS. */
+    OFF
+  }
+
+  /** Who may use server reflection. */
+  public enum Reflection {
+    /** Anyone, like health. */
+    OPEN,
+    /** Authenticated callers (any tenant). */
+    AUTHENTICATED,
+    /** Nobody: the service is not registered. */
+    OFF
+  }
 
   /** The prefix of {@link #bundle} values that name a preset built on first use. */
   public static final String EMBEDDED = "embedded:";
@@ -99,6 +152,9 @@ public record NodeConfig(
       {"port", "50051", "TCP port; 0 picks a free one"},
       {"tls-cert", "", "PEM certificate chain; with --tls-key serves TLS, plaintext when neither is set"},
       {"tls-key", "", "PEM (PKCS#8) private key of --tls-cert"},
+      {"plaintext", "loopback", "without TLS: loopback (listen on 127.0.0.1 only), all-interfaces (explicit), off (TLS required)"},
+      {"tls-client-ca", "", "PEM CA certificates; set: mutual TLS, every client must present a certificate they issued"},
+      {"tls-reload-seconds", "60", "how often the TLS files are checked and reloaded when changed; 0 = never"},
       {"bundle", "embedded:tiny", "bundle directory, or embedded:<test|tiny|bench> (built into --bundle-cache on first use)"},
       {"bundle-cache", "~/.cache/sphinx-serve/bundles", "where embedded bundles are built"},
       {"provider", "cpu", "ONNX Runtime execution provider: cpu, cuda or tensorrt"},
@@ -113,6 +169,12 @@ public record NodeConfig(
       {"max-vision-batch", "8", "most images per vision-encoder call"},
       {"image-timeout", "30s", "longest one image's decode + encode may take (ms/s/m); RESOURCE_EXHAUSTED after"},
       {"max-message-bytes", "16m", "most bytes of one inbound gRPC message"},
+      {"max-metadata-bytes", "8k", "most bytes of one call's headers"},
+      {"max-turns", "64", "most messages in one Generate request"},
+      {"max-prompt-chars", "65536", "most characters of text over all of a request's messages"},
+      {"max-streams-per-connection", "100", "most concurrent calls on one HTTP/2 connection"},
+      {"permit-keepalive", "20s", "shortest client keepalive-ping interval tolerated; more often gets GOAWAY (ms/s/m)"},
+      {"max-connection-idle", "15m", "a connection without calls for this long is closed (ms/s/m)"},
       {"kv-blocks", "1024", "KV-cache blocks"},
       {"kv-block-size", "16", "tokens per KV-cache block: a power of two, 1..256"},
       {"max-batched-tokens", "512", "the engine's token budget per step (decodes + prefill chunks)"},
@@ -122,6 +184,13 @@ public record NodeConfig(
       {"drain-seconds", "30", "how long shutdown waits for in-flight calls"},
       {"metrics-port", "9464", "Prometheus scrape endpoint (/metrics); 0 = off"},
       {"max-connection-age-seconds", "0", "GOAWAY a client connection after this long so clients re-resolve DNS; 0 = never"},
+      {"tenants", "", "tenants file: hashed API keys, allowed methods, limits (docs/SECURITY.md); unset = no authentication"},
+      {"jwt-jwks", "", "JWKS file of the identity provider's public keys; set: bearer JWTs are accepted (re-read on change)"},
+      {"jwt-issuer", "", "the iss claim JWTs must carry (required with --jwt-jwks)"},
+      {"jwt-audience", "", "an aud value JWTs must include (required with --jwt-jwks)"},
+      {"jwt-tenant-claim", "tenant", "the JWT claim naming the tenant"},
+      {"reflection", "open", "server reflection: open, authenticated or off"},
+      {"share-caches", "false", "tenants share prefix and image caches (true only for single-tenant deployments)"},
   };
 
   /** The defaults. */
@@ -193,6 +262,16 @@ public record NodeConfig(
   /** Whether the node serves TLS (both {@link #tlsCert} and {@link #tlsKey} are set). */
   public boolean tls() {
     return tlsCert != null;
+  }
+
+  /** Whether the node asks every client for a certificate (mutual TLS). */
+  public boolean mutualTls() {
+    return tlsClientCa != null;
+  }
+
+  /** Whether calls must authenticate (a tenants file or a JWKS file is set). */
+  public boolean authenticates() {
+    return tenants != null || jwtJwks != null;
   }
 
   /** The image pipeline's part of this configuration. */
@@ -274,7 +353,23 @@ public record NodeConfig(
           positiveDouble("priority-aging-seconds"),
           intIn("drain-seconds", 0, 3600),
           intIn("metrics-port", 0, 65535),
-          intIn("max-connection-age-seconds", 0, Integer.MAX_VALUE));
+          intIn("max-connection-age-seconds", 0, Integer.MAX_VALUE),
+          file("tenants"),
+          reflection(),
+          bool("share-caches"),
+          clientCa(tlsCert),
+          intIn("tls-reload-seconds", 0, 86400),
+          intIn("max-turns", 1, 1 << 20),
+          intIn("max-prompt-chars", 1, Integer.MAX_VALUE),
+          intIn("max-streams-per-connection", 1, Integer.MAX_VALUE),
+          duration("permit-keepalive"),
+          duration("max-connection-idle"),
+          (int) size("max-metadata-bytes", 1024, 1 << 20),
+          file("jwt-jwks"),
+          requiredWith("jwt-issuer", "jwt-jwks"),
+          requiredWith("jwt-audience", "jwt-jwks"),
+          nonEmpty("jwt-tenant-claim"),
+          plaintext(tlsCert));
     }
 
     private String text(String name) {
@@ -308,6 +403,53 @@ public record NodeConfig(
         case "cuda" -> RuntimeOptions.ExecutionProvider.CUDA;
         case "tensorrt" -> RuntimeOptions.ExecutionProvider.TENSORRT;
         default -> throw fail("provider", "must be cpu, cuda or tensorrt");
+      };
+    }
+
+    /** {@code name}'s value, required (non-empty) when {@code with} is set; null when neither is. */
+    private String requiredWith(String name, String with) {
+      if (text(with).isEmpty()) return text(name).isEmpty() ? null : text(name);
+      if (text(name).isEmpty()) {
+        throw new IllegalArgumentException(name + ": required when " + with + " is set (from " + sources.get(with) + ")");
+      }
+      return text(name);
+    }
+
+    private Path clientCa(Path tlsCert) {
+      Path ca = file("tls-client-ca");
+      if (ca != null && tlsCert == null) {
+        throw new IllegalArgumentException("tls-client-ca: needs tls-cert and tls-key (mutual TLS is TLS first) (from " + sources.get("tls-client-ca") + ")");
+      }
+      return ca;
+    }
+
+    private Plaintext plaintext(Path tlsCert) {
+      Plaintext p = switch (text("plaintext").toLowerCase(Locale.ROOT)) {
+        case "loopback" -> Plaintext.LOOPBACK;
+        case "all-interfaces" -> Plaintext.ALL_INTERFACES;
+        case "off" -> Plaintext.OFF;
+        default -> throw fail("plaintext", "must be loopback, all-interfaces or off");
+      };
+      if (p == Plaintext.OFF && tlsCert == null) {
+        throw new IllegalArgumentException("tls-cert: required, plaintext is off (from " + sources.get("plaintext") + ")");
+      }
+      return p;
+    }
+
+    private Reflection reflection() {
+      return switch (text("reflection").toLowerCase(Locale.ROOT)) {
+        case "open" -> Reflection.OPEN;
+        case "authenticated" -> Reflection.AUTHENTICATED;
+        case "off" -> Reflection.OFF;
+        default -> throw fail("reflection", "must be open, authenticated or off");
+      };
+    }
+
+    private boolean bool(String name) {
+      return switch (text(name).toLowerCase(Locale.ROOT)) {
+        case "true" -> true;
+        case "false" -> false;
+        default -> throw fail(name, "must be true or false");
       };
     }
 

@@ -25,6 +25,7 @@ import sphinxserve.api.ImageEmbeddings;
  * @param priority higher runs first, −100..100
  * @param arrivalNanos {@link System#nanoTime()} when the call arrived
  * @param deadlineNanos {@link System#nanoTime()} by which the call must end; {@link Long#MAX_VALUE} if none
+ * @param tenantSalt salts the prefix-cache block hashes with the tenant ({@link Tenant#tenantSalt}); null = shared
  * @param telemetry the call's spans and latency histograms; the backend reports the engine's phases to it
  */
 public record PreparedRequest(
@@ -36,6 +37,7 @@ public record PreparedRequest(
     int priority,
     long arrivalNanos,
     long deadlineNanos,
+    String tenantSalt,
     RequestTelemetry telemetry) {
 
   /**

@@ -34,7 +34,7 @@ import sphinxserve.api.Usage;
  * volatile. Per token the cost is one histogram record; nothing allocates.
  *
  * <p>The log line, one per call at its close, carries {@code request_id} and {@code trace_id} in the MDC
- * and counts as key-value pairs; never prompt text or image bytes.
+ * and the tenant, status (the outcome) and counts as key-value pairs; never prompt text, image bytes or credentials.
  */
 public final class RequestTelemetry {
 
@@ -65,6 +65,7 @@ public final class RequestTelemetry {
   private final long arrivalNanos;
   private final AtomicBoolean closed = new AtomicBoolean();
   private volatile String requestId = "";
+  private volatile String tenant = "";
   private volatile Boolean imageCacheHit;
   private volatile FinishReason finishReason;
   private volatile Usage usage;
@@ -100,6 +101,11 @@ public final class RequestTelemetry {
   void requestId(String id) {
     requestId = id;
     serverSpan.setAttribute(REQUEST_ID, id);
+  }
+
+  /** Names the call's tenant (log field {@code tenant}; never a credential). */
+  void tenant(String name) {
+    tenant = name;
   }
 
   /** Starts the image span (decode, preprocess, encode or a cache hit). */
@@ -182,6 +188,7 @@ public final class RequestTelemetry {
          MDC.MDCCloseable b = MDC.putCloseable("trace_id", traceId())) {
       var line = REQUESTS.atInfo()
           .addKeyValue("method", method)
+          .addKeyValue("tenant", tenant)
           .addKeyValue("status", status.getCode().name())
           .addKeyValue("duration_ms", (System.nanoTime() - arrivalNanos) / 1_000_000);
       if (finishReason != null) line = line.addKeyValue("finish_reason", finishReason.name());

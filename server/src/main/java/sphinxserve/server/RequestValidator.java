@@ -47,7 +47,26 @@ final class RequestValidator {
 
   private RequestValidator() {}
 
+  /** Validates with the node's default turn and prompt-character limits. */
   static Valid validate(GenerateRequest request) {
+    return validate(request, 64, 65536);
+  }
+
+  /**
+   * Validates {@code request}; at most {@code maxTurns} messages and {@code maxPromptChars} characters of text in
+   * all (checked first, before any per-field work, so a huge request costs little).
+   */
+  static Valid validate(GenerateRequest request, int maxTurns, int maxPromptChars) {
+    if (request.getMessagesCount() > maxTurns) {
+      throw RequestException.invalid("messages", "at most " + maxTurns + " messages (max-turns), got " + request.getMessagesCount());
+    }
+    long numChars = 0;
+    for (Message m : request.getMessagesList()) {
+      for (Content c : m.getContentList()) if (c.getKindCase() == Content.KindCase.TEXT) numChars += c.getText().length();
+    }
+    if (numChars > maxPromptChars) {
+      throw RequestException.invalid("messages", numChars + " characters of text, at most " + maxPromptChars + " (max-prompt-chars)");
+    }
     String requestId = request.getRequestId();
     if (requestId.length() > MAX_REQUEST_ID_CHARS) {
       throw RequestException.invalid("request_id", "at most " + MAX_REQUEST_ID_CHARS + " characters (got " + requestId.length() + ")");

@@ -2,9 +2,9 @@ package sphinxserve.server;
 
 import dev.sphinxserve.proto.v1.SphinxGrpc;
 import io.grpc.Server;
+import io.grpc.ServerInterceptor;
 import io.grpc.ServerInterceptors;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
-import io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
 import io.grpc.protobuf.services.ProtoReflectionServiceV1;
@@ -41,8 +41,9 @@ import sphinxserve.server.image.ImageCache;
  * cache → telemetry (last spans flushed, {@code /metrics} closed) → ONNX sessions and native KV memory. The
  * SIGTERM hook {@link #main} installs calls {@link #close}.
  *
- * <p>Transport: plaintext, or TLS (HTTP/2 over TLS with ALPN, grpc-netty's {@link GrpcSslContexts}) when
- * {@code --tls-cert} and {@code --tls-key} are set.
+ * <p>Transport: plaintext, or TLS (HTTP/2 over TLS with ALPN, grpc-netty's {@code GrpcSslContexts}; {@link TlsFiles}) when
+ * {@code --tls-cert} and {@code --tls-key} are set, mutual TLS with {@code --tls-client-ca}; the files are
+ * reloaded when they change ({@code --tls-reload-seconds}).
  */
 public final class SphinxNode implements AutoCloseable {
 
@@ -64,10 +65,16 @@ public final class SphinxNode implements AutoCloseable {
   private final List<AutoCloseable> owned;
   private final int drainSeconds;
   private final AtomicBoolean closed = new AtomicBoolean();
+  private final TlsFiles tls;
 
   private SphinxNode(NodeConfig config, Bundle bundle, ModelRuntime runtime, GenerationBackend backend, Telemetry telemetry,
       List<AutoCloseable> owned) {
-    SslContext ssl = config.tls() ? sslContext(config) : null; // first: a bad file leaves nothing to close
+    // First: a bad file leaves nothing to close.
+    Tenants tenants = config.tenants() == null ? null : Tenants.load(config.tenants());
+    JwtAuthenticator jwt = config.jwtJwks() == null ? null
+        : new JwtAuthenticator(config.jwtJwks(), config.jwtIssuer(), config.jwtAudience(), config.jwtTenantClaim());
+    this.tls = config.tls() ? new TlsFiles(config) : null;
+    SslContext ssl = tls == null ? null : tls.context();
     this.backend = backend;
     this.owned = owned;
     this.telemetry = telemetry;
@@ -79,13 +86,36 @@ public final class SphinxNode implements AutoCloseable {
     this.service = new SphinxService(runtime.spec(), bundle.manifest().getTemplate().getName(), runtime.tokenizer(),
         images, backend, config, streamExecutor);
     this.health = new HealthStatusManager();
-    NettyServerBuilder builder = NettyServerBuilder.forAddress(new InetSocketAddress(config.port()));
+    // Plaintext listens on loopback only unless all interfaces were asked for explicitly (--plaintext).
+    boolean everywhere = ssl != null || config.plaintext() == NodeConfig.Plaintext.ALL_INTERFACES;
+    NettyServerBuilder builder = NettyServerBuilder.forAddress(everywhere ? new InetSocketAddress(config.port())
+        : new InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), config.port()));
+    if (ssl == null && config.authenticates() && everywhere) {
+      LOG.warn("bearer credentials are accepted over plaintext on every interface: use TLS unless a proxy or mesh encrypts the traffic");
+    }
     if (ssl != null) builder.sslContext(ssl);
-    builder
-        .maxInboundMessageSize(config.maxMessageBytes())
-        .addService(ServerInterceptors.intercept(service, new TracingInterceptor(telemetry)))
-        .addService(health.getHealthService())
-        .addService(ProtoReflectionServiceV1.newInstance());
+    // ServerInterceptors.intercept runs the last interceptor first: tracing (so refusals are logged), auth, limits.
+    List<ServerInterceptor> interceptors = new ArrayList<>();
+    if (config.authenticates()) {
+      interceptors.add(new LimitInterceptor());
+      interceptors.add(new AuthInterceptor(tenants, jwt, true));
+    }
+    interceptors.add(new TracingInterceptor(telemetry));
+    // Hostile clients: bounded messages and headers, calls per connection, ping floods (GOAWAY), idle connections.
+    builder.maxInboundMessageSize(config.maxMessageBytes())
+        .maxInboundMetadataSize(config.maxMetadataBytes())
+        .maxConcurrentCallsPerConnection(config.maxStreamsPerConnection())
+        .permitKeepAliveTime(config.permitKeepAlive().toMillis(), TimeUnit.MILLISECONDS)
+        .permitKeepAliveWithoutCalls(false)
+        .maxConnectionIdle(config.maxConnectionIdle().toMillis(), TimeUnit.MILLISECONDS)
+        .addService(ServerInterceptors.intercept(ParseErrors.asInvalidArgument(service.bindService()), interceptors))
+        .addService(health.getHealthService()); // always open: load balancers and orchestrators probe it
+    switch (config.reflection()) {
+      case OPEN -> builder.addService(ProtoReflectionServiceV1.newInstance());
+      case AUTHENTICATED -> builder.addService(!config.authenticates() ? ProtoReflectionServiceV1.newInstance().bindService()
+          : ServerInterceptors.intercept(ProtoReflectionServiceV1.newInstance(), new AuthInterceptor(tenants, jwt, false)));
+      case OFF -> { }
+    }
     if (config.maxConnectionAgeSeconds() > 0) {
       // Old connections end gracefully (GOAWAY, then the drain's grace for streams in flight), so clients
       // re-resolve a headless Service's DNS and reach nodes that joined since they connected.
@@ -98,22 +128,13 @@ public final class SphinxNode implements AutoCloseable {
     } catch (IOException e) {
       images.close();
       streamExecutor.shutdownNow();
+      if (tls != null) tls.close();
       telemetry.close();
       throw new UncheckedIOException("cannot listen on port " + config.port() + ": " + e.getMessage(), e);
     }
     this.server = started;
     health.setStatus(HealthStatusManager.SERVICE_NAME_ALL_SERVICES, ServingStatus.SERVING);
     health.setStatus(SphinxGrpc.SERVICE_NAME, ServingStatus.SERVING);
-  }
-
-  /** The server's TLS context from the configured PEM files; a bad file fails naming both options. */
-  private static SslContext sslContext(NodeConfig config) {
-    try {
-      return GrpcSslContexts.forServer(config.tlsCert().toFile(), config.tlsKey().toFile()).build();
-    } catch (IOException | RuntimeException e) {
-      throw new IllegalArgumentException("tls-cert, tls-key: cannot load " + config.tlsCert() + " with " + config.tlsKey()
-          + " (PEM certificate chain and PKCS#8 private key expected): " + e.getMessage(), e);
-    }
   }
 
   /**
@@ -200,6 +221,7 @@ public final class SphinxNode implements AutoCloseable {
     all.add(backend);
     all.add(images);
     all.add(streamExecutor::shutdown);
+    if (tls != null) all.add(tls);
     all.add(telemetry); // after the calls ended: their last spans are flushed
     all.addAll(owned);
     closeAll(all);

@@ -82,13 +82,27 @@ final class SphinxService extends SphinxGrpc.SphinxImplBase {
       return;
     }
     String imageField = "image";
+    Tenant tenant = Tenant.current();
+    String scope = tenant.cacheScope(config.shareCaches());
     try {
-      RequestValidator.Valid valid = RequestValidator.validate(request);
+      RequestValidator.Valid valid = RequestValidator.validate(request, config.maxTurns(), config.maxPromptChars());
       telemetry.requestId(valid.requestId());
       sink.onCancel(() -> backend.abort(sink));
       RequestValidator.ImageRef ref = valid.image();
       int[] prompt = renderer.render(request.getMessagesList(), ref != null);
-      int maxNewTokens = checkContext(prompt.length, ref != null, request);
+      int contextMaxTokens = checkContext(prompt.length, ref != null, request);
+      int tenantMaxTokens = tenant.limits().maxTokens();
+      if (tenantMaxTokens > 0) {
+        if (Integer.compareUnsigned(request.getSampling().getMaxTokens(), tenantMaxTokens) > 0) {
+          throw RequestException.exhausted("sampling.max_tokens", "at most " + tenantMaxTokens + " for tenant " + tenant.name()
+              + " (max-tokens), got " + Integer.toUnsignedString(request.getSampling().getMaxTokens()));
+        }
+      }
+      // max_tokens 0: the tenant's cap, not the whole context
+      int maxNewTokens = tenantMaxTokens > 0 ? Math.min(contextMaxTokens, tenantMaxTokens) : contextMaxTokens;
+      if (ref != null && ref.content().getKindCase() == Content.KindCase.IMAGE) {
+        checkTenantImageBytes(tenant, ref.field() + ".image", ref.content().getImage().size());
+      }
       CompletableFuture<PreparedRequest.ImageInput> image;
       if (ref == null) {
         image = CompletableFuture.completedFuture(null);
@@ -97,7 +111,7 @@ final class SphinxService extends SphinxGrpc.SphinxImplBase {
         Span span = telemetry.imageStarted();
         CompletableFuture<ImageCache.Result> put;
         try {
-          put = images.put(ref.content().getImage().toByteArray());
+          put = images.put(scope, ref.content().getImage().toByteArray());
         } catch (ImageRejectedException e) {
           telemetry.imageDone(span, false, e);
           throw e;
@@ -107,7 +121,7 @@ final class SphinxService extends SphinxGrpc.SphinxImplBase {
       } else {
         String digest = ref.content().getImageDigest();
         Span span = telemetry.imageStarted();
-        Optional<CompletableFuture<EncodedImage>> found = images.lookup(digest);
+        Optional<CompletableFuture<EncodedImage>> found = images.lookup(scope, digest);
         if (found.isEmpty()) telemetry.imageDone(span, false, null);
         CompletableFuture<EncodedImage> held = found.orElseThrow(() -> RequestException.notFound(
             ref.field() + ".image_digest", "image " + digest + " is not held by this node; resend the image bytes (content.image) or PutImage it first"));
@@ -120,11 +134,19 @@ final class SphinxService extends SphinxGrpc.SphinxImplBase {
           sink.fail(Statuses.of(error, field));
         } else if (!sink.isCancelled()) {
           backend.submit(new PreparedRequest(valid.requestId(), prompt, Optional.ofNullable(input), request.getSampling(),
-              maxNewTokens, request.getPriority(), arrival, deadlineNanos, telemetry), sink);
+              maxNewTokens, request.getPriority(), arrival, deadlineNanos, tenant.tenantSalt(config.shareCaches()), telemetry), sink);
         }
       });
     } catch (RequestException | ImageRejectedException e) {
       sink.fail(Statuses.of(e, imageField));
+    }
+  }
+
+  /** Refuses an image over the tenant's {@code max-image-bytes} with RESOURCE_EXHAUSTED naming {@code field}. */
+  private static void checkTenantImageBytes(Tenant tenant, String field, int numBytes) {
+    long max = tenant.limits().maxImageBytes();
+    if (max > 0 && numBytes > max) {
+      throw RequestException.exhausted(field, numBytes + " bytes, at most " + max + " for tenant " + tenant.name() + " (max-image-bytes)");
     }
   }
 
@@ -159,8 +181,14 @@ final class SphinxService extends SphinxGrpc.SphinxImplBase {
       return;
     }
     CompletableFuture<ImageCache.Result> result;
+    Tenant tenant = Tenant.current();
     try {
-      result = images.put(request.getImage().toByteArray());
+      checkTenantImageBytes(tenant, "image", request.getImage().size());
+      result = images.put(tenant.cacheScope(config.shareCaches()), request.getImage().toByteArray());
+    } catch (RequestException e) {
+      observer.onError(e.status().asRuntimeException());
+      inFlight.exit();
+      return;
     } catch (ImageRejectedException e) {
       observer.onError(Statuses.of(e, "image").asRuntimeException());
       inFlight.exit();

@@ -153,4 +153,37 @@ final class NodeConfigTest {
     assertTrue(error("--tls-cert=" + cert).startsWith("tls-key: required when tls-cert is set (from --tls-cert)"));
     assertTrue(error(new String[0], Map.of("SPHINX_TLS_KEY", cert.toString())).startsWith("tls-cert: required when tls-key is set (from SPHINX_TLS_KEY)"));
   }
+
+  @Test
+  void parse_securityOptions_defaultsAndValues() throws IOException {
+    NodeConfig d = NodeConfig.defaults();
+    assertEquals(NodeConfig.Plaintext.LOOPBACK, d.plaintext());
+    assertEquals(NodeConfig.Reflection.OPEN, d.reflection());
+    assertFalse(d.authenticates());
+    assertFalse(d.shareCaches());
+    assertEquals(64, d.maxTurns());
+    assertEquals(Duration.ofSeconds(20), d.permitKeepAlive());
+    Path tenants = file("t.properties", "a.methods=*\n");
+    NodeConfig c = NodeConfig.parse(new String[] {"--tenants=" + tenants, "--reflection=off", "--share-caches=true",
+        "--plaintext=all-interfaces", "--max-connection-idle=2m"}, Map.of());
+    assertTrue(c.authenticates());
+    assertEquals(NodeConfig.Reflection.OFF, c.reflection());
+    assertTrue(c.shareCaches());
+    assertEquals(NodeConfig.Plaintext.ALL_INTERFACES, c.plaintext());
+    assertEquals(Duration.ofMinutes(2), c.maxConnectionIdle());
+  }
+
+  @Test
+  void parse_badSecurityOptions_failNamingThem() throws IOException {
+    Path jwks = file("jwks.json", "{\"keys\":[]}");
+    Path ca = file("ca.pem", "x");
+    assertEquals("tls-cert: required, plaintext is off (from --plaintext)", error("--plaintext=off"));
+    assertEquals("jwt-issuer: required when jwt-jwks is set (from --jwt-jwks)", error("--jwt-jwks=" + jwks));
+    assertEquals("jwt-audience: required when jwt-jwks is set (from --jwt-jwks)", error("--jwt-jwks=" + jwks, "--jwt-issuer=i"));
+    assertTrue(error("--tls-client-ca=" + ca).startsWith("tls-client-ca: needs tls-cert and tls-key"));
+    assertTrue(error("--reflection=maybe").startsWith("reflection: must be open, authenticated or off, got 'maybe'"));
+    assertTrue(error("--share-caches=yes").startsWith("share-caches: must be true or false"));
+    assertTrue(error("--plaintext=yes").startsWith("plaintext: must be loopback, all-interfaces or off"));
+    assertTrue(error("--max-turns=0").startsWith("max-turns: must be an integer in 1.."));
+  }
 }

@@ -1,6 +1,7 @@
 package sphinxserve.server;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -20,6 +21,7 @@ import io.grpc.health.v1.HealthCheckRequest;
 import io.grpc.health.v1.HealthCheckResponse;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.health.v1.HealthGrpc;
+import io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.StreamObserver;
 import java.io.IOException;
@@ -72,6 +74,199 @@ final class SphinxNodeTest {
     } finally {
       node.stop();
     }
+  }
+
+  /** Mutual TLS: a client certificate the CA file holds is let in; an unknown one, or none, fails the handshake. */
+  @Test
+  void start_withTlsClientCa_requiresATrustedClientCertificate() throws Exception {
+    Path[] server = selfSigned(dir, "node");
+    Path[] client = selfSigned(dir, "client");
+    Path[] stranger = selfSigned(dir, "stranger");
+    NodeExtension node = new NodeExtension("--tls-cert=" + server[0], "--tls-key=" + server[1], "--tls-client-ca=" + client[0]).start();
+    try {
+      assertEquals(Status.Code.OK, modelInfoStatus(node, server[0], client));
+      assertEquals(Status.Code.UNAVAILABLE, modelInfoStatus(node, server[0], stranger), "an unknown client certificate");
+      assertEquals(Status.Code.UNAVAILABLE, modelInfoStatus(node, server[0], null), "no client certificate");
+      try (var sphinx = sphinxserve.client.SphinxClient.builder().target("localhost:" + node.node().port())
+          .trustCertificates(server[0]).clientCertificate(client[0], client[1]).build()) {
+        assertEquals(node.bundle().spec().bundleId(), sphinx.modelInfo().getBundleId(), "the client library's mTLS options");
+      }
+    } finally {
+      node.stop();
+    }
+  }
+
+  /** A renewed certificate written over the files is served to new connections without a restart. */
+  @Test
+  void start_certificateFilesReplaced_servesTheNewCertificateWithoutRestart() throws Exception {
+    Path[] first = selfSigned(dir, "first");
+    Path[] second = selfSigned(dir, "second");
+    Path cert = Files.copy(first[0], dir.resolve("live.crt"));
+    Path key = Files.copy(first[1], dir.resolve("live.key"));
+    NodeExtension node = new NodeExtension("--tls-cert=" + cert, "--tls-key=" + key, "--tls-reload-seconds=1").start();
+    try {
+      var firstCert = java.security.cert.CertificateFactory.getInstance("X.509").generateCertificate(Files.newInputStream(first[0]));
+      var secondCert = java.security.cert.CertificateFactory.getInstance("X.509").generateCertificate(Files.newInputStream(second[0]));
+      assertEquals(firstCert, servedCertificate(node.node().port()));
+      Files.copy(second[1], key, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+      Files.copy(second[0], cert, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+      var later = java.nio.file.attribute.FileTime.fromMillis(System.currentTimeMillis() + 2000); // past mtime granularity
+      Files.setLastModifiedTime(key, later);
+      Files.setLastModifiedTime(cert, later);
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
+      java.security.cert.Certificate served = null;
+      while (System.nanoTime() < deadline && !secondCert.equals(served = servedCertificate(node.node().port()))) {
+        Thread.sleep(200);
+      }
+      assertEquals(secondCert, served);
+    } finally {
+      node.stop();
+    }
+  }
+
+  /** The certificate the server presents in a TLS handshake (the JDK's client, trusting anything). */
+  private static java.security.cert.Certificate servedCertificate(int port) throws Exception {
+    javax.net.ssl.SSLContext context = javax.net.ssl.SSLContext.getInstance("TLS");
+    context.init(null, new javax.net.ssl.TrustManager[] {new javax.net.ssl.X509TrustManager() {
+      @Override
+      public void checkClientTrusted(java.security.cert.X509Certificate[] chain, String authType) {}
+
+      @Override
+      public void checkServerTrusted(java.security.cert.X509Certificate[] chain, String authType) {}
+
+      @Override
+      public java.security.cert.X509Certificate[] getAcceptedIssuers() {
+        return new java.security.cert.X509Certificate[0];
+      }
+    }}, null);
+    try (var socket = (javax.net.ssl.SSLSocket) context.getSocketFactory().createSocket("127.0.0.1", port)) {
+      socket.setSoTimeout(5000);
+      socket.startHandshake();
+      return socket.getSession().getPeerCertificates()[0];
+    } catch (javax.net.ssl.SSLException e) {
+      return null; // mid-reload (new certificate, old key): the next try sees both
+    }
+  }
+
+  /** GetModelInfo's status over TLS trusting {@code serverCert}, presenting {@code clientPem} (cert, key) or nothing. */
+  private static Status.Code modelInfoStatus(NodeExtension node, Path serverCert, Path[] clientPem) throws Exception {
+    var ssl = GrpcSslContexts.forClient().trustManager(serverCert.toFile());
+    if (clientPem != null) ssl.keyManager(clientPem[0].toFile(), clientPem[1].toFile());
+    ManagedChannel channel = NettyChannelBuilder.forAddress("localhost", node.node().port()).sslContext(ssl.build()).build();
+    try {
+      SphinxGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.SECONDS).getModelInfo(GetModelInfoRequest.getDefaultInstance());
+      return Status.Code.OK;
+    } catch (StatusRuntimeException e) {
+      return e.getStatus().getCode();
+    } finally {
+      channel.shutdownNow();
+    }
+  }
+
+  /** {@code --max-streams-per-connection}: a call past the limit waits for a stream; the open one is unaffected. */
+  @Test
+  void start_withMaxStreamsPerConnection_holdsFurtherCallsOnThatConnection() throws Exception {
+    NodeExtension node = new NodeExtension("--max-streams-per-connection=1").start();
+    try {
+      node.runtime().beforeStep(() -> sleepMillis(5));
+      Iterator<GenerateResponse> open = SphinxGrpc.newBlockingStub(node.channel()).withDeadlineAfter(30, TimeUnit.SECONDS).generate(ask(100));
+      int received = open.next().getTokenIdsCount();
+      var e = assertThrows(StatusRuntimeException.class, () -> SphinxGrpc.newBlockingStub(node.channel())
+          .withDeadlineAfter(200, TimeUnit.MILLISECONDS).getModelInfo(GetModelInfoRequest.getDefaultInstance()));
+      assertEquals(Status.Code.DEADLINE_EXCEEDED, e.getStatus().getCode(), "no second stream on this connection");
+      while (open.hasNext()) received += open.next().getTokenIdsCount();
+      assertEquals(100, received);
+    } finally {
+      node.runtime().beforeStep(() -> {});
+      node.stop();
+    }
+  }
+
+  /** {@code --max-connection-idle}: a connection without calls is closed by the node (the channel goes IDLE). */
+  @Test
+  void start_withMaxConnectionIdle_closesIdleConnections() throws Exception {
+    NodeExtension node = new NodeExtension("--max-connection-idle=300ms").start();
+    try {
+      SphinxGrpc.newBlockingStub(node.channel()).withDeadlineAfter(10, TimeUnit.SECONDS).getModelInfo(GetModelInfoRequest.getDefaultInstance());
+      assertEquals(io.grpc.ConnectivityState.READY, node.channel().getState(false));
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+      while (node.channel().getState(false) == io.grpc.ConnectivityState.READY && System.nanoTime() < deadline) Thread.sleep(50);
+      assertEquals(io.grpc.ConnectivityState.IDLE, node.channel().getState(false));
+    } finally {
+      node.stop();
+    }
+  }
+
+  /**
+   * Keepalive enforcement: a client pinging without calls (here raw HTTP/2 PING frames, faster than any gRPC
+   * client may be configured to send them) gets GOAWAY ENHANCE_YOUR_CALM "too_many_pings".
+   */
+  @Test
+  void start_pingFlood_getsGoAwayTooManyPings() throws Exception {
+    NodeExtension node = new NodeExtension().start();
+    try (var socket = new java.net.Socket("127.0.0.1", node.node().port())) {
+      socket.setSoTimeout(5000);
+      var out = new java.io.DataOutputStream(socket.getOutputStream());
+      var in = new java.io.DataInputStream(socket.getInputStream());
+      out.write("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
+      writeFrame(out, 4, 0, new byte[0]); // SETTINGS
+      int[] frame;
+      do {
+        frame = readFrame(in); // {type, flags}
+      } while (!(frame[0] == 4 && (frame[1] & 1) == 0));
+      writeFrame(out, 4, 1, new byte[0]); // SETTINGS ACK
+      // One PING at a time: read its ACK, then wait a moment for a GOAWAY before the next, so nothing the node has
+      // not read is in flight when it closes (unread data would make it reset the connection).
+      byte[] goAway = null;
+      for (int i = 0; i < 10 && goAway == null; i++) {
+        writeFrame(out, 6, 0, new byte[8]); // PING
+        boolean acked = false;
+        while (true) {
+          socket.setSoTimeout(acked ? 300 : 5000);
+          int length;
+          try {
+            length = (in.readUnsignedShort() << 8) | in.readUnsignedByte();
+          } catch (java.net.SocketTimeoutException quiet) {
+            break; // acknowledged and no GOAWAY: next ping
+          }
+          int type = in.readUnsignedByte();
+          int flags = in.readUnsignedByte();
+          in.readInt();
+          byte[] payload = in.readNBytes(length);
+          if (type == 7) {
+            goAway = payload;
+            break;
+          }
+          if (type == 6 && (flags & 1) == 1) acked = true;
+        }
+      }
+      assertNotNull(goAway, "GOAWAY after repeated pings");
+      var buffer = java.nio.ByteBuffer.wrap(goAway);
+      buffer.getInt(); // last stream id
+      assertEquals(0xb, buffer.getInt(), "ENHANCE_YOUR_CALM");
+      assertEquals("too_many_pings", new String(goAway, 8, goAway.length - 8, StandardCharsets.US_ASCII));
+    } finally {
+      node.stop();
+    }
+  }
+
+  private static void writeFrame(java.io.DataOutputStream out, int type, int flags, byte[] payload) throws IOException {
+    out.writeShort(payload.length >>> 8);
+    out.writeByte(payload.length & 0xff);
+    out.writeByte(type);
+    out.writeByte(flags);
+    out.writeInt(0); // stream 0: connection frames
+    out.write(payload);
+    out.flush();
+  }
+
+  private static int[] readFrame(java.io.DataInputStream in) throws IOException {
+    int length = (in.readUnsignedShort() << 8) | in.readUnsignedByte();
+    int type = in.readUnsignedByte();
+    int flags = in.readUnsignedByte();
+    in.readInt();
+    in.readNBytes(length);
+    return new int[] {type, flags};
   }
 
   @Test
@@ -147,7 +342,12 @@ final class SphinxNodeTest {
    * files: {certificate, PKCS#8 private key}.
    */
   static Path[] selfSigned(Path dir) throws IOException, InterruptedException, java.security.GeneralSecurityException {
-    Path store = dir.resolve("node.p12");
+    return selfSigned(dir, "node");
+  }
+
+  /** As {@link #selfSigned(Path)}, as {@code name.crt} / {@code name.key} (client certificates too). */
+  static Path[] selfSigned(Path dir, String name) throws IOException, InterruptedException, java.security.GeneralSecurityException {
+    Path store = dir.resolve(name + ".p12");
     char[] password = "changeit".toCharArray();
     Process keytool = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "keytool").toString(),
         "-genkeypair", "-alias", "node", "-keyalg", "EC", "-groupname", "secp256r1", "-dname", "CN=localhost",
@@ -160,9 +360,9 @@ final class SphinxNodeTest {
       keys.load(in, password);
     }
     Base64.Encoder base64 = Base64.getMimeEncoder(64, "\n".getBytes(StandardCharsets.US_ASCII));
-    Path cert = Files.writeString(dir.resolve("node.crt"), "-----BEGIN CERTIFICATE-----\n"
+    Path cert = Files.writeString(dir.resolve(name + ".crt"), "-----BEGIN CERTIFICATE-----\n"
         + base64.encodeToString(keys.getCertificate("node").getEncoded()) + "\n-----END CERTIFICATE-----\n");
-    Path key = Files.writeString(dir.resolve("node.key"), "-----BEGIN PRIVATE KEY-----\n"
+    Path key = Files.writeString(dir.resolve(name + ".key"), "-----BEGIN PRIVATE KEY-----\n"
         + base64.encodeToString(keys.getKey("node", password).getEncoded()) + "\n-----END PRIVATE KEY-----\n");
     return new Path[] {cert, key};
   }

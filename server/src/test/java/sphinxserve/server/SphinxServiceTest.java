@@ -45,7 +45,8 @@ final class SphinxServiceTest {
 
   @RegisterExtension
   static final NodeExtension NODE = new NodeExtension("--max-image-jobs=64", "--max-vision-batch=8",
-      "--image-threads=2", "--max-image-bytes=1m", "--max-image-pixels=4000000");
+      "--image-threads=2", "--max-image-bytes=1m", "--max-image-pixels=4000000",
+      "--max-prompt-chars=1000000"); // past the context, so the context check is what refuses a long prompt
 
   private static SphinxGrpc.SphinxBlockingStub stub() {
     return SphinxGrpc.newBlockingStub(NODE.channel()).withDeadlineAfter(30, TimeUnit.SECONDS);

@@ -21,7 +21,7 @@ import java.util.concurrent.atomic.LongAdder;
 import sphinxserve.api.ModelRuntime;
 
 /**
- * The node's image cache: encoded images by (bundle id, SHA-256 digest), encoding on a miss.
+ * The node's image cache: encoded images by (bundle id, tenant scope, SHA-256 digest), encoding on a miss.
  *
  * <p>How: a Caffeine {@link AsyncCache} holds one future per image, weighed by its embeddings' bytes and
  * bounded by {@link ImageCacheConfig#maxCacheBytes()}. {@link #put} asks the cache for the key's future and
@@ -39,10 +39,17 @@ import sphinxserve.api.ModelRuntime;
  * left to finish and keeps its bulkhead permit until it does (the permit counts real work, not waiting
  * callers); a job whose decode had not started yet is skipped. Lookups by digest alone never encode.
  *
+ * <p>Isolation: every entry belongs to a scope (the tenant, or {@link #SHARED}); a lookup or put in one scope
+ * never hits another's entry, so neither a cache hit nor a digest lookup tells a tenant whether another sent an
+ * image. The price is one encoding per tenant of an image several tenants send.
+ *
  * <p>Metrics: {@link #numHits()} / {@link #numMisses()} count lookups by outcome (the
  * {@code sphinx.image_cache.lookups{result}} instrument reads them); {@link #stats()} is Caffeine's own.
  */
 public final class ImageCache implements AutoCloseable {
+
+  /** The scope of a cache shared by every caller (no authentication, or {@code --share-caches}). */
+  public static final String SHARED = "";
 
   private final String bundleId;
   private final ImageLimits limits;
@@ -93,10 +100,15 @@ public final class ImageCache implements AutoCloseable {
    * future with it.
    */
   public CompletableFuture<Result> put(byte[] bytes) {
+    return put(SHARED, bytes);
+  }
+
+  /** As {@link #put(byte[])} in {@code scope} (a tenant's own part of the cache). */
+  public CompletableFuture<Result> put(String scope, byte[] bytes) {
     ImageDecoder.checkBytes(bytes.length, limits);
     String digest = ImageDigest.of(bytes);
     boolean[] loaded = {false};
-    CompletableFuture<EncodedImage> future = cache.get(new ImageKey(bundleId, digest), (key, executor) -> {
+    CompletableFuture<EncodedImage> future = cache.get(new ImageKey(bundleId, scope, digest), (key, executor) -> {
       loaded[0] = true;
       return encode(bytes, digest);
     });
@@ -107,7 +119,12 @@ public final class ImageCache implements AutoCloseable {
 
   /** The image with {@code digest} if the node holds it (or is encoding it); never encodes. */
   public Optional<CompletableFuture<EncodedImage>> lookup(String digest) {
-    CompletableFuture<EncodedImage> future = cache.getIfPresent(new ImageKey(bundleId, digest));
+    return lookup(SHARED, digest);
+  }
+
+  /** The image with {@code digest} if {@code scope} holds it (or is encoding it); never encodes, never looks in other scopes. */
+  public Optional<CompletableFuture<EncodedImage>> lookup(String scope, String digest) {
+    CompletableFuture<EncodedImage> future = cache.getIfPresent(new ImageKey(bundleId, scope, digest));
     (future == null ? numMisses : numHits).increment();
     return Optional.ofNullable(future);
   }
@@ -118,7 +135,12 @@ public final class ImageCache implements AutoCloseable {
    * bytes come again. For an operator asked to drop an image, and for tests of the clients' resend path.
    */
   public void invalidate(String digest) {
-    cache.synchronous().invalidate(new ImageKey(bundleId, digest));
+    invalidate(SHARED, digest);
+  }
+
+  /** As {@link #invalidate(String)} in {@code scope}. */
+  public void invalidate(String scope, String digest) {
+    cache.synchronous().invalidate(new ImageKey(bundleId, scope, digest));
   }
 
   private CompletableFuture<EncodedImage> encode(byte[] bytes, String digest) {

@@ -310,6 +310,36 @@ final class ClientAgainstNodeTest {
 
   // ---- Load balancing ----
 
+  /**
+   * A tenant over its generated-token rate is refused with RESOURCE_EXHAUSTED and {@code retry-after-ms}; the
+   * client sends its API key and waits the hint rather than its own 1 ms backoff, so its single retry succeeds.
+   */
+  @Test
+  void ask_overTheTenantsTokenRate_waitsTheNodesRetryAfterHint() throws Exception {
+    java.nio.file.Path tenants = java.nio.file.Files.createTempFile("tenants", ".properties");
+    tenants.toFile().deleteOnExit();
+    java.nio.file.Files.writeString(tenants, "svc.key-sha256=" + sha256("svc-key") + "\nsvc.tokens-per-second=20\n");
+    TestNode node = NODES.start("--tenants=" + tenants);
+    SphinxClient client = track(SphinxClient.builder().target(node.target()).defaultDeadline(DEADLINE).bearerToken("svc-key")
+        .retry(new RetrySettings(2, Duration.ofMillis(1), 1.0, 0.0, Duration.ofMillis(1))).build());
+    GenerateRequest forty = GenerateRequest.newBuilder().addMessages(Message.newBuilder().setRole(Role.USER)
+        .addContent(Content.newBuilder().setText("Describe the image."))).setSampling(SamplingParams.newBuilder()
+        .setMaxTokens(40).setIgnoreEos(true)).build();
+    assertEquals(40, client.ask(forty).usage().getCompletionTokens()); // 1-2 s of token debt at 20/s
+    long start = System.nanoTime();
+    assertEquals(40, client.ask(forty).usage().getCompletionTokens(), "refused once, then retried after the hint");
+    assertTrue(System.nanoTime() - start > java.util.concurrent.TimeUnit.MILLISECONDS.toNanos(500), "waited for the debt");
+
+    SphinxClient anonymous = track(SphinxClient.builder().target(node.target()).defaultDeadline(DEADLINE).build());
+    var e = org.junit.jupiter.api.Assertions.assertThrows(RuntimeException.class, () -> anonymous.ask(forty));
+    assertEquals(io.grpc.Status.Code.UNAUTHENTICATED, io.grpc.Status.fromThrowable(e).getCode(), e.toString());
+  }
+
+  private static String sha256(String key) throws java.security.NoSuchAlgorithmException {
+    return java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256")
+        .digest(key.getBytes(java.nio.charset.StandardCharsets.UTF_8)));
+  }
+
   @Test
   void targets_twoNodes_requestsAreSpreadRoundRobin() {
     SphinxClient client = track(SphinxClient.builder().targets(List.of(nodeA.target(), nodeB.target()))
