@@ -4,22 +4,10 @@ import java.util.concurrent.atomic.LongAdder;
 
 /**
  * Engine counters and gauges for observability, written on the engine thread and readable from any thread.
- * Latency observations go to an optional {@link Listener} (the observability layer records histograms).
+ * Per-request latencies are measured by the server from the call's arrival (it sees image encoding too).
  */
 public final class EngineStats {
 
-  /** Receives per-request latency observations on the engine thread; must be cheap and non-blocking. */
-  public interface Listener {
-    default void queueTime(double seconds) {}
-
-    default void timeToFirstToken(double seconds) {}
-
-    default void endToEnd(double seconds) {}
-
-    default void step(double seconds, int batchSize, int numTokens) {}
-  }
-
-  private volatile Listener listener = new Listener() {};
   private volatile int numRunning;
   private volatile int numWaiting;
   private volatile double kvUsage;
@@ -32,10 +20,6 @@ public final class EngineStats {
   private final LongAdder numGeneratedTokens = new LongAdder();
   private final LongAdder numPromptTokens = new LongAdder();
   private final LongAdder numFinished = new LongAdder();
-
-  public void setListener(Listener listener) {
-    this.listener = listener;
-  }
 
   /** Requests in the running batch. */
   public int numRunning() {
@@ -104,7 +88,6 @@ public final class EngineStats {
     modelNanos.add(modelNanosOfStep);
     numScheduledTokens.add(numTokens);
     lastBatchSize = batchSize;
-    listener.step(totalNanos / 1e9, batchSize, numTokens);
   }
 
   void recordPreemption() {
@@ -119,16 +102,7 @@ public final class EngineStats {
     numPromptTokens.add(promptTokens);
   }
 
-  void recordQueueTime(long nanos) {
-    listener.queueTime(nanos / 1e9);
-  }
-
-  void recordTimeToFirstToken(long nanos) {
-    listener.timeToFirstToken(nanos / 1e9);
-  }
-
-  void recordFinished(long nanos) {
+  void recordFinished() {
     numFinished.increment();
-    listener.endToEnd(nanos / 1e9);
   }
 }

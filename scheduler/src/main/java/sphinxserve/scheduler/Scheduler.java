@@ -158,7 +158,6 @@ final class Scheduler {
       r.firstAdmittedNanos = nowNanos;
       onLeftQueue.run();
       r.numCachedPromptTokens = Math.min(prefix.numTokens(), r.numPromptTokens);
-      stats.recordQueueTime(nowNanos - r.arrivalNanos);
       notify(r, true);
     }
     return chunk;
@@ -261,10 +260,7 @@ final class Scheduler {
       SampledToken token = tokens[i];
       r.sampling.append(token.tokenId());
       r.appendToken(token.tokenId());
-      if (r.firstTokenNanos < 0) {
-        r.firstTokenNanos = nowNanos;
-        stats.recordTimeToFirstToken(nowNanos - r.arrivalNanos);
-      }
+      if (r.firstTokenNanos < 0) r.firstTokenNanos = nowNanos;
       stats.recordGeneratedToken();
       emit(r, token, nowNanos);
     }
@@ -354,7 +350,7 @@ final class Scheduler {
     if (running.remove(r)) kv.free(r.seqId);
     waiting.remove(r);
     publishCounts();
-    stats.recordFinished(nowNanos - r.arrivalNanos);
+    stats.recordFinished();
     double queue = r.firstAdmittedNanos < 0 ? (nowNanos - r.arrivalNanos) / 1e9 : (r.firstAdmittedNanos - r.arrivalNanos) / 1e9;
     double ttft = r.firstTokenNanos < 0 ? 0 : (r.firstTokenNanos - r.arrivalNanos) / 1e9;
     Usage usage = new Usage(r.numPromptTokens, r.numGenerated(), r.request.numImageTokens(), r.numCachedPromptTokens, queue, ttft, r.numPreemptions);

@@ -9,9 +9,4 @@ public interface BackendFactory {
 
   /** The backend that drives {@code runtime}, whose decoder writes {@code kvStorage}, within {@code config}'s limits. */
   GenerationBackend create(ModelRuntime runtime, KvCacheStorage kvStorage, NodeConfig config);
-
-  /** The placeholder: every Generate fails with UNAVAILABLE "generation engine not wired". */
-  static BackendFactory unwired() {
-    return (runtime, kvStorage, config) -> new UnwiredBackend();
-  }
 }
