@@ -3,7 +3,7 @@ package sphinxserve.scheduler;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
-import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import sphinxserve.api.FinishReason;
@@ -94,7 +94,8 @@ final class Scheduler {
 
   StepPlan schedule(long nowNanos) {
     int budget = config.maxNumBatchedTokens();
-    Map<Request, Integer> scheduled = new IdentityHashMap<>();
+    // Insertion order is the batch order: decodes, running prefills, admissions. (Requests compare by identity.)
+    Map<Request, Integer> scheduled = new LinkedHashMap<>();
     List<Request> order = new ArrayList<>(running);
     order.sort(byPriorityThenAdmission(nowNanos));
     int numPreempted = 0;
@@ -133,14 +134,14 @@ final class Scheduler {
       }
     }
     publishCounts();
-    return plan(scheduled, order, config.maxNumBatchedTokens() - budget, numPreempted);
+    return plan(scheduled, config.maxNumBatchedTokens() - budget, numPreempted);
   }
 
   /** Admits {@code r} with its cached prefix and a first chunk of at most {@code budget}; 0 if it does not fit. */
   private int admit(Request r, int budget, long nowNanos) {
     ComputedPrefix prefix = kv.computedPrefix(r.prefixKey, r.tokens, r.numTokens);
     int chunk = Math.min(r.numTokens - prefix.numTokens(), budget);
-    int free = kv.stats().numFreeBlocks() + kv.stats().numCachedBlocks();
+    int free = reclaimableBlocks();
     int blocksNeeded = kv.blocksFor(prefix.numTokens() + chunk) - prefix.numBlocks();
     int watermark = running.isEmpty() ? 0 : watermarkBlocks; // alone, a request may use every block
     if (free - blocksNeeded < watermark) {
@@ -167,7 +168,7 @@ final class Scheduler {
   private int allocateRunningChunk(Request r, int wanted) {
     if (kv.allocateSlots(r.seqId, wanted) instanceof AllocationResult.Allocated) return wanted;
     int held = kv.blockTable(r.seqId).length * kv.blockSize() - kv.numSlots(r.seqId);
-    int available = kv.stats().numFreeBlocks() + kv.stats().numCachedBlocks();
+    int available = reclaimableBlocks();
     for (int copy = 0; copy <= 1; copy++) { // a shared last block costs one copy
       int fits = Math.min(wanted, held + (available - copy) * kv.blockSize());
       if (fits > 0 && kv.allocateSlots(r.seqId, fits) instanceof AllocationResult.Allocated) return fits;
@@ -219,22 +220,20 @@ final class Scheduler {
         .thenComparingLong(r -> r.admittedOrder);
   }
 
-  private StepPlan plan(Map<Request, Integer> scheduled, List<Request> order, int numTokens, int numPreempted) {
+  /** The plan for {@code scheduled}: a scheduled request is never preempted later in the same step. */
+  private StepPlan plan(Map<Request, Integer> scheduled, int numTokens, int numPreempted) {
     List<Request> requests = new ArrayList<>(scheduled.size());
     List<SequenceStep> steps = new ArrayList<>(scheduled.size());
-    List<Request> inOrder = new ArrayList<>(order);
-    for (Request r : scheduled.keySet()) if (!order.contains(r)) inOrder.add(r); // admitted this step
-    for (Request r : inOrder) {
-      Integer chunk = scheduled.get(r);
-      if (chunk == null || !running.contains(r)) continue;
+    scheduled.forEach((r, chunk) -> {
       int start = r.numComputed;
       ImageEmbeddings image = r.request.image();
       steps.add(new SequenceStep(Arrays.copyOfRange(r.tokens, start, start + chunk), start, kv.blockTable(r.seqId),
           image, r.request.imageStart(), start + chunk == r.numTokens));
       requests.add(r);
-    }
+    });
     return new StepPlan(List.copyOf(requests), List.copyOf(steps), numTokens, numPreempted);
   }
+
 
   // ---- applying a step's result ------------------------------------------------------------------------
 
@@ -359,6 +358,12 @@ final class Scheduler {
     } catch (RuntimeException ignored) {
       // The request is over either way; a failing sink must not take the engine down.
     }
+  }
+
+  /** Blocks an allocation can take: free ones and cached ones nobody references. */
+  private int reclaimableBlocks() {
+    var stats = kv.stats();
+    return stats.numFreeBlocks() + stats.numCachedBlocks();
   }
 
   private void publishCounts() {
