@@ -36,6 +36,7 @@ final class StepInputs {
   LongBuffer blockTables = longs(256);
   LongBuffer logitsIndex = longs(64);
   FloatBuffer imageEmbeds;
+  private final float[] zeroRow;
 
   int numTokens;
   int numSequences;
@@ -49,6 +50,7 @@ final class StepInputs {
     this.hiddenSize = hiddenSize;
     this.blockSize = blockSize;
     this.imageEmbeds = floats(hiddenSize);
+    this.zeroRow = new float[hiddenSize];
   }
 
   /** Fills every buffer for {@code batch}; throws IllegalArgumentException if a block table is too short. */
@@ -80,7 +82,7 @@ final class StepInputs {
     // The graph always gathers from image_embeds; give it one zero row when this step has no image rows.
     int imageRows = Math.max(1, numImageRows);
     if (imageEmbeds.capacity() < imageRows * hiddenSize) imageEmbeds = floats(grow(imageEmbeds.capacity(), imageRows * hiddenSize));
-    if (numImageRows == 0) imageEmbeds.put(0, new float[hiddenSize]);
+    if (numImageRows == 0) imageEmbeds.put(0, zeroRow);
 
     int token = 0;
     int imageRow = 0;
