@@ -142,29 +142,6 @@ class HfTextTokenizerTest {
   }
 
   @Test
-  void encode_throughput_reported() {
-    String text = "### Human: Detect all people shown in image and provide correspondence bounding boxes coordinate.\n### Assistant:";
-    for (int i = 0; i < 2_000; i++) {
-      tokenizer.encode(text);
-    }
-    int calls = 20_000;
-    long numTokens = 0;
-    long start = System.nanoTime();
-    for (int i = 0; i < calls; i++) {
-      numTokens += tokenizer.encode(text).length;
-    }
-    long nanos = System.nanoTime() - start;
-    System.out.printf("tokenizer encode: %.1f us/call (%d chars, %d tokens), %.2f M tokens/s%n",
-        nanos / 1e3 / calls, text.length(), numTokens / calls, numTokens * 1e3 / nanos);
-    int[] ids = tokenizer.encode(text);
-    start = System.nanoTime();
-    for (int i = 0; i < calls; i++) {
-      tokenizer.decode(ids);
-    }
-    System.out.printf("tokenizer decode: %.1f us/call%n", (System.nanoTime() - start) / 1e3 / calls);
-  }
-
-  @Test
   void close_thenCall_fails() throws Exception {
     HfTextTokenizer other = HfTextTokenizer.fromJson(BundleTokenizers.build(512, BundleTokenizers.DEFAULT_SPECIAL_TOKENS, 7));
     other.close();
