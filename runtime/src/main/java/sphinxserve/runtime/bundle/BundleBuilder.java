@@ -17,10 +17,12 @@ import sphinxserve.runtime.onnx.ModelProto;
 import sphinxserve.runtime.tokenizer.BundleTokenizers;
 
 /**
- * Writes a deterministic, randomly initialised SPHINX-shaped bundle: same preset and seed, byte-identical
- * files. The text such a model produces is not meaningful; it has the real model's shapes and costs.
+ * Writes SPHINX-shaped bundles, deterministically (same inputs, byte-identical files): a randomly initialised
+ * preset (the real model's shapes and costs, meaningless text; for tests and benchmarks), or a trained model
+ * ({@link TrainedModel}: shapes, weights and tokenizer from {@code tools/}; the embedded default).
  *
- * <p>Run as a command: {@code bin/build-bundle --preset tiny --out DIR [--seed N]}.
+ * <p>Run as a command: {@code bin/build-bundle --preset tiny --out DIR [--seed N]} or
+ * {@code bin/build-bundle --weights DIR --out DIR}.
  */
 public final class BundleBuilder {
 
@@ -38,20 +40,52 @@ public final class BundleBuilder {
 
   /** Builds preset {@code preset} with {@code seed} into {@code out} (created if missing); returns the manifest. */
   public static BundleManifest build(BundlePreset preset, long seed, Path out) throws IOException {
-    Files.createDirectories(out);
-    DecoderShape decoder = preset.decoder();
-    VisionShape vision = preset.vision();
-
     Weights weights = new Weights(seed);
-    VisionGraph.initialiseWeights(vision, weights);
-    writeModel(VisionGraph.build(vision, weights), out.resolve(BundleFiles.VISION));
-    DecoderGraph.initialiseWeights(decoder, weights);
-    writeModel(DecoderGraph.build(decoder, weights, DecoderGraph.KvAddressing.PAGED), out.resolve(BundleFiles.DECODER));
+    VisionGraph.initialiseWeights(preset.vision(), weights);
+    DecoderGraph.initialiseWeights(preset.decoder(), weights);
+    String tokenizerJson = BundleTokenizers.build(preset.decoder().vocabSize(), SPECIAL_TOKENS, seed);
+    return write(VisionGraph.build(preset.vision(), weights),
+        DecoderGraph.build(preset.decoder(), weights, DecoderGraph.KvAddressing.PAGED), tokenizerJson,
+        manifest(preset.decoder(), preset.vision(), preset.imageSize(), preset.grid(),
+            "builder:" + preset.name().toLowerCase() + ":seed=" + seed),
+        out);
+  }
 
-    String tokenizerJson = BundleTokenizers.build(decoder.vocabSize(), SPECIAL_TOKENS, seed);
+  /**
+   * Builds the bundle of a trained model (its shapes, weights and tokenizer) into {@code out}: the same graphs
+   * as the presets', with the trained tensors as initializers. Every tensor of the weights file must be
+   * used, and every weight the graphs need must be there with the right number of values.
+   */
+  public static BundleManifest build(TrainedModel model, Path out) throws IOException {
+    Weights weights = model.weights();
+    ModelProto vision;
+    ModelProto decoder;
+    try {
+      vision = VisionGraph.build(model.vision(), weights);
+      decoder = DecoderGraph.build(model.decoder(), weights, DecoderGraph.KvAddressing.PAGED);
+    } catch (IllegalArgumentException e) { // a weight missing or of the wrong size
+      throw new BundleException(model.name() + ": " + TrainedModel.WEIGHTS_FILE + ": " + e.getMessage(), e);
+    }
+    model.checkAllUsed(weights);
+    return write(vision, decoder, model.tokenizerJson(),
+        manifest(model.decoder(), model.vision(), model.imageSize(), model.grid(),
+            "trained:" + model.name() + ":weights-sha256=" + model.weightsSha256()),
+        out);
+  }
+
+  /** Writes the files, then the manifest ({@code partial} plus the files' hashes): a directory without one is no bundle. */
+  private static BundleManifest write(ModelProto vision, ModelProto decoder, String tokenizerJson,
+      BundleManifest.Builder partial, Path out) throws IOException {
+    Files.createDirectories(out);
+    Files.deleteIfExists(out.resolve(BundleFiles.MANIFEST));
+    writeModel(vision, out.resolve(BundleFiles.VISION));
+    writeModel(decoder, out.resolve(BundleFiles.DECODER));
     Files.writeString(out.resolve(BundleFiles.TOKENIZER), tokenizerJson, StandardCharsets.UTF_8);
-
-    BundleManifest manifest = manifest(preset, seed, out);
+    TreeMap<String, String> hashes = new TreeMap<>();
+    for (String file : List.of(BundleFiles.DECODER, BundleFiles.VISION, BundleFiles.TOKENIZER)) {
+      hashes.put(file, BundleFiles.sha256(out.resolve(file)));
+    }
+    BundleManifest manifest = partial.putAllFiles(hashes).build();
     Files.writeString(out.resolve(BundleFiles.MANIFEST), toJson(manifest), StandardCharsets.UTF_8);
     return manifest;
   }
@@ -67,25 +101,19 @@ public final class BundleBuilder {
     return JsonFormat.printer().preservingProtoFieldNames().sortingMapKeys().print(manifest) + "\n";
   }
 
-  private static BundleManifest manifest(BundlePreset preset, long seed, Path out) throws IOException {
-    DecoderShape d = preset.decoder();
-    VisionShape v = preset.vision();
-    TreeMap<String, String> hashes = new TreeMap<>();
-    for (String file : List.of(BundleFiles.DECODER, BundleFiles.VISION, BundleFiles.TOKENIZER)) {
-      hashes.put(file, BundleFiles.sha256(out.resolve(file)));
-    }
+  private static BundleManifest.Builder manifest(DecoderShape d, VisionShape v, int imageSize, int grid, String source) {
     return BundleManifest.newBuilder()
         .setFormatVersion(FORMAT_VERSION)
         .setArchitecture("sphinx-llama")
-        .setSource("builder:" + preset.name().toLowerCase() + ":seed=" + seed)
+        .setSource(source)
         .setDtype("float32")
         .setDecoder(DecoderConfig.newBuilder().setFile(BundleFiles.DECODER).setVocabSize(d.vocabSize())
             .setHiddenSize(d.hiddenSize()).setNumLayers(d.numLayers()).setNumHeads(d.numHeads())
             .setNumKvHeads(d.numKvHeads()).setHeadDim(d.headDim()).setIntermediateSize(d.intermediateSize())
             .setMaxContextTokens(d.maxContextTokens()).setRopeTheta(d.ropeTheta()).setRmsNormEps(d.rmsNormEps())
             .setKvLayout("paged"))
-        .setVision(VisionConfig.newBuilder().setFile(BundleFiles.VISION).setImageSize(preset.imageSize())
-            .setGrid(preset.grid()).setViewSize(v.viewSize()).setTokensPerView(v.tokensPerView())
+        .setVision(VisionConfig.newBuilder().setFile(BundleFiles.VISION).setImageSize(imageSize)
+            .setGrid(grid).setViewSize(v.viewSize()).setTokensPerView(v.tokensPerView())
             .addAllPadRgb(List.of(122, 116, 104))
             .addAllMean(List.of(0.48145466f, 0.4578275f, 0.40821073f))
             .addAllStd(List.of(0.26862954f, 0.26130258f, 0.27577711f))
@@ -97,9 +125,7 @@ public final class BundleBuilder {
             .setPadId(SPECIAL_TOKENS.indexOf("<pad>")).setImagePlaceholderId(SPECIAL_TOKENS.indexOf("<image>")))
         .setTemplate(Template.newBuilder().setName("conv_v1_2").setSystem(SYSTEM).setUserPrefix("### Human: ")
             .setAssistantPrefix("### Assistant:").setTurnSeparator("\n"))
-        .addStopStrings("\n###")
-        .putAllFiles(hashes)
-        .build();
+        .addStopStrings("\n###");
   }
 
   private static void writeModel(ModelProto model, Path file) throws IOException {

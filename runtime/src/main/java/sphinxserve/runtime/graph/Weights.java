@@ -1,8 +1,11 @@
 package sphinxserve.runtime.graph;
 
 import java.nio.charset.StandardCharsets;
+import java.util.Collections;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.Map;
+import java.util.Set;
 import java.util.SplittableRandom;
 
 /**
@@ -14,6 +17,8 @@ public final class Weights {
 
   private final long seed;
   private final Map<String, float[]> tensors = new LinkedHashMap<>();
+  /** Names {@link #get} was asked for: what the graphs built from these weights use. */
+  private final Set<String> used = new LinkedHashSet<>();
 
   public Weights(long seed) {
     this.seed = seed;
@@ -50,7 +55,18 @@ public final class Weights {
   public float[] get(String name) {
     float[] values = tensors.get(name);
     if (values == null) throw new IllegalArgumentException("no weight named " + name);
+    used.add(name);
     return values;
+  }
+
+  /** The names of every tensor held. */
+  public Set<String> names() {
+    return Collections.unmodifiableSet(tensors.keySet());
+  }
+
+  /** The names {@link #get} returned so far. */
+  public Set<String> used() {
+    return Collections.unmodifiableSet(used);
   }
 
   /** Stores a tensor (e.g. trained weights); replaces any previous one of that name. */
