@@ -13,10 +13,12 @@ import java.util.stream.Stream;
 import sphinxserve.runtime.bundle.BundleBuilder;
 import sphinxserve.runtime.bundle.BundleFiles;
 import sphinxserve.runtime.bundle.BundlePreset;
+import sphinxserve.runtime.bundle.TrainedModel;
 
 /**
- * Resolves {@code --bundle}: a directory as given, or {@code embedded:<preset>} built once (seed 1) into the
- * bundle cache. A build goes to a private temporary directory and is renamed into place, so a crash or two
+ * Resolves {@code --bundle}: a directory as given, or {@code embedded:<name>} built once into the bundle
+ * cache: a trained model shipped in the jar ({@code sphinx-tiny}, the default; cached under its weights'
+ * hash, so a new model never meets a stale bundle) or a random preset ({@code test|tiny|bench}, seed 1). A build goes to a private temporary directory and is renamed into place, so a crash or two
  * nodes starting together never leave a half-written bundle under the final name.
  */
 final class EmbeddedBundles {
@@ -29,14 +31,37 @@ final class EmbeddedBundles {
   /** The bundle directory {@code config} names, built first when embedded and missing. */
   static Path resolve(NodeConfig config) {
     if (!config.bundle().startsWith(NodeConfig.EMBEDDED)) return Path.of(config.bundle());
-    BundlePreset preset = BundlePreset.named(config.bundle().substring(NodeConfig.EMBEDDED.length()));
+    String name = config.bundle().substring(NodeConfig.EMBEDDED.length());
+    if (TrainedModel.EMBEDDED.contains(name)) {
+      TrainedModel model = TrainedModel.embedded(name);
+      Path dir = config.bundleCache().resolve(name + "-" + model.weightsSha256().substring(0, 16));
+      return buildOnce(dir, name, out -> BundleBuilder.build(model, out));
+    }
+    BundlePreset preset;
+    try {
+      preset = BundlePreset.named(name);
+    } catch (IllegalArgumentException e) {
+      throw new IllegalArgumentException("unknown embedded bundle '" + name + "'; known: "
+          + String.join(", ", TrainedModel.EMBEDDED) + ", test, tiny, bench");
+    }
     Path dir = config.bundleCache().resolve(preset.name().toLowerCase(Locale.ROOT) + "-seed" + SEED);
+    return buildOnce(dir, name, out -> BundleBuilder.build(preset, SEED, out));
+  }
+
+  /** How a bundle is written into a directory. */
+  private interface Build {
+    void into(Path dir) throws IOException;
+  }
+
+  /** {@code dir}, built by {@code build} unless it holds a bundle already (built beside it, then renamed into place). */
+  private static Path buildOnce(Path dir, String name, Build build) {
+    Path cache = dir.getParent();
     if (Files.isRegularFile(dir.resolve(BundleFiles.MANIFEST))) return dir;
     try {
-      Files.createDirectories(config.bundleCache());
-      Path tmp = Files.createTempDirectory(config.bundleCache(), dir.getFileName() + ".tmp-");
+      Files.createDirectories(cache);
+      Path tmp = Files.createTempDirectory(cache, dir.getFileName() + ".tmp-");
       try {
-        BundleBuilder.build(preset, SEED, tmp);
+        build.into(tmp);
         Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
       } catch (FileAlreadyExistsException | AtomicMoveNotSupportedException | java.nio.file.DirectoryNotEmptyException e) {
         if (!Files.isRegularFile(dir.resolve(BundleFiles.MANIFEST))) throw e; // else another node built it first
@@ -45,7 +70,7 @@ final class EmbeddedBundles {
       }
       return dir;
     } catch (IOException e) {
-      throw new UncheckedIOException("cannot build the embedded " + preset + " bundle in " + dir + ": " + e.getMessage(), e);
+      throw new UncheckedIOException("cannot build the embedded " + name + " bundle in " + dir + ": " + e.getMessage(), e);
     }
   }
 

@@ -27,7 +27,7 @@ import sphinxserve.server.image.ImageLimits;
  * {@code kv-block-size: must be a power of two between 1 and 256, got 7 (from --kv-block-size)}.
  *
  * @param port TCP port to listen on; 0 picks a free one
- * @param bundle a bundle directory, or {@code embedded:<preset>} to build that preset (seed 1) into
+ * @param bundle a bundle directory, or {@code embedded:<name>} to build the trained model or preset of that name into
  *     {@code bundleCache} on first use
  * @param bundleCache where embedded bundles are built
  * @param ortThreads ONNX Runtime intra-op threads; 0 = one per core
@@ -155,7 +155,7 @@ public record NodeConfig(
       {"plaintext", "loopback", "without TLS: loopback (listen on 127.0.0.1 only), all-interfaces (explicit), off (TLS required)"},
       {"tls-client-ca", "", "PEM CA certificates; set: mutual TLS, every client must present a certificate they issued"},
       {"tls-reload-seconds", "60", "how often the TLS files are checked and reloaded when changed; 0 = never"},
-      {"bundle", "embedded:tiny", "bundle directory, or embedded:<test|tiny|bench> (built into --bundle-cache on first use)"},
+      {"bundle", "embedded:sphinx-tiny", "bundle directory, or embedded:<sphinx-tiny|test|tiny|bench>: the trained model in the jar, or a random-weight preset (built into --bundle-cache on first use)"},
       {"bundle-cache", "~/.cache/sphinx-serve/bundles", "where embedded bundles are built"},
       {"provider", "cpu", "ONNX Runtime execution provider: cpu, cuda or tensorrt"},
       {"device-id", "0", "GPU ordinal for cuda / tensorrt"},

@@ -52,7 +52,7 @@ final class NodeConfigTest {
     assertEquals(Duration.ofSeconds(2), c.imageTimeout());
     assertEquals(512L << 20, c.imageCacheBytes());
     assertEquals(16 << 20, c.maxMessageBytes(), "default");
-    assertEquals("embedded:tiny", c.bundle());
+    assertEquals("embedded:sphinx-tiny", c.bundle());
   }
 
   @Test
