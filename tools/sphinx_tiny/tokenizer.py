@@ -64,16 +64,7 @@ class Tokenizer:
             pair = (word[best], word[best + 1])
             if pair not in self.ranks:
                 break
-            merged = []
-            i = 0
-            while i < len(word):
-                if i < len(word) - 1 and (word[i], word[i + 1]) == pair:
-                    merged.append(word[i] + word[i + 1])
-                    i += 2
-                else:
-                    merged.append(word[i])
-                    i += 1
-            word = merged
+            word = _merge(word, pair)
         ids = [self.vocab[t] for t in word]
         self._cache[piece] = ids
         return ids
@@ -135,14 +126,18 @@ def train(texts, max_merges, min_count=8):
             break
         merges.append(pair)
         for w in counts:
-            s = words[w]
-            i, out = 0, []
-            while i < len(s):
-                if i < len(s) - 1 and (s[i], s[i + 1]) == pair:
-                    out.append(s[i] + s[i + 1])
-                    i += 2
-                else:
-                    out.append(s[i])
-                    i += 1
-            words[w] = out
+            words[w] = _merge(words[w], pair)
     return Tokenizer(merges)
+
+
+def _merge(symbols, pair):
+    """symbols with every non-overlapping occurrence of pair, left to right, joined into one symbol."""
+    out, i = [], 0
+    while i < len(symbols):
+        if i < len(symbols) - 1 and (symbols[i], symbols[i + 1]) == pair:
+            out.append(symbols[i] + symbols[i + 1])
+            i += 2
+        else:
+            out.append(symbols[i])
+            i += 1
+    return out

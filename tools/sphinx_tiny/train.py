@@ -63,6 +63,8 @@ def main():
     ap.add_argument("--max-turns", type=int, default=5)
     ap.add_argument("--pointer-weight", type=float, default=0.5)
     ap.add_argument("--init", help="start from this checkpoint.pt (its model weights; the dense heads start afresh)")
+    ap.add_argument("--curriculum", type=float, default=0.25, help="share of joint steps on scenes of at most 3 objects")
+    ap.add_argument("--stop-after", type=int, default=0, help="stop after this many joint steps (0: run the budget)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -88,8 +90,9 @@ def main():
                                                   sum(p.numel() for p in aux.parameters())), flush=True)
     record = {"seed": args.seed, "batch": args.batch, "vision_batch": args.vision_batch, "lr": args.lr,
               "command": "python3 tools/sphinx_tiny/train.py --vision-minutes %g --minutes %g --seed %d --batch %d --lr %g "
-                         "--pointer-weight %g%s" % (args.vision_minutes, args.minutes, args.seed, args.batch, args.lr,
-                                                    args.pointer_weight, " --init " + args.init if args.init else "")}
+                         "--pointer-weight %g --curriculum %g%s" % (args.vision_minutes, args.minutes, args.seed, args.batch, args.lr,
+                                                    args.pointer_weight, args.curriculum,
+                                                    " --init " + args.init if args.init else "")}
     start = time.time()
 
     # Stage A: the vision encoder on the dense targets.
@@ -124,7 +127,7 @@ def main():
     def joint_step(step, total):
         nonlocal seed
         _set_lr(opt, args.lr, step, total, warmup=150)
-        max_objects = 3 if total and step < total // 4 else 6
+        max_objects = 3 if total and step < int(total * args.curriculum) else 6
         seeds = range(seed, seed + args.batch)
         seed += args.batch
         pixels, ids, labels, targets, pointer = data.batch(seeds, tok, cfg, args.max_turns, max_objects)
@@ -138,14 +141,23 @@ def main():
         holder["point"] = point.item()
         _update(opt, loss, params)
         holder["scenes"] = seed
+        if args.stop_after and step + 1 >= args.stop_after:
+            raise StopTraining()
         if step % 500 == 499:
             save(model, cfg, dict(record, steps=step + 1, scenes_seen=seed, seconds=round(time.time() - start)), args)
         return lm.item()
 
-    steps_b = _run("joint", joint_step, args.minutes * 60, extra=lambda: "pointer %.3f" % holder["point"])
+    try:
+        steps_b = _run("joint", joint_step, args.minutes * 60, extra=lambda: "pointer %.3f" % holder["point"])
+    except StopTraining:
+        steps_b = args.stop_after
     record.update({"steps": steps_b, "scenes_seen": holder["scenes"], "seconds": round(time.time() - start)})
     save(model, cfg, record, args)
     print("done in %.0f s" % (time.time() - start), flush=True)
+
+
+class StopTraining(Exception):
+    """--stop-after reached."""
 
 
 def _is_decoder(name):
