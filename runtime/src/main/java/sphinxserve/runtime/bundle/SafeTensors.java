@@ -63,11 +63,9 @@ public final class SafeTensors {
   static final int MAX_HEADER_BYTES = 16 << 20;
 
   private final Map<String, Tensor> tensors;
-  private final Map<String, String> metadata;
 
-  private SafeTensors(Map<String, Tensor> tensors, Map<String, String> metadata) {
+  private SafeTensors(Map<String, Tensor> tensors) {
     this.tensors = tensors;
-    this.metadata = metadata;
   }
 
   /** Parses {@code bytes}, read from {@code source} (named in errors). */
@@ -88,16 +86,12 @@ public final class SafeTensors {
     int dataStart = 8 + (int) headerLength;
     long dataLength = bytes.length - dataStart;
     Map<String, Tensor> tensors = new LinkedHashMap<>();
-    Map<String, String> metadata = new LinkedHashMap<>();
     for (Map.Entry<String, Value> entry : header.getFieldsMap().entrySet()) {
       String name = entry.getKey();
-      if (name.equals("__metadata__")) {
-        entry.getValue().getStructValue().getFieldsMap().forEach((k, v) -> metadata.put(k, v.getStringValue()));
-        continue;
-      }
+      if (name.equals("__metadata__")) continue; // free-form strings for people; nothing reads them
       tensors.put(name, tensor(name, entry.getValue().getStructValue(), buf, dataStart, dataLength, source));
     }
-    return new SafeTensors(Collections.unmodifiableMap(tensors), Collections.unmodifiableMap(metadata));
+    return new SafeTensors(Collections.unmodifiableMap(tensors));
   }
 
   private static Tensor tensor(String name, Struct info, ByteBuffer buf, int dataStart, long dataLength, String source) {
@@ -142,10 +136,5 @@ public final class SafeTensors {
     Tensor t = tensors.get(name);
     if (t == null) throw new BundleException("no tensor named " + name);
     return t;
-  }
-
-  /** The header's {@code __metadata__} strings. */
-  public Map<String, String> metadata() {
-    return metadata;
   }
 }
