@@ -132,34 +132,31 @@ def detection_ok(truth, answer):
     return 1
 
 
-def pck(entry, answer):
+def pck(entry, answer, names):
     person = entry["pose"]["box"]
     threshold = 0.1 * max(person[2] - person[0], person[3] - person[1])
     found = {name.strip(): (float(x), float(y)) for name, x, y in POINT.findall(answer)}
     hits = 0
-    for name, (tx, ty) in zip(KEYPOINTS, entry["pose"]["keypoints"]):
+    for name, (tx, ty) in zip(names, entry["pose"]["keypoints"]):
         if name in found and ((found[name][0] - tx) ** 2 + (found[name][1] - ty) ** 2) ** 0.5 <= threshold:
             hits += 1
-    return hits, len(KEYPOINTS)
-
-
-KEYPOINTS = []
+    return hits, len(names)
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--checkpoint")
-    ap.add_argument("--committed", action="store_true")
+    which = ap.add_mutually_exclusive_group(required=True)
+    which.add_argument("--checkpoint", help="train.py's --out directory")
+    which.add_argument("--committed", action="store_true", help="the weights in the runtime jar's resources")
     ap.add_argument("--limit", type=int, default=100)
     ap.add_argument("--tasks", default="referring,detection,pose,caption")
     ap.add_argument("--show", type=int, default=0, help="print this many answers per task")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    model, cfg, tok = load(None if args.committed else args.checkpoint)
+    model, cfg, tok = load(args.checkpoint)
     with open(os.path.join(HELDOUT, "heldout.json")) as f:
         heldout = json.load(f)
-    KEYPOINTS[:] = heldout["keypoints"]
     scenes = heldout["scenes"][:args.limit]
     scores = {}
     for task in args.tasks.split(","):
@@ -174,7 +171,7 @@ def main():
         elif task == "detection":
             scores[task] = np.mean([detection_ok(e[task]["boxes"], a) for e, a in zip(entries, answers)])
         elif task == "pose":
-            hits = [pck(e, a) for e, a in zip(entries, answers)]
+            hits = [pck(e, a, heldout["keypoints"]) for e, a in zip(entries, answers)]
             scores[task] = sum(h for h, _ in hits) / max(1, sum(n for _, n in hits))
         elif task == "caption":
             named = [(o["phrase"] in a) for e, a in zip(entries, answers) for o in e["objects"]]
