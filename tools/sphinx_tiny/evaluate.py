@@ -24,17 +24,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import data  # noqa: E402
+from export import MODEL_DIR, ROOT, load_checkpoint  # noqa: E402
 from model import Config, SphinxTiny  # noqa: E402
 from tokenizer import PAD, Tokenizer  # noqa: E402
 
-ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 HELDOUT = os.path.join(ROOT, "server/src/test/resources/sphinx-tiny/heldout")
-MODEL_DIR = os.path.join(ROOT, "runtime/src/main/resources/sphinxserve/models/sphinx-tiny")
 BOX = re.compile(r"\[([0-9.,;\s]+)\]")
 POINT = re.compile(r"([a-z ]+)\[([0-9.]+),([0-9.]+)\]")
 
 
 def read_safetensors(path):
+    """The float32 tensors of a file export.write_safetensors wrote."""
     with open(path, "rb") as f:
         n = struct.unpack("<Q", f.read(8))[0]
         header = json.loads(f.read(n))
@@ -49,24 +49,20 @@ def read_safetensors(path):
 
 
 def load(checkpoint):
-    if checkpoint is None:
-        with open(os.path.join(MODEL_DIR, "model.json")) as f:
-            manifest = json.load(f)
-        cfg = Config(**manifest["decoder"], **manifest["vision"])
-        model = SphinxTiny(cfg)
-        weights = read_safetensors(os.path.join(MODEL_DIR, "weights.safetensors"))
-        with torch.no_grad():
-            for name, p in model.named_weights().items():
-                p.copy_(torch.from_numpy(weights[name].copy()))
-        with open(os.path.join(MODEL_DIR, "tokenizer.json")) as f:
-            tok = Tokenizer([tuple(m.split(" ")) for m in json.load(f)["model"]["merges"]])
-    else:
-        ckpt = torch.load(os.path.join(checkpoint, "checkpoint.pt"))
-        cfg = Config(**ckpt["config"])
-        model = SphinxTiny(cfg)
-        model.load_state_dict(ckpt["state"])
-        with open(os.path.join(checkpoint, "merges.json")) as f:
-            tok = Tokenizer([tuple(m) for m in json.load(f)])
+    """(model, config, tokenizer) from train.py's --out directory, or from the committed files when None."""
+    if checkpoint is not None:
+        model, cfg, tok, _ = load_checkpoint(checkpoint)
+        return model, cfg, tok
+    with open(os.path.join(MODEL_DIR, "model.json")) as f:
+        manifest = json.load(f)
+    cfg = Config(**manifest["decoder"], **manifest["vision"])
+    model = SphinxTiny(cfg)
+    weights = read_safetensors(os.path.join(MODEL_DIR, "weights.safetensors"))
+    with torch.no_grad():
+        for name, p in model.named_weights().items():
+            p.copy_(torch.from_numpy(weights[name].copy()))
+    with open(os.path.join(MODEL_DIR, "tokenizer.json")) as f:
+        tok = Tokenizer([tuple(m.split(" ")) for m in json.load(f)["model"]["merges"]])
     model.eval()
     return model, cfg, tok
 

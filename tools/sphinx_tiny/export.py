@@ -64,17 +64,23 @@ def write_safetensors(path, tensors, metadata=None):
             f.write(b)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--checkpoint", required=True, help="train.py's --out directory")
-    args = ap.parse_args()
-    ckpt = torch.load(os.path.join(args.checkpoint, "checkpoint.pt"))
+def load_checkpoint(directory):
+    """(model in eval mode, config, tokenizer, raw checkpoint) from train.py's --out directory."""
+    ckpt = torch.load(os.path.join(directory, "checkpoint.pt"))
     cfg = Config(**ckpt["config"])
-    with open(os.path.join(args.checkpoint, "merges.json")) as f:
+    with open(os.path.join(directory, "merges.json")) as f:
         tok = Tokenizer([tuple(m) for m in json.load(f)])
     model = SphinxTiny(cfg)
     model.load_state_dict(ckpt["state"])
     model.eval()
+    return model, cfg, tok, ckpt
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--checkpoint", required=True, help="train.py's --out directory")
+    args = ap.parse_args()
+    model, cfg, tok, ckpt = load_checkpoint(args.checkpoint)
 
     os.makedirs(MODEL_DIR, exist_ok=True)
     os.makedirs(FIXTURE_DIR, exist_ok=True)
