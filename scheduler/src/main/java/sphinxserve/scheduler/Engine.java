@@ -7,6 +7,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
+import java.util.function.Consumer;
 import sphinxserve.api.EngineRequest;
 import sphinxserve.api.FinishReason;
 import sphinxserve.api.ImageEmbeddings;
@@ -29,6 +30,14 @@ import sphinxserve.kvcache.PrefixKey;
  * <p>Admission control happens at {@link #submit}, on the caller's thread: a request that can never fit
  * (longer than the context, or needing more blocks than the pool has) or arriving when {@code maxWaiting}
  * requests already wait is refused at once; an accepted request is never dropped, only finished.
+ *
+ * <p><b>Failures.</b> A failure ends only the requests it concerns, with {@link FinishReason#ERROR} and their
+ * blocks freed: a model step that throws ends the step's requests; a row the sampler cannot use (NaN or
+ * +Infinity logits) or a request whose output handling throws ends that request; everything else carries on.
+ * The engine thread never dies silently: when it cannot go on (its own bookkeeping threw, an {@link Error},
+ * or {@value #MAX_CONSECUTIVE_FAILED_STEPS} model steps in a row failed), every live request ends with ERROR,
+ * further submissions are refused ({@link Admission.Reason#FAILED}), the cause is logged and handed to the
+ * {@code onFailure} listener, whose owner reports itself unhealthy and restarts.
  */
 public final class Engine implements AutoCloseable {
 
@@ -47,7 +56,9 @@ public final class Engine implements AutoCloseable {
       /** The request can never fit: context or KV pool too small for it. */
       TOO_LARGE,
       /** The engine is shutting down. */
-      CLOSED
+      CLOSED,
+      /** The engine failed and serves nothing more (see {@link Engine#failure}). */
+      FAILED
     }
   }
 
@@ -66,7 +77,20 @@ public final class Engine implements AutoCloseable {
    *  lock to set it, so no Add can slip in after the engine's final drain and be left unfinished. */
   private final java.util.concurrent.locks.ReadWriteLock closeLock = new java.util.concurrent.locks.ReentrantReadWriteLock();
   private volatile boolean closing;
+  /** Set once, before {@link #closing}, when the engine cannot go on. */
+  private volatile Throwable failure;
+  private final Consumer<Throwable> onFailure;
   private long arrivals;
+  private int numConsecutiveFailedSteps;
+
+  /**
+   * Model steps that may fail in a row before the engine gives up: one failed step ends its requests and the
+   * engine carries on; a runtime that fails every step would otherwise answer every request with an error
+   * while looking healthy.
+   */
+  public static final int MAX_CONSECUTIVE_FAILED_STEPS = 8;
+
+  private static final System.Logger LOG = System.getLogger(Engine.class.getName());
 
   /** Stack size of the engine thread. */
   private static final long ENGINE_STACK_BYTES = 64L << 20;
@@ -75,13 +99,28 @@ public final class Engine implements AutoCloseable {
 
   private record Abort(String requestId, FinishReason reason) {}
 
-  /** An engine over {@code runtime} and {@code kv} (built over the runtime's KV storage); call {@link #start}. */
+  /**
+   * An engine over {@code runtime} and {@code kv} (built over the runtime's KV storage) whose failure is only
+   * logged; call {@link #start}.
+   */
   public Engine(ModelRuntime runtime, KvCacheManager kv, EngineConfig config) {
+    this(runtime, kv, config, cause -> {});
+  }
+
+  /**
+   * An engine over {@code runtime} and {@code kv} (built over the runtime's KV storage); call {@link #start}.
+   *
+   * @param onFailure runs once, on the engine thread after every live request ended, if the engine cannot go on
+   */
+  public Engine(ModelRuntime runtime, KvCacheManager kv, EngineConfig config, Consumer<Throwable> onFailure) {
+    this.onFailure = onFailure;
     this.runtime = runtime;
     this.kv = kv;
     this.config = config;
     this.spec = runtime.spec();
-    this.sampler = new ParallelSampler(spec.vocabSize(), config.samplingThreads());
+    // Models often pad their vocabulary past the tokenizer's (to a multiple of 64, say): those ids have no text.
+    this.sampler = new ParallelSampler(spec.vocabSize(), Math.min(spec.vocabSize(), runtime.tokenizer().vocabSize()),
+        config.samplingThreads());
     this.scheduler = new Scheduler(kv, config, sampler, spec.maxContextTokens(), stats, numQueued::decrementAndGet);
     // A large stack: the engine thread runs native inference code (ONNX Runtime uses the caller as one of its
     // workers), and a native stack overflow kills the JVM without a Java error (seen at 1 MiB while loading).
@@ -112,6 +151,7 @@ public final class Engine implements AutoCloseable {
     }
     closeLock.readLock().lock();
     try {
+      if (failure != null) return new Admission.Rejected(Admission.Reason.FAILED, "the engine failed: " + failure);
       if (closing) return new Admission.Rejected(Admission.Reason.CLOSED, "the engine is shutting down");
       if (numQueued.incrementAndGet() > config.maxWaiting()) {
         numQueued.decrementAndGet();
@@ -150,6 +190,11 @@ public final class Engine implements AutoCloseable {
     }
   }
 
+  /** Why the engine stopped serving, if it failed (it then refuses submissions with {@link Admission.Reason#FAILED}). */
+  public java.util.Optional<Throwable> failure() {
+    return java.util.Optional.ofNullable(failure);
+  }
+
   private void loop() {
     try {
       while (!closing) {
@@ -162,10 +207,39 @@ public final class Engine implements AutoCloseable {
         }
         step(now);
       }
+    } catch (Throwable cause) { // the engine's own state is in doubt, or the JVM is in trouble: stop serving
+      fail(cause);
     } finally {
-      drainCommands();
-      scheduler.finishAll(FinishReason.ABORTED, "the engine is shutting down", System.nanoTime());
-      sampler.close();
+      try {
+        drainCommands();
+        FinishReason reason = failure == null ? FinishReason.ABORTED : FinishReason.ERROR;
+        scheduler.finishAll(reason, failure == null ? "the engine is shutting down" : "the engine failed: " + failure, System.nanoTime());
+      } catch (RuntimeException e) {
+        LOG.log(System.Logger.Level.ERROR, "ending the live requests failed", e);
+      } finally {
+        sampler.close();
+        if (failure != null) notifyFailure();
+      }
+    }
+  }
+
+  private void notifyFailure() {
+    try {
+      onFailure.accept(failure);
+    } catch (RuntimeException e) {
+      LOG.log(System.Logger.Level.ERROR, "the engine's failure listener threw", e);
+    }
+  }
+
+  /** Records why the engine stops and refuses submissions from now on; the loop's end finishes what is live. */
+  private void fail(Throwable cause) {
+    LOG.log(System.Logger.Level.ERROR, "the engine cannot go on; every live request ends with an error", cause);
+    closeLock.writeLock().lock();
+    try {
+      failure = cause;
+      closing = true;
+    } finally {
+      closeLock.writeLock().unlock();
     }
   }
 
@@ -182,8 +256,12 @@ public final class Engine implements AutoCloseable {
       output = runtime.step(plan.steps());
     } catch (RuntimeException e) {
       scheduler.failStep(plan, e, System.nanoTime());
+      if (++numConsecutiveFailedSteps >= MAX_CONSECUTIVE_FAILED_STEPS) {
+        throw new IllegalStateException(numConsecutiveFailedSteps + " model steps failed in a row; the last: " + e, e);
+      }
       return;
     }
+    numConsecutiveFailedSteps = 0;
     long modelEnd = System.nanoTime();
     scheduler.apply(plan, output, modelEnd);
     stats.recordStep(System.nanoTime() - start, modelEnd - modelStart, plan.requests().size(), plan.numScheduledTokens());
@@ -197,15 +275,32 @@ public final class Engine implements AutoCloseable {
       switch (command) {
         case Add add -> {
           if (closing) {
-            numQueued.decrementAndGet();
-            add.request().sink().onFinish(FinishReason.ABORTED, null, "the engine is shutting down");
-          } else {
-            scheduler.add(newRequest(add));
+            refuse(add, failure == null ? FinishReason.ABORTED : FinishReason.ERROR,
+                failure == null ? "the engine is shutting down" : "the engine failed: " + failure);
+            continue;
           }
+          Request request;
+          try {
+            request = newRequest(add);
+          } catch (RuntimeException e) { // this request's own setup failed (its tokenizer, its stop strings)
+            refuse(add, FinishReason.ERROR, "the request could not be set up: " + e);
+            continue;
+          }
+          scheduler.add(request);
         }
         case Abort abort -> scheduler.abort(abort.requestId(), abort.reason(), null, now);
         default -> throw new IllegalStateException("unknown command " + command);
       }
+    }
+  }
+
+  /** Ends an accepted request that never reached the scheduler. */
+  private void refuse(Add add, FinishReason reason, String message) {
+    numQueued.decrementAndGet();
+    try {
+      add.request().sink().onFinish(reason, null, message);
+    } catch (RuntimeException ignored) {
+      // The request is over either way; a failing sink must not take the engine down.
     }
   }
 

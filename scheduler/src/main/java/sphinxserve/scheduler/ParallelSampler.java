@@ -26,19 +26,43 @@ final class ParallelSampler implements AutoCloseable {
   private final float[][] rows;
   private final ExecutorService helpers;
 
-  ParallelSampler(int vocabSize, int numThreads) {
+  /** A step's sampled rows: row i has a token, or the error that made its row unusable. */
+  record Rows(SampledToken[] tokens, RuntimeException[] errors) {
+    SampledToken token(int row) {
+      return tokens[row];
+    }
+
+    RuntimeException error(int row) {
+      return errors[row];
+    }
+  }
+
+  /**
+   * @param rowSize floats per logits row (the model's vocabulary)
+   * @param numSampleable ids that may be sampled, {@code [0, numSampleable)}: the tokenizer's vocabulary when
+   *     the model's rows are longer (padded to a round size), so that an id the tokenizer cannot turn into text
+   *     is never chosen
+   * @param numThreads threads that sample, the caller's included
+   */
+  ParallelSampler(int rowSize, int numSampleable, int numThreads) {
     if (numThreads < 1) throw new IllegalArgumentException("numThreads must be >= 1");
+    if (numSampleable < 1 || numSampleable > rowSize) {
+      throw new IllegalArgumentException("numSampleable must be in [1, " + rowSize + "], was " + numSampleable);
+    }
     samplers = new Sampler[numThreads];
-    rows = new float[numThreads][vocabSize];
-    for (int i = 0; i < numThreads; i++) samplers[i] = new Sampler(vocabSize);
+    rows = new float[numThreads][rowSize];
+    for (int i = 0; i < numThreads; i++) samplers[i] = new Sampler(numSampleable);
     helpers = numThreads == 1 ? null : Executors.newFixedThreadPool(numThreads - 1,
         Thread.ofPlatform().name("sphinx-sampler-", 0).daemon(true).factory());
   }
 
-  /** Samples row i of {@code output} for {@code states.get(i)}; element i of the result is its token. */
-  SampledToken[] sampleAll(StepOutput output, List<SamplingState> states) {
+  /**
+   * Samples row i of {@code output} for {@code states.get(i)}. A row that cannot be sampled (NaN or +Infinity
+   * logits, nothing left after masking) gets its error instead of a token; the other rows are unaffected.
+   */
+  Rows sampleAll(StepOutput output, List<SamplingState> states) {
     int n = states.size();
-    SampledToken[] results = new SampledToken[n];
+    Rows results = new Rows(new SampledToken[n], new RuntimeException[n]);
     int threads = helpers == null ? 1 : Math.min(samplers.length, n / MIN_ROWS_PER_THREAD);
     if (threads <= 1) {
       sampleRange(0, output, states, results, new AtomicInteger());
@@ -65,16 +89,16 @@ final class ParallelSampler implements AutoCloseable {
   }
 
   /** Worker {@code worker} takes rows from the shared counter until none are left. */
-  private void sampleRange(int worker, StepOutput output, List<SamplingState> states, SampledToken[] results, AtomicInteger next) {
+  private void sampleRange(int worker, StepOutput output, List<SamplingState> states, Rows results, AtomicInteger next) {
     float[] logits = rows[worker];
     for (int i; (i = next.getAndIncrement()) < states.size(); ) {
-      output.copyRow(i, logits);
-      results[i] = samplers[worker].sample(logits, states.get(i));
+      try {
+        output.copyRow(i, logits);
+        results.tokens[i] = samplers[worker].sample(logits, states.get(i));
+      } catch (RuntimeException e) {
+        results.errors[i] = e;
+      }
     }
-  }
-
-  int vocabSize() {
-    return rows[0].length;
   }
 
   @Override

@@ -18,6 +18,9 @@ sealed interface RowMath permits ScalarRowMath, VectorRowMath {
     return ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent() ? VectorRowMath.INSTANCE : ScalarRowMath.INSTANCE;
   }
 
+  /** Whether every {@code x[i]}, {@code i < n}, is below {@code +Infinity}: no NaN and no {@code +Infinity}. */
+  boolean allBelowInfinity(float[] x, int n);
+
   /** Largest of {@code x[0, n)}. */
   float max(float[] x, int n);
 

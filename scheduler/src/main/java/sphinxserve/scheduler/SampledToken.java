@@ -3,10 +3,9 @@ package sphinxserve.scheduler;
 /**
  * The sampler's choice for one sequence in one step.
  *
- * <p>Log-probabilities are those of the <em>processed</em> distribution: log-softmax of the logits after the
- * penalties, the {@code min_tokens} mask and the temperature (temperature 1 for greedy requests), before
- * top-k, top-p and min-p truncation (vLLM's {@code processed_logprobs}). They are computed only when the
- * request asked for logprobs.
+ * <p>Log-probabilities are those of the model's own distribution: log-softmax of the raw logits, before the
+ * penalties, the {@code min_tokens} mask, the temperature and any truncation (vLLM's default
+ * {@code raw_logprobs}). They are computed only when the request asked for logprobs.
  *
  * @param tokenId the chosen token
  * @param logprob its log-probability, or {@code NaN} when the request did not ask for logprobs

@@ -34,7 +34,12 @@ final class Sampler {
    *      whole (zeroed) row, skipping blocks of RowMath.BLOCK tokens by their vectorised sums. Strictly
    *      exceeds, so a zero-weight token is never drawn. Only the request's own generator and the row
    *      decide the token: the sampler's scratch carries nothing from one call to the next.
-   * Log-probabilities (SampledToken) are x[i]/T - max/T - log Z: before truncation.
+   * Log-probabilities (SampledToken) are those of the model's own distribution, log-softmax of the raw row
+   * before penalties, masks and temperature (vLLM's default raw_logprobs): the row is copied aside before
+   * step 1 when, and only when, the request asked for them.
+   *
+   * The raw row is checked first: NaN or +Infinity anywhere (a broken model or runtime) fails the row with
+   * InvalidLogitsException, never a token drawn from garbage.
    */
 
   private final int vocabSize;
@@ -43,6 +48,7 @@ final class Sampler {
   private final TopSelector selector;
   private final NucleusHistogram nucleus;
   private final float[] blockSums;
+  private final float[] raw;
 
   /** A sampler for rows of {@code vocabSize} logits, using the preferred row kernels. */
   Sampler(int vocabSize) {
@@ -57,6 +63,16 @@ final class Sampler {
     this.selector = new TopSelector(vocabSize);
     this.nucleus = new NucleusHistogram(vocabSize, math);
     this.blockSums = new float[(vocabSize + RowMath.BLOCK - 1) / RowMath.BLOCK];
+    this.raw = new float[vocabSize];
+  }
+
+  /** A logits row that cannot be sampled from: the model produced NaN or +Infinity. */
+  static final class InvalidLogitsException extends IllegalStateException {
+    private static final long serialVersionUID = 1L;
+
+    InvalidLogitsException(String message) {
+      super(message);
+    }
   }
 
   /** Rows this sampler handles. */
@@ -73,40 +89,41 @@ final class Sampler {
    */
   SampledToken sample(float[] logits, SamplingState state) {
     SamplingParams params = state.params();
+    if (!math.allBelowInfinity(logits, vocabSize)) {
+      throw new InvalidLogitsException("the model's logits row holds NaN or +Infinity");
+    }
+    if (params.logprobs() > 0) System.arraycopy(logits, 0, raw, 0, vocabSize);
     state.applyPenalties(logits);
     state.applyMinTokens(logits);
     float max = math.max(logits, vocabSize);
     if (!(max > Float.NEGATIVE_INFINITY)) {
-      throw new IllegalStateException("no token can be sampled: every logit is -Infinity or NaN");
+      throw new IllegalStateException("no token can be sampled: every logit is -Infinity");
     }
-    boolean selectorLoaded = false;
     int chosen;
-    float scale;
-    float logZ;
     if (params.isGreedy()) {
       chosen = math.indexOf(logits, vocabSize, max);
-      if (params.logprobs() == 0) return SampledToken.of(chosen);
-      scale = 1f;
-      logZ = (float) Math.log(math.expShiftSum(logits, weights, vocabSize, max, scale));
     } else {
-      scale = 1f / params.temperature();
+      float scale = 1f / params.temperature();
       float z = math.expShiftSum(logits, weights, vocabSize, max, scale);
-      logZ = (float) Math.log(z);
       int topK = params.hasTopK() && params.topK() < vocabSize ? params.topK() : 0;
-      selectorLoaded = topK > 0;
       chosen = draw(logits, z, topK, params.topP(), params.minP(), state.random());
-      if (params.logprobs() == 0) return SampledToken.of(chosen);
     }
-    float logprob = (logits[chosen] - max) * scale - logZ;
-    if (!selectorLoaded) selector.load(logits, vocabSize, params.logprobs());
-    int numTop = selector.ensureSorted(params.logprobs());
-    int[] topIds = new int[numTop];
-    float[] topLogprobs = new float[numTop];
-    for (int r = 0; r < numTop; r++) {
+    return params.logprobs() == 0 ? SampledToken.of(chosen) : withRawLogprobs(chosen, params.logprobs());
+  }
+
+  /** {@code chosen} with its log-probability and the {@code numTop} most likely tokens' under the raw row. */
+  private SampledToken withRawLogprobs(int chosen, int numTop) {
+    float max = math.max(raw, vocabSize);
+    float logZ = (float) Math.log(math.expShiftSum(raw, weights, vocabSize, max, 1f));
+    selector.load(raw, vocabSize, numTop);
+    int kept = selector.ensureSorted(numTop);
+    int[] topIds = new int[kept];
+    float[] topLogprobs = new float[kept];
+    for (int r = 0; r < kept; r++) {
       topIds[r] = selector.id(r);
-      topLogprobs[r] = (logits[topIds[r]] - max) * scale - logZ;
+      topLogprobs[r] = raw[topIds[r]] - max - logZ;
     }
-    return new SampledToken(chosen, logprob, topIds, topLogprobs);
+    return new SampledToken(chosen, raw[chosen] - max - logZ, topIds, topLogprobs);
   }
 
   /** Draws from the truncated distribution over {@code weights} (already filled; {@code z} is their sum). */

@@ -9,6 +9,14 @@ final class ScalarRowMath implements RowMath {
   private ScalarRowMath() {}
 
   @Override
+  public boolean allBelowInfinity(float[] x, int n) {
+    for (int i = 0; i < n; i++) {
+      if (!(x[i] < Float.POSITIVE_INFINITY)) return false;
+    }
+    return true;
+  }
+
+  @Override
   public float max(float[] x, int n) {
     float m = Float.NEGATIVE_INFINITY;
     for (int i = 0; i < n; i++) {

@@ -237,7 +237,11 @@ final class Scheduler {
 
   // ---- applying a step's result ------------------------------------------------------------------------
 
-  /** Records the plan's computed tokens, samples where logits came back, emits output, finishes requests. */
+  /**
+   * Records the plan's computed tokens, samples where logits came back, emits output, finishes requests. What
+   * fails for one request (its row's logits unusable, its detokenising, its output) ends that request with
+   * ERROR; the others carry on.
+   */
   void apply(StepPlan plan, StepOutput output, long nowNanos) {
     List<Request> sampled = new ArrayList<>();
     List<SamplingState> states = new ArrayList<>();
@@ -252,23 +256,35 @@ final class Scheduler {
       r.numComputed = step.endPosition();
       kv.markComputed(r.seqId, r.tokens, r.numComputed);
     }
-    SampledToken[] tokens = sampler.sampleAll(output, states);
-    for (int i = 0; i < tokens.length; i++) {
+    ParallelSampler.Rows rows = sampler.sampleAll(output, states);
+    for (int i = 0; i < sampled.size(); i++) {
       Request r = sampled.get(i);
       if (r.finished || !running.contains(r)) continue;
-      SampledToken token = tokens[i];
-      r.sampling.append(token.tokenId());
-      r.appendToken(token.tokenId());
-      if (r.firstTokenNanos < 0) r.firstTokenNanos = nowNanos;
-      stats.recordGeneratedToken();
-      emit(r, token, nowNanos);
+      if (rows.error(i) != null) {
+        fail(r, "sampling failed", rows.error(i), nowNanos);
+        continue;
+      }
+      try {
+        accept(r, rows.token(i), nowNanos);
+      } catch (RuntimeException e) {
+        fail(r, "handling the sampled token failed", e, nowNanos);
+      }
     }
     publishCounts();
   }
 
+  /** Appends a sampled token to {@code r} and emits what it adds to the answer. */
+  private void accept(Request r, SampledToken token, long nowNanos) {
+    r.sampling.append(token.tokenId());
+    r.appendToken(token.tokenId());
+    if (r.firstTokenNanos < 0) r.firstTokenNanos = nowNanos;
+    stats.recordGeneratedToken();
+    emit(r, token, nowNanos);
+  }
+
   private void emit(Request r, SampledToken token, long nowNanos) {
     boolean stopToken = r.sampling.isStopToken(token.tokenId());
-    StopStringMatcher.Result text = stopToken ? null : r.stops.push(r.detokenizer.push(token.tokenId()));
+    StopStringMatcher.Result text = stopToken ? null : matchStops(r, r.detokenizer.push(token.tokenId()));
     FinishReason reason = null;
     if (stopToken || text.stopped()) {
       reason = FinishReason.STOP;
@@ -286,10 +302,20 @@ final class Scheduler {
     if (reason != null) finish(r, reason, null, nowNanos);
   }
 
+  /**
+   * Runs {@code piece} through {@code r}'s stop strings, except within its first {@code min_tokens} tokens, whose
+   * text is passed on as it is and never searched (as vLLM: no stop before {@code min_tokens}; a stop string
+   * that begins in that text is not matched either).
+   */
+  private static StopStringMatcher.Result matchStops(Request r, String piece) {
+    if (r.numGenerated() <= r.request.sampling().minTokens()) return StopStringMatcher.Result.text(piece);
+    return r.stops.push(piece);
+  }
+
   /** Held-back text (an incomplete character, a partial stop string) released at the end of the answer. */
   private static String flush(Request r) {
     String tail = r.detokenizer.finish();
-    StopStringMatcher.Result pushed = r.stops.push(tail);
+    StopStringMatcher.Result pushed = matchStops(r, tail);
     return pushed.text() + (pushed.stopped() ? "" : r.stops.finish().text());
   }
 
@@ -336,27 +362,52 @@ final class Scheduler {
     }
   }
 
-  /** Finishes every live request with {@code reason}. */
+  /**
+   * Finishes every live request with {@code reason}. Every sink gets its {@code onFinish} even if freeing some
+   * request's blocks throws; the first such failure is rethrown at the end.
+   */
   void finishAll(FinishReason reason, String message, long nowNanos) {
-    for (Request r : new ArrayList<>(running)) finish(r, reason, message, nowNanos);
-    for (Request r : new ArrayList<>(waiting)) finish(r, reason, message, nowNanos);
+    RuntimeException first = null;
+    for (List<Request> list : List.of(running, waiting)) {
+      for (Request r : new ArrayList<>(list)) {
+        try {
+          finish(r, reason, message, nowNanos);
+        } catch (RuntimeException e) {
+          if (first == null) first = e;
+        }
+      }
+    }
+    if (first != null) throw first;
   }
 
+  /** Ends {@code r} with ERROR: one request's failure, which the others never see. */
+  private void fail(Request r, String what, RuntimeException error, long nowNanos) {
+    finish(r, FinishReason.ERROR, what + ": " + error, nowNanos);
+  }
+
+  /**
+   * Ends {@code r}: frees its blocks and calls its sink's {@code onFinish} once. The sink hears of the end even
+   * if freeing throws (the KV bookkeeping is then broken, and the exception goes on to the engine).
+   */
   private void finish(Request r, FinishReason reason, String message, long nowNanos) {
     if (r.finished) return;
     r.finished = true;
     if (r.firstAdmittedNanos < 0) onLeftQueue.run();
-    if (running.remove(r)) kv.free(r.seqId);
+    boolean wasRunning = running.remove(r);
     waiting.remove(r);
-    publishCounts();
-    stats.recordFinished();
-    double queue = r.firstAdmittedNanos < 0 ? (nowNanos - r.arrivalNanos) / 1e9 : (r.firstAdmittedNanos - r.arrivalNanos) / 1e9;
-    double ttft = r.firstTokenNanos < 0 ? 0 : (r.firstTokenNanos - r.arrivalNanos) / 1e9;
-    Usage usage = new Usage(r.numPromptTokens, r.numGenerated(), r.request.numImageTokens(), r.numCachedPromptTokens, queue, ttft, r.numPreemptions);
     try {
-      r.request.sink().onFinish(reason, usage, message);
-    } catch (RuntimeException ignored) {
-      // The request is over either way; a failing sink must not take the engine down.
+      if (wasRunning) kv.free(r.seqId);
+    } finally {
+      publishCounts();
+      stats.recordFinished();
+      double queue = r.firstAdmittedNanos < 0 ? (nowNanos - r.arrivalNanos) / 1e9 : (r.firstAdmittedNanos - r.arrivalNanos) / 1e9;
+      double ttft = r.firstTokenNanos < 0 ? 0 : (r.firstTokenNanos - r.arrivalNanos) / 1e9;
+      Usage usage = new Usage(r.numPromptTokens, r.numGenerated(), r.request.numImageTokens(), r.numCachedPromptTokens, queue, ttft, r.numPreemptions);
+      try {
+        r.request.sink().onFinish(reason, usage, message);
+      } catch (RuntimeException ignored) {
+        // The request is over either way; a failing sink must not take the engine down.
+      }
     }
   }
 

@@ -25,6 +25,20 @@ final class VectorRowMath implements RowMath {
   private VectorRowMath() {}
 
   @Override
+  public boolean allBelowInfinity(float[] x, int n) {
+    int i = 0;
+    int bound = SPECIES.loopBound(n);
+    for (; i < bound; i += SPECIES.length()) {
+      // LT is false for NaN, so one comparison catches both NaN and +Infinity.
+      if (!FloatVector.fromArray(SPECIES, x, i).compare(VectorOperators.LT, Float.POSITIVE_INFINITY).allTrue()) return false;
+    }
+    for (; i < n; i++) {
+      if (!(x[i] < Float.POSITIVE_INFINITY)) return false;
+    }
+    return true;
+  }
+
+  @Override
   public float max(float[] x, int n) {
     int i = 0;
     int bound = SPECIES.loopBound(n);

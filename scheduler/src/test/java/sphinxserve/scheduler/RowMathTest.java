@@ -11,6 +11,26 @@ class RowMathTest {
   private static final RowMath VECTOR = VectorRowMath.INSTANCE;
 
   @Test
+  void allBelowInfinity_findsNanAndPositiveInfinityAnywhere_andAcceptsNegativeInfinity() {
+    Random random = new Random(6);
+    for (RowMath math : new RowMath[] {SCALAR, VECTOR}) {
+      for (int n : new int[] {1, 7, 64, 1000, 1003}) {
+        float[] x = new float[n];
+        for (int i = 0; i < n; i++) x[i] = i % 5 == 0 ? Float.NEGATIVE_INFINITY : (float) random.nextGaussian() * 1e30f;
+        org.junit.jupiter.api.Assertions.assertTrue(math.allBelowInfinity(x, n), math + " n=" + n);
+        for (int at : new int[] {0, n / 2, n - 1}) {
+          for (float bad : new float[] {Float.NaN, Float.POSITIVE_INFINITY}) {
+            float[] y = x.clone();
+            y[at] = bad;
+            org.junit.jupiter.api.Assertions.assertFalse(math.allBelowInfinity(y, n), math + " n=" + n + " " + bad + " at " + at);
+            org.junit.jupiter.api.Assertions.assertTrue(math.allBelowInfinity(y, at), "only [0, n) is read");
+          }
+        }
+      }
+    }
+  }
+
+  @Test
   void vector_randomRowsWithMaskedTokens_agreesWithScalar() {
     Random random = new Random(5);
     for (int trial = 0; trial < 100; trial++) {

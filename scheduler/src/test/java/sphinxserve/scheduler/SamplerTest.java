@@ -168,14 +168,16 @@ class SamplerTest {
   }
 
   @Test
-  void sample_logprobs_areLogSoftmaxOfTemperatureScaledRow() {
+  void sample_logprobs_areLogSoftmaxOfTheRawRow_beforePenaltiesAndTemperature() {
     Random random = new Random(4);
     float[] row = randomRow(random, V);
-    float temperature = 0.7f;
-    double[] logq = logSoftmax(row, temperature);
+    double[] logq = logSoftmax(row, 1f);
     int[] top = topIds(row, 5);
-    SampledToken t = sampler.sample(row.clone(),
-        state(SamplingParams.builder().temperature(temperature).topK(40).logprobs(5).seed(8)));
+    // A strong penalty on the most likely token and a low temperature change what is drawn, not the logprobs.
+    SamplingState penalised = state(SamplingParams.builder().temperature(0.7f).topK(40).logprobs(5).seed(8)
+        .presencePenalty(2f).frequencyPenalty(1f));
+    penalised.append(top[0]);
+    SampledToken t = sampler.sample(row.clone(), penalised);
     assertEquals(logq[t.tokenId()], t.logprob(), 1e-4);
     assertArrayEquals(top, t.topTokenIds());
     double mass = 0;
@@ -185,6 +187,42 @@ class SamplerTest {
       mass += Math.exp(t.topLogprobs()[r]);
     }
     assertTrue(mass <= 1 + 1e-6, "mass " + mass);
+  }
+
+  @Test
+  void sample_nanOrPositiveInfinityInTheRow_failsTheRow() {
+    for (float bad : new float[] {Float.NaN, Float.POSITIVE_INFINITY}) {
+      for (int at : new int[] {0, 17, V - 1}) { // vector body and scalar tail
+        float[] row = randomRow(new Random(at), V);
+        row[at] = bad;
+        for (SamplingParams.Builder params : List.of(SamplingParams.builder().temperature(0), SamplingParams.builder().temperature(1f))) {
+          assertThrows(Sampler.InvalidLogitsException.class, () -> sampler.sample(row.clone(), state(params)), bad + " at " + at);
+        }
+      }
+    }
+  }
+
+  @Test
+  void sample_negativeInfinity_isAMaskedTokenNotAnError() {
+    float[] row = randomRow(new Random(9), V);
+    int best = argmax(row);
+    row[best] = Float.NEGATIVE_INFINITY;
+    assertNotEquals(best, sampler.sample(row.clone(), state(SamplingParams.builder().temperature(0))).tokenId());
+  }
+
+  @Test
+  void sample_neverChoosesAnIdPastTheSamplerVocabulary() {
+    // The model's row is longer than the tokenizer's vocabulary; the padding ids carry the largest logits.
+    int numSampleable = 100;
+    float[] row = randomRow(new Random(10), V);
+    for (int id = numSampleable; id < V; id++) row[id] = 50f;
+    Sampler small = new Sampler(numSampleable);
+    for (long seed = 0; seed < 20; seed++) {
+      int id = small.sample(row.clone(), state(SamplingParams.builder().temperature(1f).seed(seed))).tokenId();
+      assertTrue(id >= 0 && id < numSampleable, "sampled " + id);
+    }
+    assertEquals(argmax(java.util.Arrays.copyOf(row, numSampleable)),
+        small.sample(row.clone(), state(SamplingParams.builder().temperature(0))).tokenId());
   }
 
   @Test

@@ -28,6 +28,9 @@ final class ScriptedRuntime implements ModelRuntime {
   private final ModelSpec spec;
   private final List<List<SequenceStep>> batches = new ArrayList<>();
   private volatile Consumer<List<SequenceStep>> beforeStep = b -> {};
+  private volatile java.util.function.BiConsumer<SequenceStep, float[]> rowHook = (step, row) -> {};
+  private volatile int tokenizerVocab = VOCAB;
+  private volatile int poisonId = -1;
 
   ScriptedRuntime(int maxContextTokens) {
     this.spec = new ModelSpec("scripted", "scripted", VOCAB, 8, 1, 1, 1, 8, maxContextTokens,
@@ -44,6 +47,21 @@ final class ScriptedRuntime implements ModelRuntime {
     this.beforeStep = hook;
   }
 
+  /** Runs {@code hook} on every logits row the step returns, with its sequence step (to corrupt a row). */
+  void onRow(java.util.function.BiConsumer<SequenceStep, float[]> hook) {
+    this.rowHook = hook;
+  }
+
+  /** Makes the tokenizer know only ids below {@code size}, as when a model pads its vocabulary. */
+  void tokenizerVocab(int size) {
+    this.tokenizerVocab = size;
+  }
+
+  /** Makes the tokenizer throw when asked for the bytes of {@code id}. */
+  void poisonToken(int id) {
+    this.poisonId = id;
+  }
+
   synchronized List<List<SequenceStep>> batches() {
     return List.copyOf(batches);
   }
@@ -55,7 +73,7 @@ final class ScriptedRuntime implements ModelRuntime {
 
   @Override
   public TextTokenizer tokenizer() {
-    return TOKENIZER;
+    return tokenizer;
   }
 
   @Override
@@ -78,6 +96,7 @@ final class ScriptedRuntime implements ModelRuntime {
       int last = step.tokenIds()[step.numTokens() - 1];
       for (int v = 0; v < VOCAB; v++) logits[v] = (float) Math.sin(v * 0.37 + last);
       logits[next(last, step.endPosition() - 1)] = 10f;
+      rowHook.accept(step, logits);
       rows.add(logits);
     }
     return new StepOutput() {
@@ -107,7 +126,7 @@ final class ScriptedRuntime implements ModelRuntime {
   public void close() {}
 
   /** Token id t reads as "t " (special ids read as nothing). */
-  private static final TextTokenizer TOKENIZER = new TextTokenizer() {
+  private final TextTokenizer tokenizer = new TextTokenizer() {
     @Override
     public int[] encode(String text) {
       throw new UnsupportedOperationException();
@@ -115,6 +134,8 @@ final class ScriptedRuntime implements ModelRuntime {
 
     @Override
     public byte[] tokenBytes(int id) {
+      if (id >= tokenizerVocab) throw new ArrayIndexOutOfBoundsException("no token " + id);
+      if (id == poisonId) throw new IllegalStateException("poisoned token " + id);
       return id < 5 ? new byte[0] : (id + " ").getBytes(StandardCharsets.UTF_8);
     }
 
@@ -127,7 +148,7 @@ final class ScriptedRuntime implements ModelRuntime {
 
     @Override
     public int vocabSize() {
-      return VOCAB;
+      return tokenizerVocab;
     }
   };
 }
