@@ -7,6 +7,8 @@ import dev.sphinxserve.proto.v1.TopLogprob;
 import dev.sphinxserve.proto.v1.Usage;
 import io.grpc.Status;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
 import sphinxserve.api.EngineRequest;
@@ -34,10 +36,17 @@ public final class EngineBackend implements GenerationBackend {
   private final AtomicLong counter = new AtomicLong();
   private final ConcurrentHashMap<GenerationSink, String> liveIds = new ConcurrentHashMap<>();
 
+  private final CompletableFuture<Throwable> failure = new CompletableFuture<>();
+
   /** Starts an engine over {@code runtime} and {@code storage} with {@code config}'s scheduler knobs. */
   public EngineBackend(ModelRuntime runtime, KvCacheStorage storage, NodeConfig config) {
     this.kv = new KvCacheManager(storage);
-    this.engine = new Engine(runtime, kv, config.engineConfig()).start();
+    this.engine = new Engine(runtime, kv, config.engineConfig(), failure::complete).start();
+  }
+
+  @Override
+  public CompletionStage<Throwable> failure() {
+    return failure.minimalCompletionStage();
   }
 
   /** The engine's counters, for metrics. */
@@ -63,18 +72,22 @@ public final class EngineBackend implements GenerationBackend {
     ImageEmbeddings image = request.image().map(PreparedRequest.ImageInput::embeddings).orElse(null);
     int imageStart = request.image().map(PreparedRequest.ImageInput::start).orElse(0);
     boolean imageCacheHit = request.image().map(PreparedRequest.ImageInput::cacheHit).orElse(false);
+    // Registered before the engine sees the request and checked for cancellation after: a cancel that lands in
+    // between finds the id (abort) or is seen below; either way the request cannot run on as an orphan.
     liveIds.put(sink, engineId);
     request.telemetry().submitted();
     EngineRequest engineRequest = new EngineRequest(engineId, request.promptTokenIds(), image, imageStart, sampling,
         request.priority(), request.deadlineNanos(), request.tenantSalt(), new ResponseWriter(request, sink, imageCacheHit));
     switch (engine.submit(engineRequest)) {
-      case Engine.Admission.Accepted accepted -> { }
+      case Engine.Admission.Accepted accepted -> {
+        if (sink.isCancelled()) engine.abort(engineId); // commands run in order: after the Add
+      }
       case Engine.Admission.Rejected rejected -> {
         liveIds.remove(sink);
         Status status = switch (rejected.reason()) {
           case QUEUE_FULL -> Status.RESOURCE_EXHAUSTED;
           case TOO_LARGE -> Status.INVALID_ARGUMENT;
-          case CLOSED -> Status.UNAVAILABLE;
+          case CLOSED, FAILED -> Status.UNAVAILABLE;
         };
         request.telemetry().rejected(status);
         sink.fail(status.withDescription(rejected.message()));

@@ -22,6 +22,13 @@ public interface GenerationBackend extends AutoCloseable {
    */
   void abort(GenerationSink sink);
 
+  /**
+   * Completes, with the cause, if the backend can no longer serve (its engine failed): every live request has
+   * then ended with INTERNAL and new ones are refused with UNAVAILABLE. The node reports NOT_SERVING, drains
+   * and exits non-zero, so an orchestrator restarts it.
+   */
+  java.util.concurrent.CompletionStage<Throwable> failure();
+
   /** Stops admitting, fails what is still queued with UNAVAILABLE, stops the engine thread; idempotent. */
   @Override
   void close();

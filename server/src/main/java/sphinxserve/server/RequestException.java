@@ -24,11 +24,6 @@ final class RequestException extends RuntimeException {
     return new RequestException(Status.Code.NOT_FOUND, field, message);
   }
 
-  /** RESOURCE_EXHAUSTED naming {@code field}. */
-  static RequestException exhausted(String field, String message) {
-    return new RequestException(Status.Code.RESOURCE_EXHAUSTED, field, message);
-  }
-
   Status status() {
     return status;
   }

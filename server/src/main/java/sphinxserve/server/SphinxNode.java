@@ -41,6 +41,10 @@ import sphinxserve.server.image.ImageCache;
  * cache → telemetry (last spans flushed, {@code /metrics} closed) → ONNX sessions and native KV memory. The
  * SIGTERM hook {@link #main} installs calls {@link #close}.
  *
+ * <p>Failure: if the backend can no longer serve ({@link GenerationBackend#failure}), health turns NOT_SERVING at
+ * once, the node drains and closes as above, and {@link #main} exits with {@value #EXIT_BACKEND_FAILED} so an
+ * orchestrator restarts it.
+ *
  * <p>Transport: plaintext, or TLS (HTTP/2 over TLS with ALPN, grpc-netty's {@code GrpcSslContexts}; {@link TlsFiles}) when
  * {@code --tls-cert} and {@code --tls-key} are set, mutual TLS with {@code --tls-client-ca}; the files are
  * reloaded when they change ({@code --tls-reload-seconds}).
@@ -51,6 +55,9 @@ public final class SphinxNode implements AutoCloseable {
 
   /** Stack of the thread that opens the model (see {@link #main}). */
   private static final long OPEN_STACK_BYTES = 64L << 20;
+
+  /** Exit status of {@link #main} when the backend failed (sysexits' EX_SOFTWARE): restart the node. */
+  static final int EXIT_BACKEND_FAILED = 70;
 
   /** How long shutdown lets the server end by itself after the last call, before cancelling other streams. */
   private static final long TRAILER_FLUSH_MILLIS = 500;
@@ -65,6 +72,8 @@ public final class SphinxNode implements AutoCloseable {
   private final List<AutoCloseable> owned;
   private final int drainSeconds;
   private final AtomicBoolean closed = new AtomicBoolean();
+  private final java.util.concurrent.CountDownLatch closeDone = new java.util.concurrent.CountDownLatch(1);
+  private volatile Throwable failure;
   private final TlsFiles tls;
 
   private SphinxNode(NodeConfig config, Bundle bundle, ModelRuntime runtime, GenerationBackend backend, Telemetry telemetry,
@@ -135,6 +144,21 @@ public final class SphinxNode implements AutoCloseable {
     this.server = started;
     health.setStatus(HealthStatusManager.SERVICE_NAME_ALL_SERVICES, ServingStatus.SERVING);
     health.setStatus(SphinxGrpc.SERVICE_NAME, ServingStatus.SERVING);
+    backend.failure().thenAccept(this::backendFailed);
+  }
+
+  /** The backend cannot serve any more: stop looking healthy at once, then drain and close on a thread of its own. */
+  private void backendFailed(Throwable cause) {
+    failure = cause;
+    LOG.atError().setCause(cause).log("the engine failed; the node reports NOT_SERVING, drains and stops");
+    health.setStatus(HealthStatusManager.SERVICE_NAME_ALL_SERVICES, ServingStatus.NOT_SERVING);
+    health.setStatus(SphinxGrpc.SERVICE_NAME, ServingStatus.NOT_SERVING);
+    Thread.ofPlatform().name("sphinx-failed-close").start(this::close);
+  }
+
+  /** Why the node stopped serving by itself, if its backend failed. */
+  public java.util.Optional<Throwable> failure() {
+    return java.util.Optional.ofNullable(failure);
   }
 
   /**
@@ -195,10 +219,29 @@ public final class SphinxNode implements AutoCloseable {
     server.awaitTermination();
   }
 
-  /** Drains and stops the node (see the class comment for the order); idempotent. */
+  /** Drains and stops the node (see the class comment for the order); idempotent, and returns only once it is closed. */
   @Override
   public void close() {
-    if (!closed.compareAndSet(false, true)) return;
+    if (!closed.compareAndSet(false, true)) {
+      awaitClosed();
+      return;
+    }
+    try {
+      drainAndClose();
+    } finally {
+      closeDone.countDown();
+    }
+  }
+
+  private void awaitClosed() {
+    try {
+      closeDone.await();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  private void drainAndClose() {
     health.enterTerminalState();
     service.startDraining();
     server.shutdown();
@@ -278,5 +321,9 @@ public final class SphinxNode implements AutoCloseable {
     LOG.atInfo().addKeyValue("port", node.port()).addKeyValue("metrics_port", config.metricsPort())
         .log("sphinx-serve listening");
     node.awaitTermination();
+    if (node.failure().isPresent()) {
+      node.close(); // waits for the drain the failure started
+      System.exit(EXIT_BACKEND_FAILED);
+    }
   }
 }

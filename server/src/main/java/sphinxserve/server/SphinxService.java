@@ -94,7 +94,7 @@ final class SphinxService extends SphinxGrpc.SphinxImplBase {
       int tenantMaxTokens = tenant.limits().maxTokens();
       if (tenantMaxTokens > 0) {
         if (Integer.compareUnsigned(request.getSampling().getMaxTokens(), tenantMaxTokens) > 0) {
-          throw RequestException.exhausted("sampling.max_tokens", "at most " + tenantMaxTokens + " for tenant " + tenant.name()
+          throw RequestException.invalid("sampling.max_tokens", "at most " + tenantMaxTokens + " for tenant " + tenant.name()
               + " (max-tokens), got " + Integer.toUnsignedString(request.getSampling().getMaxTokens()));
         }
       }
@@ -130,23 +130,33 @@ final class SphinxService extends SphinxGrpc.SphinxImplBase {
       }
       String field = imageField;
       image.whenComplete((input, error) -> {
-        if (error != null) {
-          sink.fail(Statuses.of(error, field));
-        } else if (!sink.isCancelled()) {
-          backend.submit(new PreparedRequest(valid.requestId(), prompt, Optional.ofNullable(input), request.getSampling(),
-              maxNewTokens, request.getPriority(), arrival, deadlineNanos, tenant.tenantSalt(config.shareCaches()), telemetry), sink);
+        try {
+          if (error != null) {
+            sink.fail(Statuses.of(error, field));
+          } else if (!sink.isCancelled()) {
+            backend.submit(new PreparedRequest(valid.requestId(), prompt, Optional.ofNullable(input), request.getSampling(),
+                maxNewTokens, request.getPriority(), arrival, deadlineNanos, tenant.tenantSalt(config.shareCaches()), telemetry), sink);
+          }
+        } catch (RuntimeException e) { // a stream must end with a status, never hang on a failed callback
+          sink.fail(internal(e));
         }
       });
     } catch (RequestException | ImageRejectedException e) {
       sink.fail(Statuses.of(e, imageField));
+    } catch (RuntimeException e) {
+      sink.fail(internal(e));
     }
   }
 
-  /** Refuses an image over the tenant's {@code max-image-bytes} with RESOURCE_EXHAUSTED naming {@code field}. */
+  private static Status internal(RuntimeException e) {
+    return Status.INTERNAL.withDescription("the request failed inside the node: " + e).withCause(e);
+  }
+
+  /** Refuses an image over the tenant's {@code max-image-bytes} with INVALID_ARGUMENT naming {@code field}. */
   private static void checkTenantImageBytes(Tenant tenant, String field, int numBytes) {
     long max = tenant.limits().maxImageBytes();
     if (max > 0 && numBytes > max) {
-      throw RequestException.exhausted(field, numBytes + " bytes, at most " + max + " for tenant " + tenant.name() + " (max-image-bytes)");
+      throw RequestException.invalid(field, numBytes + " bytes, at most " + max + " for tenant " + tenant.name() + " (max-image-bytes)");
     }
   }
 

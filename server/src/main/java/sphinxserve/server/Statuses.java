@@ -17,8 +17,9 @@ final class Statuses {
     return switch (e) {
       case RequestException r -> r.status();
       case ImageRejectedException r -> Status.fromCode(switch (r.kind()) {
-            case INVALID -> Status.Code.INVALID_ARGUMENT;
-            case TOO_LARGE, BUSY, TIMED_OUT -> Status.Code.RESOURCE_EXHAUSTED;
+            // A size limit fails the same way on every retry: the request is wrong, not the node busy.
+            case INVALID, TOO_LARGE -> Status.Code.INVALID_ARGUMENT;
+            case BUSY, TIMED_OUT -> Status.Code.RESOURCE_EXHAUSTED;
           }).withDescription(imageField + ": " + r.reason());
       default -> Status.INTERNAL.withDescription("image encoding failed: " + e).withCause(e);
     };

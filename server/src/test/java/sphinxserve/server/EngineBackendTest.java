@@ -64,4 +64,53 @@ final class EngineBackendTest {
     while (NODE.backend().stats().numRunning() + NODE.backend().stats().numWaiting() > 0 && System.nanoTime() < end) Thread.sleep(5);
     assertEquals(0, NODE.backend().stats().numRunning() + NODE.backend().stats().numWaiting(), "cancelled calls leave the engine");
   }
+
+  /**
+   * The race a client can win: it cancels after the service's {@code isCancelled()} check but before the backend
+   * registers the request, so the cancel handler's abort finds nothing. The backend sees the cancellation once
+   * registered and aborts: the request ends within a step instead of running to {@code max_tokens}.
+   */
+  @Test
+  void submit_cancelledBeforeRegistration_abortsTheRequestInsteadOfOrphaningIt() throws Exception {
+    NODE.runtime().beforeStep(() -> {
+      try {
+        Thread.sleep(5); // 500 tokens would take at least 2.5 s
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    });
+    try {
+      long tokensBefore = NODE.backend().stats().numGeneratedTokens();
+      java.util.concurrent.CompletableFuture<Object> end = new java.util.concurrent.CompletableFuture<>();
+      GenerationSink alreadyCancelled = new GenerationSink() {
+        @Override
+        public void emit(GenerateResponse response) {
+          if (response.getFinishReason() != dev.sphinxserve.proto.v1.FinishReason.FINISH_REASON_UNSPECIFIED) end.complete(response);
+        }
+
+        @Override
+        public void fail(Status status) {
+          end.complete(status);
+        }
+
+        @Override
+        public boolean isCancelled() {
+          return true;
+        }
+      };
+      NODE.backend().abort(alreadyCancelled); // the cancel handler ran first: nothing registered yet, a no-op
+      NODE.backend().submit(new PreparedRequest("orphan?", new int[] {1, 5, 6, 7, 8}, java.util.Optional.empty(),
+          SamplingParams.newBuilder().setIgnoreEos(true).build(), 500, 0, System.nanoTime(), Long.MAX_VALUE, "",
+          RequestTelemetry.current()), alreadyCancelled);
+      GenerateResponse last = (GenerateResponse) end.get(30, TimeUnit.SECONDS);
+      assertEquals(dev.sphinxserve.proto.v1.FinishReason.ABORTED, last.getFinishReason());
+      long generated = NODE.backend().stats().numGeneratedTokens() - tokensBefore;
+      assertTrue(generated < 50, "aborted early, not run to max_tokens: " + generated);
+    } finally {
+      NODE.runtime().beforeStep(() -> {});
+    }
+    long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+    while (NODE.numBlocksInUse() > 0 && System.nanoTime() < end) Thread.sleep(5);
+    assertEquals(0, NODE.numBlocksInUse(), "its blocks were freed");
+  }
 }

@@ -131,25 +131,25 @@ final class LimitInterceptorTest {
   }
 
   @Test
-  void generate_overTenantMaxTokens_isResourceExhausted_andZeroMeansTheCap() {
+  void generate_overTenantMaxTokens_isInvalidArgument_andZeroMeansTheCap() {
     var e = assertThrows(StatusRuntimeException.class, () -> last(AuthInterceptorTest.stub(NODE, bearer("caps")).generate(ask(9))));
-    assertEquals(Status.Code.RESOURCE_EXHAUSTED, e.getStatus().getCode());
+    assertEquals(Status.Code.INVALID_ARGUMENT, e.getStatus().getCode(), "a per-request cap: retrying cannot pass");
     assertEquals("sampling.max_tokens: at most 8 for tenant caps (max-tokens), got 9", e.getStatus().getDescription());
     assertEquals(8, last(AuthInterceptorTest.stub(NODE, bearer("caps")).generate(ask(0))).getUsage().getCompletionTokens());
   }
 
   @Test
-  void putImageAndGenerate_overTenantImageBytes_areResourceExhausted() {
+  void putImageAndGenerate_overTenantImageBytes_areInvalidArgument() {
     byte[] big = TestImages.png(TestImages.noise(64, 64, 3));
     assertTrue(big.length > 1024);
     var put = assertThrows(StatusRuntimeException.class, () -> AuthInterceptorTest.stub(NODE, bearer("caps"))
         .putImage(PutImageRequest.newBuilder().setImage(ByteString.copyFrom(big)).build()));
-    assertEquals(Status.Code.RESOURCE_EXHAUSTED, put.getStatus().getCode());
+    assertEquals(Status.Code.INVALID_ARGUMENT, put.getStatus().getCode());
     assertTrue(put.getStatus().getDescription().startsWith("image: " + big.length + " bytes, at most 1024 for tenant caps"), put.getStatus().toString());
     GenerateRequest withImage = ask(2).toBuilder().setMessages(0, ask(2).getMessages(0).toBuilder()
         .addContent(0, Content.newBuilder().setImage(ByteString.copyFrom(big)))).build();
     var gen = assertThrows(StatusRuntimeException.class, () -> last(AuthInterceptorTest.stub(NODE, bearer("caps")).generate(withImage)));
-    assertEquals(Status.Code.RESOURCE_EXHAUSTED, gen.getStatus().getCode());
+    assertEquals(Status.Code.INVALID_ARGUMENT, gen.getStatus().getCode());
     assertTrue(gen.getStatus().getDescription().startsWith("messages[0].content[0].image: "), gen.getStatus().toString());
   }
 

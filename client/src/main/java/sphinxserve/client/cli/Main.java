@@ -78,7 +78,7 @@ public final class Main {
               + "Pick another with --target HOST:PORT or $SPHINX_TARGET.";
       case DEADLINE_EXCEEDED -> "no answer within the deadline; raise --deadline SECONDS. (" + detail + ")";
       case INVALID_ARGUMENT -> "the node rejected the request: " + detail;
-      case RESOURCE_EXHAUSTED -> "the node is overloaded or the request too large: " + detail;
+      case RESOURCE_EXHAUSTED -> "the node is busy or a quota is used up (try again later): " + detail;
       case NOT_FOUND -> "the node does not know that: " + detail;
       case UNIMPLEMENTED -> "the server at " + where + " does not speak sphinx.v1: " + detail;
       default -> "the node failed: " + status.getCode() + (detail.isEmpty() ? "" : ": " + detail);

@@ -13,7 +13,7 @@ public final class ImageRejectedException extends RuntimeException {
   public enum Kind {
     /** Not an image the decoders read, or corrupt: INVALID_ARGUMENT. */
     INVALID,
-    /** Over a configured size limit (bytes or pixels): RESOURCE_EXHAUSTED, as DESIGN.md's "too large". */
+    /** Over a configured size limit (bytes, pixels, side): INVALID_ARGUMENT, since a retry cannot succeed. */
     TOO_LARGE,
     /** Too many image jobs in progress: RESOURCE_EXHAUSTED; retrying later may succeed. */
     BUSY,
