@@ -67,17 +67,6 @@ final class GenerateTest {
   }
 
   @Test
-  void generate_cancelledByTheClient_freesEveryBlock() throws Exception {
-    SamplingParams longAnswer = SamplingParams.newBuilder().setMaxTokens(600).setIgnoreEos(true).build();
-    Context.CancellableContext context = Context.current().withCancellation();
-    Iterator<GenerateResponse> stream = context.call(() -> SphinxGrpc.newBlockingStub(NODE.channel()).generate(request(null, longAnswer)));
-    assertTrue(stream.hasNext());
-    stream.next();
-    context.cancel(null);
-    waitUntilIdle();
-  }
-
-  @Test
   void generate_pastItsDeadline_endsWithTheDeadlineAndFreesEveryBlock() throws Exception {
     SamplingParams longAnswer = SamplingParams.newBuilder().setMaxTokens(900).setIgnoreEos(true).build();
     // At least 1 ms a step: a warm JIT decodes the TEST bundle's 900 tokens in under 300 ms (measured: 37 of 40
@@ -171,7 +160,7 @@ final class GenerateTest {
     System.arraycopy(good, 0, oversized, 0, good.length);
     record Bad(byte[] bytes, Status.Code expected) {}
     List<Bad> bad = List.of(new Bad(corrupt, Status.Code.INVALID_ARGUMENT), new Bad(truncated, Status.Code.INVALID_ARGUMENT),
-        new Bad(bomb, Status.Code.RESOURCE_EXHAUSTED), new Bad(oversized, Status.Code.RESOURCE_EXHAUSTED));
+        new Bad(bomb, Status.Code.INVALID_ARGUMENT), new Bad(oversized, Status.Code.INVALID_ARGUMENT));
 
     List<java.util.concurrent.CompletableFuture<int[]>> streams = new ArrayList<>();
     List<java.util.concurrent.CompletableFuture<Status>> refusals = new ArrayList<>();

@@ -27,6 +27,7 @@ import sphinxserve.client.Image;
 import sphinxserve.client.RetrySettings;
 import sphinxserve.client.SphinxClient;
 import sphinxserve.server.testing.TestImages;
+import sphinxserve.server.testing.TestNode;
 
 /**
  * Image-affinity routing across a fleet: three real nodes on loopback, the real client with gRPC's ring hash on
@@ -246,7 +247,7 @@ final class ImageAffinityTest {
   }
 
   private long encodedOn(int i) {
-    FleetExtension.Member m = fleet.members().get(i);
+    TestNode m = fleet.members().get(i);
     int viewsPerImage = m.runtime().spec().vision().numViews();
     return m.runtime().encodeCalls().stream().mapToInt(Integer::intValue).sum() / viewsPerImage;
   }

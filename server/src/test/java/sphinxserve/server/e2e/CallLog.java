@@ -16,6 +16,7 @@ import io.grpc.netty.NettyChannelBuilder;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
+import sphinxserve.server.testing.TestNode;
 
 /**
  * Records every {@code Generate} call made over a channel: what it sent and how the node closed it. Put on the

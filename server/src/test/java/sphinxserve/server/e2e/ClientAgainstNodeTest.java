@@ -47,6 +47,7 @@ import sphinxserve.client.Image;
 import sphinxserve.client.RetrySettings;
 import sphinxserve.client.SphinxClient;
 import sphinxserve.server.testing.TestImages;
+import sphinxserve.server.testing.TestNode;
 
 /**
  * The client library ({@code sphinxserve.client}) against real nodes: Netty on loopback, the real engine and ONNX

@@ -5,6 +5,7 @@ import java.util.List;
 import org.junit.jupiter.api.extension.AfterAllCallback;
 import org.junit.jupiter.api.extension.AfterEachCallback;
 import org.junit.jupiter.api.extension.ExtensionContext;
+import sphinxserve.server.testing.TestNode;
 
 /**
  * Starts real nodes ({@link TestNode}) and stops them afterwards: those from {@link #startShared} after the test

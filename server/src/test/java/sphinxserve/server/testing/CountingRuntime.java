@@ -11,8 +11,9 @@ import sphinxserve.api.TextTokenizer;
 
 /**
  * A decorator over a real {@link ModelRuntime} that records every {@link #encodeViews} call's view count and
- * can run a hook before {@code encodeViews} or {@code step} delegates (to line up a batch, or to make the
- * engine slower while a test holds it busy). Not a fake: every call reaches the real runtime.
+ * can run a hook before {@code encodeViews} or {@code step} delegates (to line up a batch, to make the engine
+ * slower while a test holds it busy, or to throw as a failing runtime would) and rewrite a step's logits rows
+ * (NaN rows). Not a fake: every call reaches the real runtime.
  */
 public final class CountingRuntime implements ModelRuntime {
 
@@ -20,6 +21,13 @@ public final class CountingRuntime implements ModelRuntime {
   private final List<Integer> numViewsPerCall = new CopyOnWriteArrayList<>();
   private volatile IntConsumer beforeEncode = numViews -> {};
   private volatile Runnable beforeStep = () -> {};
+  private volatile RowRewriter rowRewriter = null;
+
+  /** Rewrites logits row {@code row} of a step, whose sequence step is {@code step}, in place. */
+  @FunctionalInterface
+  public interface RowRewriter {
+    void rewrite(SequenceStep step, float[] logits);
+  }
 
   public CountingRuntime(ModelRuntime delegate) {
     this.delegate = delegate;
@@ -38,6 +46,11 @@ public final class CountingRuntime implements ModelRuntime {
   /** Runs {@code hook} on the engine thread before each {@code step} delegates. */
   public void beforeStep(Runnable hook) {
     this.beforeStep = hook;
+  }
+
+  /** Passes every logits row the real runtime returns through {@code rewriter}; null: rows as they are. */
+  public void rewriteRows(RowRewriter rewriter) {
+    this.rowRewriter = rewriter;
   }
 
   @Override
@@ -60,7 +73,34 @@ public final class CountingRuntime implements ModelRuntime {
   @Override
   public StepOutput step(List<SequenceStep> batch) {
     beforeStep.run();
-    return delegate.step(batch);
+    StepOutput output = delegate.step(batch);
+    RowRewriter rewriter = rowRewriter;
+    if (rewriter == null) return output;
+    List<SequenceStep> withLogits = batch.stream().filter(SequenceStep::wantLogits).toList();
+    return new StepOutput() {
+      @Override
+      public int numRows() {
+        return output.numRows();
+      }
+
+      @Override
+      public int vocabSize() {
+        return output.vocabSize();
+      }
+
+      @Override
+      public void copyRow(int row, float[] dst) {
+        output.copyRow(row, dst);
+        rewriter.rewrite(withLogits.get(row), dst);
+      }
+
+      @Override
+      public float logit(int row, int tokenId) {
+        float[] logits = new float[output.vocabSize()];
+        copyRow(row, logits);
+        return logits[tokenId];
+      }
+    };
   }
 
   @Override
