@@ -4,7 +4,7 @@ import java.util.List;
 
 /**
  * Receives one request's output. Both methods are called on the engine thread and <b>must not block</b>: an
- * implementation buffers (see the scheduler's {@code DeltaBuffer}) and hands off to another thread. A sink
+ * implementation buffers (the node's {@code StreamSink} queues and drains from gRPC's side) and hands off to another thread. A sink
  * that throws from {@code onTokens} has its request aborted. The default methods are observability hooks, in the
  * order {@code onScheduled} (once, unless the request ends while waiting), {@code onTokens} and {@code onPreempted}
  * any number of times, {@code onFinish} once.

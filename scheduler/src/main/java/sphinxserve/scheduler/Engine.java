@@ -25,7 +25,7 @@ import sphinxserve.kvcache.PrefixKey;
  *
  * <p>Other threads talk to it only through a command queue ({@link #submit}, {@link #abort}), drained between
  * steps, so an abort takes effect within one step. The engine thread never blocks on a consumer: output goes
- * to each request's {@code TokenSink}, which must buffer (see {@link DeltaBuffer}).
+ * to each request's {@code TokenSink}, which must buffer and hand off to another thread.
  *
  * <p>Admission control happens at {@link #submit}, on the caller's thread: a request that can never fit
  * (longer than the context, or needing more blocks than the pool has) or arriving when {@code maxWaiting}

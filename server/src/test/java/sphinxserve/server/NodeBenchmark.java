@@ -30,7 +30,6 @@ import sphinxserve.runtime.bundle.BundleBuilder;
 import sphinxserve.runtime.bundle.BundlePreset;
 import sphinxserve.runtime.engine.OnnxModelRuntime;
 import sphinxserve.runtime.engine.RuntimeOptions;
-import sphinxserve.scheduler.DeltaBuffer;
 import sphinxserve.scheduler.Engine;
 import sphinxserve.server.testing.TestImages;
 
@@ -43,8 +42,8 @@ import sphinxserve.server.testing.TestImages;
  *       the prefix cache), and a follow-up turn on it (encoder and the cached conversation prefix skipped);
  *       medians of {@code --ttft-runs} distinct images, reported with their ratios to the new-image TTFT.
  *   <li>Streaming throughput: one closed batch of {@code --requests} text prompts ({@code --max-tokens}
- *       each, ignore EOS), all at once, served by the engine driven in process (a {@link DeltaBuffer} per
- *       request, as the node's sinks buffer) and through the node over loopback gRPC, alternating
+ *       each, ignore EOS), all at once, served by the engine driven in process (a sink that only counts
+ *       tokens, on the engine thread) and through the node over loopback gRPC, alternating
  *       {@code --rounds} times on the same model; each run gets a fresh KV manager and prompts nobody has
  *       seen, so the prefix cache never helps. The prompt token ids are identical in both modes (the node's
  *       {@link PromptRenderer} renders them).
@@ -144,25 +143,28 @@ public final class NodeBenchmark {
     return prompts;
   }
 
-  /** Output tokens per second of the engine driven directly, each request into a {@link DeltaBuffer}. */
+  /** Output tokens per second of the engine driven directly, each request's output counted as it comes. */
   private static double inProcess(OnnxModelRuntime runtime, KvCacheStorage storage, NodeConfig config, List<Prompt> prompts, int maxTokens)
       throws InterruptedException {
     CountDownLatch done = new CountDownLatch(prompts.size());
     AtomicLong numTokens = new AtomicLong();
     sphinxserve.api.SamplingParams sampling = EngineBackend.toEngine(samplingOf(maxTokens), maxTokens);
+    // The cheapest possible consumer, on the engine thread itself: the node's cost over it is what is measured.
+    sphinxserve.api.TokenSink counter = new sphinxserve.api.TokenSink() {
+      @Override
+      public void onTokens(String text, int[] tokenIds, List<sphinxserve.api.TokenLogprob> logprobs) {
+        numTokens.addAndGet(tokenIds.length);
+      }
+
+      @Override
+      public void onFinish(sphinxserve.api.FinishReason reason, sphinxserve.api.Usage usage, String message) {
+        done.countDown();
+      }
+    };
     try (Engine engine = new Engine(runtime, new KvCacheManager(storage), config.engineConfig()).start()) {
       long start = System.nanoTime();
       for (Prompt p : prompts) {
-        DeltaBuffer[] buffer = new DeltaBuffer[1];
-        buffer[0] = new DeltaBuffer(() -> {
-          // The consumer's side of a sink: take what is pending (here on the engine thread; the node hands it to a stream thread).
-          DeltaBuffer.Delta d;
-          while ((d = buffer[0].poll()) != null) {
-            numTokens.addAndGet(d.tokenIds().length);
-            if (d.isFinal()) done.countDown();
-          }
-        });
-        Engine.Admission a = engine.submit(new EngineRequest(p.request().getRequestId(), p.tokenIds(), null, 0, sampling, 0, Long.MAX_VALUE, null, buffer[0]));
+        Engine.Admission a = engine.submit(new EngineRequest(p.request().getRequestId(), p.tokenIds(), null, 0, sampling, 0, Long.MAX_VALUE, null, counter));
         if (!(a instanceof Engine.Admission.Accepted)) throw new IllegalStateException("refused: " + a);
       }
       if (!done.await(30, TimeUnit.MINUTES)) throw new IllegalStateException("in-process run did not finish");
