@@ -291,7 +291,7 @@ public record NodeConfig(
 
   /** How ONNX Runtime sessions are opened. */
   public RuntimeOptions runtimeOptions() {
-    return new RuntimeOptions(provider, deviceId, ortThreads, false);
+    return new RuntimeOptions(provider, deviceId, ortThreads, false, true);
   }
 
   private static String[] option(String name) {

@@ -49,7 +49,12 @@ import sphinxserve.server.testing.TestImages;
  *       {@link PromptRenderer} renders them).
  * </ol>
  *
- * <p>Run: {@code bin/bench-node [--requests 32] [--max-tokens 64] [--rounds 2] [--ttft-runs 3] [--bundle DIR]}.
+ *   <li>Inter-token latency while images are encoded ({@link EncodingInterference}): the vision encoder and the
+ *       decoder at once against taking turns on the cores.
+ * </ol>
+ *
+ * <p>Run: {@code bin/bench-node [--requests 32] [--max-tokens 64] [--rounds 2] [--ttft-runs 3] [--streams 8]
+ * [--images 6] [--sections throughput,ttft,itl] [--bundle DIR]}.
  */
 public final class NodeBenchmark {
 
@@ -77,6 +82,9 @@ public final class NodeBenchmark {
     int rounds = 2;
     int ttftRuns = 3;
     Path dir = Path.of(".bench/bundles/bench");
+    java.util.Set<String> sections = java.util.Set.of("throughput", "ttft", "itl");
+    int numStreams = 8;
+    int numImages = 6;
     for (int i = 0; i < args.length; i++) {
       switch (args[i]) {
         case "--requests" -> numRequests = Integer.parseInt(args[++i]);
@@ -84,6 +92,9 @@ public final class NodeBenchmark {
         case "--rounds" -> rounds = Integer.parseInt(args[++i]);
         case "--ttft-runs" -> ttftRuns = Integer.parseInt(args[++i]);
         case "--bundle" -> dir = Path.of(args[++i]);
+        case "--sections" -> sections = java.util.Set.of(args[++i].split(","));
+        case "--streams" -> numStreams = Integer.parseInt(args[++i]);
+        case "--images" -> numImages = Integer.parseInt(args[++i]);
         default -> throw new IllegalArgumentException("unknown argument " + args[i]);
       }
     }
@@ -105,6 +116,15 @@ public final class NodeBenchmark {
       // Warm-up: a small batch both ways.
       inProcess(runtime, storage, config, prompts(renderer, 4, 999), 8);
       overGrpc(runtime, storage, config, bundle, prompts(renderer, 4, 998), 8);
+      if (sections.contains("throughput")) throughput(runtime, storage, config, bundle, renderer, numRequests, maxTokens, rounds);
+      if (sections.contains("ttft")) ttft(runtime, storage, config, bundle, ttftRuns);
+    }
+    if (sections.contains("itl")) EncodingInterference.run(bundle, numStreams, numImages, rounds);
+  }
+
+  private static void throughput(OnnxModelRuntime runtime, KvCacheStorage storage, NodeConfig config, Bundle bundle,
+      PromptRenderer renderer, int numRequests, int maxTokens, int rounds) throws InterruptedException {
+    {
 
       System.out.printf(Locale.ROOT, "%nthroughput: %d requests at once, %d output tokens each%n", numRequests, maxTokens);
       double[] inProc = new double[rounds];
@@ -119,8 +139,6 @@ public final class NodeBenchmark {
       double over = median(grpc);
       System.out.printf(Locale.ROOT, "  median: in process %.1f tok/s, gRPC %.1f tok/s: %.1f%% %s%n", in, over,
           100 * Math.abs(1 - over / in), over <= in ? "loss" : "gain");
-
-      ttft(runtime, storage, config, bundle, ttftRuns);
     }
   }
 

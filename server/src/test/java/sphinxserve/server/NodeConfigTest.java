@@ -95,7 +95,7 @@ final class NodeConfigTest {
     assertEquals(2.5, engine.priorityAgingSeconds());
     assertEquals(100, c.kvBlocks());
     assertEquals(32, c.kvBlockSize());
-    assertEquals(new RuntimeOptions(RuntimeOptions.ExecutionProvider.CUDA, 1, 3, false), c.runtimeOptions());
+    assertEquals(new RuntimeOptions(RuntimeOptions.ExecutionProvider.CUDA, 1, 3, false, true), c.runtimeOptions());
   }
 
   @Test

@@ -77,7 +77,7 @@ public final class TelemetryOverheadBenchmark {
 
     Bundle bundle = TestBundles.get(preset);
     try (KvCacheStorage kv = new KvCacheStorage(OnnxModelRuntime.kvLayoutFor(bundle.spec(), 16, 2048));
-         OnnxModelRuntime runtime = OnnxModelRuntime.open(bundle, new RuntimeOptions(RuntimeOptions.ExecutionProvider.CPU, 0, 0, false), kv)) {
+         OnnxModelRuntime runtime = OnnxModelRuntime.open(bundle, RuntimeOptions.cpu(), kv)) {
       System.out.printf("preset %s, %d requests x %d tokens, %d concurrent, %d cores%n", preset, numRequests, maxTokens,
           concurrency, Runtime.getRuntime().availableProcessors());
       run(bundle, runtime, kv, false, numRequests, concurrency, maxTokens); // warm-up, both paths

@@ -12,6 +12,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.concurrent.locks.ReentrantLock;
 import sphinxserve.api.ModelRuntime;
 import sphinxserve.api.ModelSpec;
 import sphinxserve.api.SequenceStep;
@@ -36,6 +37,13 @@ import sphinxserve.runtime.tokenizer.HfTextTokenizer;
  * <p>Threading: {@link #step} runs on the engine thread only; {@link #encodeViews} may run concurrently from
  * any thread (ONNX Runtime sessions are safe for concurrent {@code run} calls, and the two use different
  * sessions and buffers).
+ *
+ * <p>Sharing the cores ({@link RuntimeOptions#shareCores}, the default): each session's intra-op pool spans every
+ * core, so a vision run beside a decoder step would oversubscribe them two to one, and an ORT parallel section
+ * waits for its slowest worker, so a descheduled thread stalls the whole step: inter-token latency spikes while
+ * an image is encoded. Instead the two take turns on a fair lock: a step holds it for its runs, an encoding
+ * holds it for one view at a time, so an encoding waits for at most one step and a running decode waits for
+ * at most one view (docs/PERFORMANCE.md, "Vision encoding beside decoding").
  */
 public final class OnnxModelRuntime implements ModelRuntime {
 
@@ -52,10 +60,14 @@ public final class OnnxModelRuntime implements ModelRuntime {
   private FloatBuffer logits;
   private final LogitsView logitsView = new LogitsView();
   private volatile boolean closed;
+  /** Held by every ORT run when {@code shareCores}; fair, so the engine and the encoder alternate (class comment). */
+  private final ReentrantLock cores = new ReentrantLock(true);
+  private final boolean shareCores;
 
   private OnnxModelRuntime(Bundle bundle, RuntimeOptions options, KvCacheStorage storage) {
     this.spec = bundle.spec();
     this.kvLayout = storage.layout();
+    this.shareCores = options.shareCores();
     checkStorage(spec, kvLayout);
     OrtSession visionSession = null;
     OrtSession decoderSession = null;
@@ -116,7 +128,28 @@ public final class OnnxModelRuntime implements ModelRuntime {
     if (numViews < 1 || pixels.length != expected) {
       throw new IllegalArgumentException("pixels: " + pixels.length + " floats for " + numViews + " views of 3×" + s + "×" + s);
     }
-    try (OnnxTensor input = OnnxTensor.createTensor(env, FloatBuffer.wrap(pixels), new long[] {numViews, 3, s, s});
+    if (!shareCores) return encode(pixels, 0, numViews);
+    int floatsPerView = 3 * s * s;
+    float[] embeddings = null;
+    for (int v = 0; v < numViews; v++) {
+      float[] view;
+      cores.lock();
+      try {
+        view = encode(pixels, v * floatsPerView, 1);
+      } finally {
+        cores.unlock();
+      }
+      if (embeddings == null) embeddings = new float[view.length * numViews];
+      System.arraycopy(view, 0, embeddings, v * view.length, view.length);
+    }
+    return embeddings;
+  }
+
+  /** One vision run over {@code numViews} views starting at float {@code offset} of {@code pixels}. */
+  private float[] encode(float[] pixels, int offset, int numViews) {
+    int s = spec.vision().viewSize();
+    FloatBuffer views = FloatBuffer.wrap(pixels, offset, numViews * 3 * s * s).slice();
+    try (OnnxTensor input = OnnxTensor.createTensor(env, views, new long[] {numViews, 3, s, s});
         OrtSession.Result result = vision.run(Map.of("pixel_values", input))) {
       FloatBuffer out = ((OnnxTensor) result.get(0)).getFloatBuffer();
       float[] embeddings = new float[out.remaining()];
@@ -135,6 +168,16 @@ public final class OnnxModelRuntime implements ModelRuntime {
   @Override
   public StepOutput step(List<SequenceStep> batch) {
     if (batch.isEmpty()) throw new IllegalArgumentException("a step needs at least one sequence");
+    if (!shareCores) return runStep(batch);
+    cores.lock();
+    try {
+      return runStep(batch);
+    } finally {
+      cores.unlock();
+    }
+  }
+
+  private StepOutput runStep(List<SequenceStep> batch) {
     List<SequenceStep> decodes = new ArrayList<>(batch.size());
     List<SequenceStep> chunks = new ArrayList<>();
     for (SequenceStep step : batch) (step.numTokens() == 1 ? decodes : chunks).add(step);

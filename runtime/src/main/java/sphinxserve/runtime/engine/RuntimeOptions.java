@@ -8,8 +8,11 @@ package sphinxserve.runtime.engine;
  * @param intraOpThreads threads one operator may use; 0 = one per available core
  * @param spinning whether idle ORT threads spin; off by default: spinning burns the cores the JVM's gRPC,
  *     image decoding and scheduling threads need between steps
+ * @param shareCores whether the vision encoder and the decoder take turns on the cores (one ORT run at a time,
+ *     images encoded one view per turn between decoder steps) instead of running at once, each with its own
+ *     pool of {@code intraOpThreads} threads; on by default (see {@code OnnxModelRuntime})
  */
-public record RuntimeOptions(ExecutionProvider provider, int deviceId, int intraOpThreads, boolean spinning) {
+public record RuntimeOptions(ExecutionProvider provider, int deviceId, int intraOpThreads, boolean spinning, boolean shareCores) {
 
   /** Where the graphs execute. */
   public enum ExecutionProvider {
@@ -25,9 +28,14 @@ public record RuntimeOptions(ExecutionProvider provider, int deviceId, int intra
     if (intraOpThreads < 0) throw new IllegalArgumentException("intraOpThreads must be >= 0");
   }
 
-  /** CPU, one thread per core, no spinning. */
+  /** CPU, one thread per core, no spinning, vision and decoder taking turns. */
   public static RuntimeOptions cpu() {
-    return new RuntimeOptions(ExecutionProvider.CPU, 0, 0, false);
+    return new RuntimeOptions(ExecutionProvider.CPU, 0, 0, false, true);
+  }
+
+  /** These options with {@code shareCores} set to {@code value}. */
+  public RuntimeOptions withShareCores(boolean value) {
+    return new RuntimeOptions(provider, deviceId, intraOpThreads, spinning, value);
   }
 
   /** The number of intra-op threads actually used. */

@@ -104,19 +104,25 @@ class OnnxModelRuntimeTest {
   }
 
   @Test
-  void encodeViews_batchOfFiveEqualsFiveSingleRuns() {
+  void encodeViews_oneBatchedRunEqualsViewByViewTurns() {
     int s = spec.vision().viewSize();
     int viewFloats = 3 * s * s;
     float[] pixels = new float[5 * viewFloats];
     SplittableRandom random = new SplittableRandom(3);
     for (int i = 0; i < pixels.length; i++) pixels[i] = (float) random.nextGaussian();
-    float[] batched = runtime.encodeViews(pixels, 5);
+    float[] turns = runtime.encodeViews(pixels, 5); // shareCores (the default): one view per turn on the cores
+    float[] batched;
+    try (OnnxModelRuntime alone = OnnxModelRuntime.open(bundle, RuntimeOptions.cpu().withShareCores(false), storage)) {
+      batched = alone.encodeViews(pixels, 5); // one ORT run over all five views
+    }
     int perView = spec.vision().tokensPerView() * spec.hiddenSize();
     assertEquals(5 * perView, batched.length);
+    assertEquals(5 * perView, turns.length);
     for (int v = 0; v < 5; v++) {
       float[] single = runtime.encodeViews(Arrays.copyOfRange(pixels, v * viewFloats, (v + 1) * viewFloats), 1);
       float[] slice = Arrays.copyOfRange(batched, v * perView, (v + 1) * perView);
       assertTrue(relativeError(slice, single) < 1e-5, "view " + v + ": " + relativeError(slice, single));
+      assertTrue(relativeError(slice, Arrays.copyOfRange(turns, v * perView, (v + 1) * perView)) < 1e-5, "view " + v);
     }
   }
 

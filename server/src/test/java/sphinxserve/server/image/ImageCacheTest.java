@@ -32,7 +32,7 @@ final class ImageCacheTest {
   static void open() {
     Bundle bundle = TestBundles.get(BundlePreset.TEST);
     kv = new KvCacheStorage(OnnxModelRuntime.kvLayoutFor(bundle.spec(), 16, 8));
-    runtime = new CountingRuntime(OnnxModelRuntime.open(bundle, new RuntimeOptions(RuntimeOptions.ExecutionProvider.CPU, 0, 2, false), kv));
+    runtime = new CountingRuntime(OnnxModelRuntime.open(bundle, new RuntimeOptions(RuntimeOptions.ExecutionProvider.CPU, 0, 2, false, true), kv));
   }
 
   @AfterAll

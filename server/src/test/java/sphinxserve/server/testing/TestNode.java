@@ -111,7 +111,7 @@ public final class TestNode implements AutoCloseable {
     CountingRuntime runtime = null;
     try {
       runtime = new CountingRuntime(OnnxModelRuntime.open(bundle,
-          new RuntimeOptions(RuntimeOptions.ExecutionProvider.CPU, 0, options.ortThreads, false), kv));
+          new RuntimeOptions(RuntimeOptions.ExecutionProvider.CPU, 0, options.ortThreads, false, true), kv));
       EngineBackend backend = new EngineBackend(runtime, kv, config);
       return new TestNode(config, bundle, kv, runtime, backend, SphinxNode.start(config, bundle, runtime, backend, options.telemetry.get()));
     } catch (RuntimeException e) {
