@@ -22,12 +22,18 @@ public record KvCacheLayout(int numLayers, int numKvHeads, int headDim, int bloc
   /** Default tokens per block, as in vLLM. */
   public static final int DEFAULT_BLOCK_SIZE = 16;
 
+  /**
+   * Most bytes of one pool: the runtime hands each pool to ONNX Runtime as one direct {@code ByteBuffer}, whose
+   * capacity is an {@code int}.
+   */
+  public static final long MAX_POOL_BYTES = Integer.MAX_VALUE;
+
   public KvCacheLayout {
     if (numLayers < 1 || numKvHeads < 1 || headDim < 1 || blockSize < 1 || numBlocks < 1) {
       throw new IllegalArgumentException("KV layout: every dimension must be positive, got " + dims(numLayers, numKvHeads, headDim, blockSize, numBlocks));
     }
     long poolBytes = (long) numKvHeads * numBlocks * blockSize * headDim * BYTES_PER_ELEMENT;
-    if (poolBytes > Integer.MAX_VALUE) {
+    if (poolBytes > MAX_POOL_BYTES) {
       throw new IllegalArgumentException("KV layout: one layer's pool would take " + poolBytes + " bytes; at most 2 GiB per pool (fewer blocks)");
     }
   }
@@ -50,6 +56,16 @@ public record KvCacheLayout(int numLayers, int numKvHeads, int headDim, int bloc
   /** Bytes one token occupies across all layers, keys and values. */
   public long bytesPerToken() {
     return 2L * numLayers * numKvHeads * headDim * BYTES_PER_ELEMENT;
+  }
+
+  /** Bytes one block occupies across all layers, keys and values. */
+  public long bytesPerBlock() {
+    return bytesPerToken() * blockSize;
+  }
+
+  /** The most blocks a pool of this geometry can have: one pool is at most {@link #MAX_POOL_BYTES}. */
+  public int maxNumBlocks() {
+    return (int) (MAX_POOL_BYTES / ((long) numKvHeads * blockSize * headDim * BYTES_PER_ELEMENT));
   }
 
   /** Total token slots. */

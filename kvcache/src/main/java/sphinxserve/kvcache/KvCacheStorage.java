@@ -15,6 +15,11 @@ import java.nio.ByteOrder;
  * silently produce garbage). Block contents are written only by the runtime during a step and by
  * {@link #copyBlock} (copy-on-write) on the engine thread between steps ({@link #writeSlot} is for tests and tools).
  *
+ * <p>The pools are outside the Java heap and, allocated from an explicit arena, not counted against
+ * {@code -XX:MaxDirectMemorySize} either (JDK 25 reserves direct memory only for {@code Arena.ofAuto()} segments):
+ * only the host's or container's memory bounds them. Allocation zeroes every byte, so the whole pool is resident
+ * from the start and a pool that does not fit fails at start, not under load.
+ *
  * <p>Closing frees the native memory at once; any buffer obtained before then must no longer be used (the
  * arena invalidates the segments, so Java-side access fails rather than reading freed memory).
  */

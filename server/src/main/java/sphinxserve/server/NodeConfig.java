@@ -44,7 +44,8 @@ import sphinxserve.server.image.ImageLimits;
  * @param maxMessageBytes most bytes of one inbound gRPC message
  * @param tlsCert PEM certificate chain to serve TLS with; null = plaintext
  * @param tlsKey PEM (PKCS#8) private key of {@code tlsCert}; null = plaintext
- * @param kvBlocks KV-cache blocks
+ * @param kvBlocks KV-cache blocks; 0 = as many as {@code kvCacheMemory} holds (set, it overrides that)
+ * @param kvCacheMemory the KV pool's memory budget when {@code kvBlocks} is 0 (see {@link KvPoolSizing})
  * @param kvBlockSize tokens per KV-cache block (a power of two, at most 256)
  * @param maxBatchedTokens the engine's token budget per step (decodes plus prefill chunks)
  * @param maxWaitingRequests most requests queued in the scheduler; more get RESOURCE_EXHAUSTED
@@ -92,6 +93,7 @@ public record NodeConfig(
     Path tlsCert,
     Path tlsKey,
     int kvBlocks,
+    KvCacheMemory kvCacheMemory,
     int kvBlockSize,
     int maxBatchedTokens,
     int maxWaitingRequests,
@@ -175,7 +177,10 @@ public record NodeConfig(
       {"max-streams-per-connection", "100", "most concurrent calls on one HTTP/2 connection"},
       {"permit-keepalive", "20s", "shortest client keepalive-ping interval tolerated; more often gets GOAWAY (ms/s/m)"},
       {"max-connection-idle", "15m", "a connection without calls for this long is closed (ms/s/m)"},
-      {"kv-blocks", "1024", "KV-cache blocks"},
+      // 0.5: half of what the heap and the weights leave; the other half is ONNX Runtime's working memory, the JVM's
+      // off-heap memory and the page cache, which nothing measures before the pool is chosen (KvPoolSizing).
+      {"kv-cache-memory", "0.5", "KV pool budget: a fraction (0,1] of the memory left after the heap and the model's weights (cgroup limit, else physical memory), or bytes (k/m/g, e.g. 4g)"},
+      {"kv-blocks", "auto", "KV-cache blocks; auto = as many as --kv-cache-memory holds; a number overrides --kv-cache-memory"},
       {"kv-block-size", "16", "tokens per KV-cache block: a power of two, 1..256"},
       {"max-batched-tokens", "512", "the engine's token budget per step (decodes + prefill chunks)"},
       {"max-waiting-requests", "256", "most requests queued for the engine; more get RESOURCE_EXHAUSTED"},
@@ -345,7 +350,8 @@ public record NodeConfig(
           (int) size("max-message-bytes", 1024, Integer.MAX_VALUE),
           tlsCert,
           tlsKey,
-          intIn("kv-blocks", 1, Integer.MAX_VALUE),
+          kvBlocks(),
+          kvCacheMemory(),
           kvBlockSize,
           intIn("max-batched-tokens", 1, Integer.MAX_VALUE),
           intIn("max-waiting-requests", 1, Integer.MAX_VALUE),
@@ -465,7 +471,15 @@ public record NodeConfig(
     }
 
     private long size(String name, long min, long max) {
-      String t = text(name).toLowerCase(Locale.ROOT);
+      long v = bytes(text(name));
+      if (v < 0) fail(name, "must be a size in bytes (k/m/g suffixes, e.g. 512m)");
+      if (v < min || v > max) fail(name, "must be a size in " + min + ".." + max + " bytes");
+      return v;
+    }
+
+    /** {@code text} as bytes (k/m/g suffixes); -1 when it is not a size. */
+    private static long bytes(String text) {
+      String t = text.toLowerCase(Locale.ROOT);
       long unit = switch (t.isEmpty() ? ' ' : t.charAt(t.length() - 1)) {
         case 'k' -> 1L << 10;
         case 'm' -> 1L << 20;
@@ -473,14 +487,43 @@ public record NodeConfig(
         default -> 1;
       };
       if (unit != 1) t = t.substring(0, t.length() - 1);
+      try {
+        long v = Math.multiplyExact(Long.parseLong(t), unit);
+        return v < 0 ? -1 : v;
+      } catch (NumberFormatException | ArithmeticException e) {
+        return -1;
+      }
+    }
+
+    /** {@code auto} (0) or a positive number of blocks. */
+    private int kvBlocks() {
+      if (text("kv-blocks").equalsIgnoreCase("auto")) return 0;
       long v;
       try {
-        v = Math.multiplyExact(Long.parseLong(t), unit);
-      } catch (NumberFormatException | ArithmeticException e) {
-        throw fail(name, "must be a size in bytes (k/m/g suffixes, e.g. 512m)");
+        v = Long.parseLong(text("kv-blocks"));
+      } catch (NumberFormatException e) {
+        throw fail("kv-blocks", "must be auto or an integer in 1.." + Integer.MAX_VALUE);
       }
-      if (v < min || v > max) fail(name, "must be a size in " + min + ".." + max + " bytes");
-      return v;
+      if (v < 1 || v > Integer.MAX_VALUE) fail("kv-blocks", "must be auto or an integer in 1.." + Integer.MAX_VALUE);
+      return (int) v;
+    }
+
+    /**
+     * A fraction (written with a decimal point, so {@code 1} is never mistaken for one byte) or a size of at least
+     * 1 MiB (anything smaller is a typo: no model's block table fits).
+     */
+    private KvCacheMemory kvCacheMemory() {
+      String t = text("kv-cache-memory");
+      String problem = "must be a fraction in (0,1] with a decimal point (e.g. 0.5, 1.0) or a size of at least 1m (k/m/g suffixes, e.g. 4g)";
+      if (t.contains(".")) {
+        if (!t.matches("[0-9]*\\.[0-9]+|[0-9]+\\.")) fail("kv-cache-memory", problem);
+        double fraction = Double.parseDouble(t);
+        if (!(fraction > 0 && fraction <= 1)) fail("kv-cache-memory", problem);
+        return KvCacheMemory.ofFraction(fraction);
+      }
+      long v = bytes(t);
+      if (v < (1L << 20)) fail("kv-cache-memory", problem);
+      return KvCacheMemory.ofBytes(v);
     }
 
     private Duration duration(String name) {

@@ -33,8 +33,8 @@ import sphinxserve.server.image.ImageCache;
  * A running sphinx-serve node: the Netty gRPC server with {@code sphinx.v1.Sphinx}, {@code grpc.health.v1.Health}
  * and server reflection, over one model.
  *
- * <p>Lifecycle: {@link #open} loads the bundle, allocates the KV storage, opens the ONNX Runtime model, builds
- * the image cache and the backend, starts the server and only then reports SERVING. {@link #close} shuts down
+ * <p>Lifecycle: {@link #open} loads the bundle, sizes ({@link KvPoolSizing}) and allocates the KV storage, opens
+ * the ONNX Runtime model, builds the image cache and the backend, starts the server and only then reports SERVING. {@link #close} shuts down
  * in STYLE.md's order: health enters its terminal state (NOT_SERVING) → the service stops admitting
  * (UNAVAILABLE) → {@code server.shutdown()} → wait for in-flight Generate and PutImage calls up to
  * {@code --drain-seconds} → {@code shutdownNow()} (ends health watches and anything left) → backend → image
@@ -172,7 +172,7 @@ public final class SphinxNode implements AutoCloseable {
       telemetry = Telemetry.open(config.metricsPort(), Map.of());
       Path dir = EmbeddedBundles.resolve(config);
       Bundle bundle = Bundle.open(dir);
-      KvCacheStorage kv = new KvCacheStorage(OnnxModelRuntime.kvLayoutFor(bundle.spec(), config.kvBlockSize(), config.kvBlocks()));
+      KvCacheStorage kv = new KvCacheStorage(OnnxModelRuntime.kvLayoutFor(bundle.spec(), config.kvBlockSize(), kvPoolBlocks(config, bundle)));
       owned.addFirst(kv);
       OnnxModelRuntime runtime = OnnxModelRuntime.open(bundle, config.runtimeOptions(), kv);
       owned.addFirst(runtime); // closed before the storage it reads
@@ -183,6 +183,28 @@ public final class SphinxNode implements AutoCloseable {
       closeAll(owned);
       throw e;
     }
+  }
+
+  /**
+   * The KV pool's blocks for {@code bundle}'s model ({@link KvPoolSizing}: {@code --kv-blocks}, else the
+   * {@code --kv-cache-memory} budget), logged with where they came from; a pool that cannot hold one
+   * maximum-length request throws {@link IllegalArgumentException} naming the option.
+   */
+  private static int kvPoolBlocks(NodeConfig config, Bundle bundle) {
+    HostMemory host = HostMemory.probe();
+    long weights = bundle.bytesOnDisk();
+    KvPoolSizing pool = KvPoolSizing.choose(config.kvBlocks(), config.kvCacheMemory(), host, weights,
+        OnnxModelRuntime.kvLayoutFor(bundle.spec(), config.kvBlockSize(), 1), bundle.spec().maxContextTokens());
+    LOG.atInfo().addKeyValue("kv_blocks", pool.numBlocks()).addKeyValue("kv_block_size", config.kvBlockSize())
+        .addKeyValue("kv_bytes", pool.poolBytes()).addKeyValue("kv_sized_by", pool.option())
+        .addKeyValue("kv_budget_bytes", pool.budgetBytes()).addKeyValue("kv_budget_source", pool.source())
+        .addKeyValue("kv_capped_at_pool_limit", pool.cappedAtPoolLimit())
+        .addKeyValue("memory_total_bytes", host.totalBytes()).addKeyValue("memory_total_source", host.totalSource())
+        .addKeyValue("heap_max_bytes", host.heapMaxBytes()).addKeyValue("weights_bytes", weights)
+        .log("KV pool: {} blocks of {} tokens, {}, from {}{}", pool.numBlocks(), config.kvBlockSize(),
+            KvPoolSizing.bytes(pool.poolBytes()), pool.source(),
+            pool.cappedAtPoolLimit() ? "; capped: one layer's keys or values are one buffer of at most 2 GiB" : "");
+    return pool.numBlocks();
   }
 
   /**

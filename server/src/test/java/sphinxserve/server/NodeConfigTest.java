@@ -99,6 +99,37 @@ final class NodeConfigTest {
   }
 
   @Test
+  void parse_kvDefaults_blocksAutoAndHalfTheMemoryLeft() {
+    NodeConfig c = NodeConfig.defaults();
+    assertEquals(0, c.kvBlocks(), "auto");
+    assertEquals(KvCacheMemory.ofFraction(0.5), c.kvCacheMemory());
+    assertTrue(NodeConfig.usage().contains("--kv-cache-memory "));
+  }
+
+  @ParameterizedTest
+  @CsvSource(delimiter = '|', textBlock = """
+      4g         | 4294967296 | 0
+      512m       | 536870912  | 0
+      1048576    | 1048576    | 0
+      0.9        | 0          | 0.9
+      1.0        | 0          | 1.0
+      .25        | 0          | 0.25
+      """)
+  void parse_kvCacheMemory_bytesOrFraction(String value, long bytes, double fraction) {
+    KvCacheMemory m = NodeConfig.parse(new String[] {"--kv-cache-memory=" + value}, Map.of()).kvCacheMemory();
+    assertEquals(new KvCacheMemory(bytes, fraction), m);
+    assertEquals(fraction > 0, m.isFraction());
+  }
+
+  @Test
+  void parse_kvBlocksAndKvCacheMemory_bothKeptBlocksAutoAgainFromAFlag() {
+    NodeConfig c = NodeConfig.parse(new String[] {"--kv-cache-memory=2g"}, Map.of("SPHINX_KV_BLOCKS", "300"));
+    assertEquals(300, c.kvBlocks(), "the override SphinxNode applies first");
+    assertEquals(KvCacheMemory.ofBytes(2L << 30), c.kvCacheMemory());
+    assertEquals(0, NodeConfig.parse(new String[] {"--kv-blocks=auto"}, Map.of("SPHINX_KV_BLOCKS", "300")).kvBlocks());
+  }
+
+  @Test
   void parse_tlsCertAndKey_bothSetServesTls() throws IOException {
     Path cert = file("cert.pem", "x");
     Path key = file("key.pem", "y");
@@ -112,6 +143,17 @@ final class NodeConfigTest {
   @CsvSource(delimiter = '|', textBlock = """
       --kv-block-size=7            | kv-block-size: must be a power of two between 1 and 256, got '7' (from --kv-block-size)
       --kv-block-size=512          | kv-block-size: must be an integer in 1..256, got '512'
+      --kv-blocks=0                | kv-blocks: must be auto or an integer in 1..2147483647, got '0' (from --kv-blocks)
+      --kv-blocks=many             | kv-blocks: must be auto or an integer in 1..
+      --kv-cache-memory=1          | kv-cache-memory: must be a fraction in (0,1] with a decimal point (e.g. 0.5, 1.0) or a size of at least 1m
+      --kv-cache-memory=1.5        | kv-cache-memory: must be a fraction in (0,1]
+      --kv-cache-memory=0.0        | kv-cache-memory: must be a fraction in (0,1]
+      --kv-cache-memory=-0.5       | kv-cache-memory: must be a fraction in (0,1]
+      --kv-cache-memory=512k       | kv-cache-memory: must be a fraction in (0,1] with a decimal point (e.g. 0.5, 1.0) or a size of at least 1m
+      --kv-cache-memory=lots       | kv-cache-memory: must be a fraction
+      --kv-cache-memory=50%        | kv-cache-memory: must be a fraction
+      --kv-cache-memory=-4g        | kv-cache-memory: must be a fraction
+      --kv-cache-memory=0.5e1      | kv-cache-memory: must be a fraction
       --port=x                     | port: must be an integer in 0..65535, got 'x' (from --port)
       --port=70000                 | port: must be an integer in 0..65535, got '70000'
       --image-cache-bytes=lots     | image-cache-bytes: must be a size in bytes

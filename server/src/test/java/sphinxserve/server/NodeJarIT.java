@@ -41,7 +41,9 @@ final class NodeJarIT {
     assertTrue(Files.isRegularFile(jar), jar + " was built by the package phase");
     String java = ProcessHandle.current().info().command().orElse("java");
     Process node = new ProcessBuilder(List.of(java, "--add-modules", "jdk.incubator.vector", "-jar", jar.toString(),
-        "--port", "0", "--bundle", "embedded:test", "--bundle-cache", bundles.toString(), "--drain-seconds", "2", "--metrics-port", "0"))
+        "--port", "0", "--bundle", "embedded:test", "--bundle-cache", bundles.toString(), "--drain-seconds", "2", "--metrics-port", "0",
+        // 16 MiB, not the default half of this machine's memory: the pool is zeroed, so resident, at start.
+        "--kv-cache-memory", "16m"))
         .redirectErrorStream(true).start();
     StringBuilder log = new StringBuilder();
     CompletableFuture<Integer> port = new CompletableFuture<>();
@@ -66,6 +68,9 @@ final class NodeJarIT {
           .check(HealthCheckRequest.newBuilder().setService(SphinxGrpc.SERVICE_NAME).build()).getStatus());
       assertTrue(SphinxGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.SECONDS)
           .getModelInfo(GetModelInfoRequest.getDefaultInstance()).isInitialized());
+      synchronized (log) {
+        assertTrue(log.toString().contains("\"kv_blocks\":\"2048\""), "16 MiB of 8 KiB TEST blocks, logged at start:\n" + log);
+      }
       node.destroy(); // SIGTERM: the shutdown hook drains and closes
       assertTrue(node.waitFor(30, TimeUnit.SECONDS), "drained and exited after SIGTERM:\n" + log);
       synchronized (log) {
@@ -75,5 +80,19 @@ final class NodeJarIT {
       if (channel != null) channel.shutdownNow();
       node.destroyForcibly();
     }
+  }
+
+  /** A KV pool too small for one maximum-length request is bad configuration: exit code 2 and the option named. */
+  @Test
+  void nodeJar_kvPoolBelowOneRequest_exitsWithCode2(@TempDir Path bundles) throws Exception {
+    Path jar = Path.of(System.getProperty("sphinx.nodeJar"));
+    String java = ProcessHandle.current().info().command().orElse("java");
+    Process node = new ProcessBuilder(List.of(java, "--add-modules", "jdk.incubator.vector", "-jar", jar.toString(),
+        "--port", "0", "--bundle", "embedded:test", "--bundle-cache", bundles.toString(), "--metrics-port", "0", "--kv-blocks", "8"))
+        .redirectErrorStream(true).start();
+    String out = new String(node.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    assertTrue(node.waitFor(60, TimeUnit.SECONDS), out);
+    assertEquals(2, node.exitValue(), out);
+    assertTrue(out.contains("error: kv-blocks: the KV pool would hold 8 blocks of 16 tokens"), out);
   }
 }

@@ -31,12 +31,18 @@ import java.nio.file.Path;
 import java.security.KeyStore;
 import java.util.Base64;
 import java.util.Iterator;
+import java.util.Map;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import sphinxserve.kvcache.KvCacheStorage;
+import sphinxserve.runtime.bundle.Bundle;
+import sphinxserve.runtime.bundle.BundlePreset;
+import sphinxserve.runtime.engine.OnnxModelRuntime;
+import sphinxserve.runtime.testing.TestBundles;
 
 /** The node's lifecycle and transport: TLS from PEM files, graceful drain on shutdown. Each test starts its own node. */
 final class SphinxNodeTest {
@@ -267,6 +273,43 @@ final class SphinxNodeTest {
     in.readInt();
     in.readNBytes(length);
     return new int[] {type, flags};
+  }
+
+  /** Opened as {@code main} opens it: the pool holds the blocks {@code --kv-cache-memory} buys, and serves from them. */
+  @Test
+  void open_withKvCacheMemory_poolHoldsTheBlocksThatBudgetBuys() throws Exception {
+    Bundle bundle = TestBundles.get(BundlePreset.TEST);
+    NodeConfig config = NodeConfig.parse(new String[] {"--port=0", "--metrics-port=0", "--drain-seconds=1",
+        "--bundle=" + bundle.directory(), "--kv-cache-memory=1m"}, Map.of());
+    KvCacheStorage[] pool = new KvCacheStorage[1];
+    try (SphinxNode node = SphinxNode.open(config, (runtime, kv, c) -> {
+      pool[0] = kv;
+      return new EngineBackend(runtime, kv, c);
+    })) {
+      // TEST: 2 layers × K and V × 2 KV heads × 16 tokens × 16 floats × 4 B = 8 KiB per block; 1 MiB buys 128.
+      assertEquals(8 << 10, OnnxModelRuntime.kvLayoutFor(bundle.spec(), 16, 1).bytesPerBlock());
+      assertEquals(128, pool[0].layout().numBlocks());
+      ManagedChannel channel = NettyChannelBuilder.forAddress("127.0.0.1", node.port()).usePlaintext().build();
+      try {
+        var answer = SphinxGrpc.newBlockingStub(channel).withDeadlineAfter(30, TimeUnit.SECONDS).generate(ask(4));
+        GenerateResponse last = null;
+        while (answer.hasNext()) last = answer.next();
+        assertEquals(FinishReason.LENGTH, last.getFinishReason());
+      } finally {
+        channel.shutdownNow();
+      }
+    }
+  }
+
+  /** A pool that cannot hold one request of the model's longest context stops the node at start, naming the option. */
+  @Test
+  void open_poolBelowOneMaximumLengthRequest_refusesNamingTheOption() {
+    Bundle bundle = TestBundles.get(BundlePreset.TEST); // 1,024 context tokens: 64 blocks of 16
+    NodeConfig config = NodeConfig.parse(new String[] {"--port=0", "--metrics-port=0", "--bundle=" + bundle.directory(),
+        "--kv-blocks=63"}, Map.of());
+    var e = assertThrows(IllegalArgumentException.class, () -> SphinxNode.open(config, EngineBackend::new));
+    assertTrue(e.getMessage().startsWith("kv-blocks: the KV pool would hold 63 blocks of 16 tokens"), e.getMessage());
+    assertTrue(e.getMessage().contains("needs 64 blocks"), e.getMessage());
   }
 
   @Test

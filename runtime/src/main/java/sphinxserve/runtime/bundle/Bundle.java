@@ -47,6 +47,22 @@ public record Bundle(Path directory, BundleManifest manifest, ModelSpec spec) {
     return directory.resolve(manifest.getTokenizer().getFile());
   }
 
+  /**
+   * Bytes of every file the manifest lists (the graphs with any external data, and the tokenizer): what opening
+   * the model reads into memory, as near as the files tell.
+   */
+  public long bytesOnDisk() {
+    long bytes = 0;
+    for (String file : manifest.getFilesMap().keySet()) {
+      try {
+        bytes += Files.size(directory.resolve(file));
+      } catch (IOException e) {
+        throw new BundleException(directory.resolve(file) + ": cannot be read: " + e.getMessage(), e);
+      }
+    }
+    return bytes;
+  }
+
   private static BundleManifest readManifest(Path file) {
     if (!Files.isRegularFile(file)) {
       throw new BundleException(file + ": missing (every bundle has a " + BundleFiles.MANIFEST + ")");

@@ -49,6 +49,15 @@ class BundleTest {
   }
 
   @Test
+  void bytesOnDisk_sumsTheGraphsAndTokenizerNotTheManifest() throws IOException {
+    long expected = 0;
+    for (String file : List.of(BundleFiles.DECODER, BundleFiles.VISION, BundleFiles.TOKENIZER)) {
+      expected += Files.size(bundle.directory().resolve(file));
+    }
+    assertEquals(expected, bundle.bytesOnDisk());
+  }
+
+  @Test
   void open_missingDirectoryNamesIt(@TempDir Path dir) {
     var e = assertThrows(BundleException.class, () -> Bundle.open(dir.resolve("nope")));
     assertTrue(e.getMessage().contains("nope") && e.getMessage().contains("not a directory"), e.getMessage());

@@ -130,6 +130,37 @@ final class KubernetesManifestsTest {
     }
   }
 
+  /**
+   * Each pod's memory limit holds what docs/OPERATIONS.md's capacity rule asks: the heap the image's
+   * {@code -XX:MaxRAMPercentage} gives holds the image cache, and the KV pool the ConfigMap's
+   * {@code SPHINX_KV_CACHE_MEMORY} picks (KvPoolSizing's formula; the embedded model's 5 MiB of files left out) leaves
+   * at least 1 GiB beside the heap for ONNX Runtime's working memory and the JVM's native memory.
+   */
+  @Test
+  void deployments_memoryLimitHoldsHeapImageCacheAndKvPool() throws IOException {
+    Deployment base = (Deployment) resource(K8S.resolve("base/deployment.yaml"));
+    Deployment gpu = (Deployment) resource(K8S.resolve("overlays/gpu/deployment-gpu.yaml"));
+    Map<String, String> baseData = ((ConfigMap) resource(K8S.resolve("base/configmap.yaml"))).getData();
+    Map<String, String> gpuData = new java.util.HashMap<>(baseData);
+    gpuData.putAll(((ConfigMap) resource(K8S.resolve("overlays/gpu/configmap-gpu.yaml"))).getData()); // kustomize's merge
+    checkMemory("base", base, baseData, DeployFiles.root().resolve("docker/Dockerfile.cpu"));
+    checkMemory("gpu overlay", gpu, gpuData, DeployFiles.root().resolve("docker/Dockerfile.cuda"));
+  }
+
+  private static void checkMemory(String what, Deployment deployment, Map<String, String> env, Path dockerfile) throws IOException {
+    Container node = deployment.getSpec().getTemplate().getSpec().getContainers().getFirst();
+    long limit = Quantity.getAmountInBytes(node.getResources().getLimits().get("memory")).longValueExact();
+    var percent = java.util.regex.Pattern.compile("MaxRAMPercentage=(\\d+)").matcher(Files.readString(dockerfile));
+    assertTrue(percent.find(), dockerfile + " sets the heap as a share of the container's memory");
+    long heap = limit * Long.parseLong(percent.group(1)) / 100;
+    NodeConfig config = NodeConfig.parse(new String[0], env);
+    assertEquals(0, config.kvBlocks(), what + ": the pool follows the memory budget, not a block count");
+    long kv = config.kvCacheMemory().isFraction() ? (long) (config.kvCacheMemory().fraction() * (limit - heap)) : config.kvCacheMemory().bytes();
+    String numbers = what + ": limit " + limit + ", heap " + heap + ", image cache " + config.imageCacheBytes() + ", KV pool " + kv;
+    assertTrue(config.imageCacheBytes() <= heap, numbers);
+    assertTrue(limit - heap - kv >= 1L << 30, numbers);
+  }
+
   @Test
   void gpuOverlay_asksForOneGpu() {
     Deployment patch = (Deployment) resource(K8S.resolve("overlays/gpu/deployment-gpu.yaml"));
