@@ -194,16 +194,16 @@ public final class SphinxNode implements AutoCloseable {
     HostMemory host = HostMemory.probe();
     long weights = bundle.bytesOnDisk();
     KvPoolSizing pool = KvPoolSizing.choose(config.kvBlocks(), config.kvCacheMemory(), host, weights,
-        OnnxModelRuntime.kvLayoutFor(bundle.spec(), config.kvBlockSize(), 1), bundle.spec().maxContextTokens());
+        OnnxModelRuntime.kvLayoutFor(bundle.spec(), config.kvBlockSize(), 1), bundle.spec().maxContextTokens(),
+        config.maxRunningRequests());
     LOG.atInfo().addKeyValue("kv_blocks", pool.numBlocks()).addKeyValue("kv_block_size", config.kvBlockSize())
         .addKeyValue("kv_bytes", pool.poolBytes()).addKeyValue("kv_sized_by", pool.option())
         .addKeyValue("kv_budget_bytes", pool.budgetBytes()).addKeyValue("kv_budget_source", pool.source())
-        .addKeyValue("kv_capped_at_pool_limit", pool.cappedAtPoolLimit())
+        .addKeyValue("kv_cap", pool.cap())
         .addKeyValue("memory_total_bytes", host.totalBytes()).addKeyValue("memory_total_source", host.totalSource())
         .addKeyValue("heap_max_bytes", host.heapMaxBytes()).addKeyValue("weights_bytes", weights)
         .log("KV pool: {} blocks of {} tokens, {}, from {}{}", pool.numBlocks(), config.kvBlockSize(),
-            KvPoolSizing.bytes(pool.poolBytes()), pool.source(),
-            pool.cappedAtPoolLimit() ? "; capped: one layer's keys or values are one buffer of at most 2 GiB" : "");
+            KvPoolSizing.bytes(pool.poolBytes()), pool.source(), pool.cap().isEmpty() ? "" : "; " + pool.cap());
     return pool.numBlocks();
   }
 
