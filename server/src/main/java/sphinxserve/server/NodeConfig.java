@@ -31,8 +31,8 @@ import sphinxserve.server.image.ImageLimits;
  *     {@code bundleCache} on first use
  * @param bundleCache where embedded bundles are built
  * @param ortThreads ONNX Runtime intra-op threads; 0 = one per core
- * @param provider ONNX Runtime execution provider
- * @param deviceId GPU ordinal for the CUDA and TensorRT providers
+ * @param provider ONNX Runtime execution provider; only CPU is accepted for now (the KV pools are host memory)
+ * @param deviceId GPU ordinal for the CUDA and TensorRT providers (refused for now; see {@code provider})
  * @param imageThreads threads that decode and preprocess images
  * @param imageCacheBytes most bytes of image embeddings cached
  * @param maxImageBytes most encoded bytes per image
@@ -159,8 +159,8 @@ public record NodeConfig(
       {"tls-reload-seconds", "60", "how often the TLS files are checked and reloaded when changed; 0 = never"},
       {"bundle", "embedded:sphinx-tiny", "bundle directory, or embedded:<sphinx-tiny|test|tiny|bench>: the trained model in the jar, or a random-weight preset (built into --bundle-cache on first use)"},
       {"bundle-cache", "~/.cache/sphinx-serve/bundles", "where embedded bundles are built"},
-      {"provider", "cpu", "ONNX Runtime execution provider: cpu, cuda or tensorrt"},
-      {"device-id", "0", "GPU ordinal for cuda / tensorrt"},
+      {"provider", "cpu", "ONNX Runtime execution provider: cpu (cuda and tensorrt are refused until the KV pools can live on the GPU)"},
+      {"device-id", "0", "GPU ordinal for cuda / tensorrt (not supported yet)"},
       {"ort-threads", "0", "ONNX Runtime intra-op threads; 0 = one per core"},
       {"image-threads", "2", "threads decoding and preprocessing images"},
       {"image-cache-bytes", "1g", "bytes of image embeddings kept (k/m/g suffixes)"},
@@ -403,12 +403,18 @@ public record NodeConfig(
       return path;
     }
 
+    /**
+     * Only CPU for now. The runtime can open sessions on CUDA and TensorRT, but the KV pools are host memory
+     * (direct ByteBuffers): ONNX Runtime would copy every pool to the GPU and back at each step. Keeping them on the
+     * device needs IoBinding through the ORT C API (DESIGN.md, "KV cache layout"), not written yet; until then a GPU
+     * provider is refused rather than run that way.
+     */
     private RuntimeOptions.ExecutionProvider provider() {
       return switch (text("provider").toLowerCase(Locale.ROOT)) {
         case "cpu" -> RuntimeOptions.ExecutionProvider.CPU;
-        case "cuda" -> RuntimeOptions.ExecutionProvider.CUDA;
-        case "tensorrt" -> RuntimeOptions.ExecutionProvider.TENSORRT;
-        default -> throw fail("provider", "must be cpu, cuda or tensorrt");
+        case "cuda", "tensorrt" -> throw fail("provider", "not supported yet, use cpu: the KV pools live in host memory, so"
+            + " ONNX Runtime would copy every pool to the GPU and back at each step (docs/OPERATIONS.md, \"GPU\")");
+        default -> throw fail("provider", "must be cpu (cuda and tensorrt are not supported yet)");
       };
     }
 

@@ -87,7 +87,7 @@ final class NodeConfigTest {
   @Test
   void parse_schedulerAndProviderKnobs_reachEngineAndRuntimeOptions() {
     NodeConfig c = NodeConfig.parse(new String[] {"--max-batched-tokens=512", "--max-running-requests=8", "--max-waiting-requests=9",
-        "--priority-aging-seconds=2.5", "--kv-blocks=100", "--kv-block-size=32", "--provider=CUDA", "--device-id=1", "--ort-threads=3"}, Map.of());
+        "--priority-aging-seconds=2.5", "--kv-blocks=100", "--kv-block-size=32", "--provider=CPU", "--device-id=1", "--ort-threads=3"}, Map.of());
     EngineConfig engine = c.engineConfig();
     assertEquals(512, engine.maxNumBatchedTokens());
     assertEquals(8, engine.maxNumSeqs());
@@ -95,7 +95,7 @@ final class NodeConfigTest {
     assertEquals(2.5, engine.priorityAgingSeconds());
     assertEquals(100, c.kvBlocks());
     assertEquals(32, c.kvBlockSize());
-    assertEquals(new RuntimeOptions(RuntimeOptions.ExecutionProvider.CUDA, 1, 3, false, true), c.runtimeOptions());
+    assertEquals(new RuntimeOptions(RuntimeOptions.ExecutionProvider.CPU, 1, 3, false, true), c.runtimeOptions());
   }
 
   @Test
@@ -129,6 +129,21 @@ final class NodeConfigTest {
     assertEquals(0, NodeConfig.parse(new String[] {"--kv-blocks=auto"}, Map.of("SPHINX_KV_BLOCKS", "300")).kvBlocks());
   }
 
+  @ParameterizedTest
+  @CsvSource({"cuda", "tensorrt", "CUDA", "TensorRT"})
+  void parse_gpuProvider_isRefusedWithTheReason(String provider) throws IOException {
+    String expected = "provider: not supported yet, use cpu: the KV pools live in host memory, so ONNX Runtime would copy"
+        + " every pool to the GPU and back at each step";
+    String fromFlag = error("--provider=" + provider);
+    assertTrue(fromFlag.startsWith(expected), fromFlag);
+    assertTrue(fromFlag.endsWith("got '" + provider + "' (from --provider)"), fromFlag);
+    String fromEnv = error(new String[0], Map.of("SPHINX_PROVIDER", provider));
+    assertTrue(fromEnv.startsWith(expected) && fromEnv.endsWith("(from SPHINX_PROVIDER)"), fromEnv);
+    Path config = file("gpu-" + provider + ".properties", "provider=" + provider + "\n");
+    String fromFile = error("--config=" + config);
+    assertTrue(fromFile.startsWith(expected) && fromFile.endsWith("(from " + config + ")"), fromFile);
+  }
+
   @Test
   void parse_tlsCertAndKey_bothSetServesTls() throws IOException {
     Path cert = file("cert.pem", "x");
@@ -159,7 +174,7 @@ final class NodeConfigTest {
       --image-cache-bytes=lots     | image-cache-bytes: must be a size in bytes
       --image-timeout=0s           | image-timeout: must be a positive duration
       --image-timeout=soon         | image-timeout: must be a positive duration
-      --provider=tpu               | provider: must be cpu, cuda or tensorrt, got 'tpu'
+      --provider=tpu               | provider: must be cpu (cuda and tensorrt are not supported yet), got 'tpu'
       --priority-aging-seconds=0   | priority-aging-seconds: must be a positive number, got '0'
       --max-batched-tokens=0       | max-batched-tokens: must be an integer in 1..
       --max-waiting-requests=-1    | max-waiting-requests: must be an integer in 1..

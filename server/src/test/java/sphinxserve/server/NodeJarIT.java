@@ -26,7 +26,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The node jar the container images package ({@code -node.jar}, maven-shade), run the way their ENTRYPOINT runs it:
- * {@code java --add-modules jdk.incubator.vector -jar}, nothing else on the classpath. Catches what the shade step
+ * {@code java --add-modules jdk.incubator.vector --sun-misc-unsafe-memory-access=allow -jar}, nothing else on the
+ * classpath. Catches what the shade step
  * can lose (a dependency left out, a ServiceLoader file not merged) before an image is built.
  */
 @Timeout(value = 90, unit = TimeUnit.SECONDS)
@@ -40,9 +41,9 @@ final class NodeJarIT {
     Path jar = Path.of(System.getProperty("sphinx.nodeJar"));
     assertTrue(Files.isRegularFile(jar), jar + " was built by the package phase");
     String java = ProcessHandle.current().info().command().orElse("java");
-    Process node = new ProcessBuilder(List.of(java, "--add-modules", "jdk.incubator.vector", "-jar", jar.toString(),
+    Process node = new ProcessBuilder(List.of(java, "--add-modules", "jdk.incubator.vector", "--sun-misc-unsafe-memory-access=allow", "-jar", jar.toString(),
         "--port", "0", "--bundle", "embedded:test", "--bundle-cache", bundles.toString(), "--drain-seconds", "2", "--metrics-port", "0",
-        // 16 MiB, not the default half of this machine's memory: the pool is zeroed, so resident, at start.
+        // 16 MiB, not the default: the pool is zeroed, so resident, at start.
         "--kv-cache-memory", "16m"))
         .redirectErrorStream(true).start();
     StringBuilder log = new StringBuilder();
@@ -75,6 +76,7 @@ final class NodeJarIT {
       assertTrue(node.waitFor(30, TimeUnit.SECONDS), "drained and exited after SIGTERM:\n" + log);
       synchronized (log) {
         assertTrue(!log.toString().contains("Exception"), log.toString());
+        assertTrue(!log.toString().contains("sun.misc.Unsafe"), "the ENTRYPOINT's flags leave no Unsafe warning:\n" + log);
       }
     } finally {
       if (channel != null) channel.shutdownNow();
