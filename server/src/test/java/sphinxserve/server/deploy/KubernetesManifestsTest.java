@@ -153,13 +153,10 @@ final class KubernetesManifestsTest {
    */
   @Test
   void deployments_memoryLimitHoldsHeapImageCacheAndKvPool() throws IOException {
+    // The base only: the GPU overlay is not supported yet (the node refuses its provider; gpuOverlay_* below).
     Deployment base = (Deployment) resource(K8S.resolve("base/deployment.yaml"));
-    Deployment gpu = (Deployment) resource(K8S.resolve("overlays/gpu/deployment-gpu.yaml"));
     Map<String, String> baseData = ((ConfigMap) resource(K8S.resolve("base/configmap.yaml"))).getData();
-    Map<String, String> gpuData = new java.util.HashMap<>(baseData);
-    gpuData.putAll(((ConfigMap) resource(K8S.resolve("overlays/gpu/configmap-gpu.yaml"))).getData()); // kustomize's merge
     checkMemory("base", base, baseData, DeployFiles.root().resolve("docker/Dockerfile.cpu"));
-    checkMemory("gpu overlay", gpu, gpuData, DeployFiles.root().resolve("docker/Dockerfile.cuda"));
   }
 
   private static void checkMemory(String what, Deployment deployment, Map<String, String> env, Path dockerfile) throws IOException {
