@@ -267,11 +267,10 @@ public final class Engine implements AutoCloseable {
     stats.recordStep(System.nanoTime() - start, modelEnd - modelStart, plan.requests().size(), plan.numScheduledTokens());
   }
 
+  /** Runs the queued commands, taking them one at a time: should one throw, the rest stay queued for the final drain. */
   private void drainCommands() {
-    List<Object> batch = new ArrayList<>();
-    for (Object command; (command = commands.poll()) != null; ) batch.add(command);
     long now = System.nanoTime();
-    for (Object command : batch) {
+    for (Object command; (command = commands.poll()) != null; ) {
       switch (command) {
         case Add add -> {
           if (closing) {

@@ -357,9 +357,7 @@ final class Scheduler {
 
   /** A failed step: its requests finish with ERROR (blocks freed); everything else carries on. */
   void failStep(StepPlan plan, RuntimeException error, long nowNanos) {
-    for (Request r : plan.requests()) {
-      if (!r.finished) finish(r, FinishReason.ERROR, "model step failed: " + error.getMessage(), nowNanos);
-    }
+    for (Request r : plan.requests()) fail(r, "model step failed", error, nowNanos);
   }
 
   /**
