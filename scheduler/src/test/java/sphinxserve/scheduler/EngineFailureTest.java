@@ -53,11 +53,18 @@ class EngineFailureTest {
   void modelStepThrowsOnce_endsThatStepsRequestsOnly_andTheEngineServesOn() throws Exception {
     start();
     java.util.concurrent.atomic.AtomicBoolean thrown = new java.util.concurrent.atomic.AtomicBoolean();
-    runtime.beforeStep(batch -> { // the first step that holds both requests throws, once
+    java.util.concurrent.CountDownLatch bothSubmitted = new java.util.concurrent.CountDownLatch(1);
+    runtime.beforeStep(batch -> { // held until both are in (the script decodes 50 tokens in microseconds)
+      try {
+        bothSubmitted.await(30, java.util.concurrent.TimeUnit.SECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
       if (batch.size() == 2 && !thrown.getAndSet(true)) throw new IllegalStateException("injected into a step");
     });
     CollectingSink a = submit("a", 5, 50, greedy());
     CollectingSink b = submit("b", 9, 50, greedy());
+    bothSubmitted.countDown();
     assertEquals(FinishReason.ERROR, a.await().reason);
     assertEquals(FinishReason.ERROR, b.await().reason);
     assertTrue(a.message.contains("injected into a step"), a.message);

@@ -44,6 +44,12 @@ final class NodeFaultTest {
   private static final SamplingParams LONG = SamplingParams.newBuilder().setMaxTokens(600).setIgnoreEos(true).build();
   private static final SamplingParams SHORT = SamplingParams.newBuilder().setMaxTokens(12).setIgnoreEos(true).build();
 
+  /**
+   * How long a test lets the server take to see a client's cancellation (HTTP/2 RST_STREAM, then the call's cancel
+   * handler) before it lets the engine move on: milliseconds on loopback, with room for a loaded CI machine.
+   */
+  private static final long SERVER_SEES_CANCEL_MILLIS = 300;
+
   private TestNode node;
 
   @AfterEach
@@ -173,6 +179,7 @@ final class NodeFaultTest {
     assertTrue(encoding.await(30, TimeUnit.SECONDS));
     call.cancel(null);
     assertEquals(Status.Code.CANCELLED, outcome.get(30, TimeUnit.SECONDS));
+    Thread.sleep(SERVER_SEES_CANCEL_MILLIS); // the client's end is immediate; the server's follows the RST_STREAM
     release.countDown();
     waitUntil(() -> node.images().lookup(sphinxserve.server.image.ImageDigest.of(imageBytes(3))).isPresent(), "the encoding finished");
     Thread.sleep(50);
@@ -217,6 +224,7 @@ final class NodeFaultTest {
     assertTrue(inStep.await(30, TimeUnit.SECONDS), "the prefill step started");
     call.cancel(null);
     assertEquals(Status.Code.CANCELLED, outcome.get(30, TimeUnit.SECONDS));
+    Thread.sleep(SERVER_SEES_CANCEL_MILLIS); // the abort is queued before the step in flight ends
     node.runtime().beforeStep(() -> {});
     release.countDown();
     assertIdleAndServing();
