@@ -65,8 +65,8 @@ public final class DecoderBenchmark {
     int blocksPerSequence = (maxContext + warmup + steps + BLOCK_SIZE) / BLOCK_SIZE + 1;
     int numBlocks = Math.max(maxBatch * blocksPerSequence, (prefillTokens + 64) / BLOCK_SIZE + 1);
     RuntimeOptions options = RuntimeOptions.cpu();
-    System.out.printf(Locale.ROOT, "bundle %s (%s), %d intra-op threads, %d cores, KV pool %d blocks (%.0f MiB)%n",
-        dir, bundle.manifest().getSource(), options.effectiveIntraOpThreads(), Runtime.getRuntime().availableProcessors(),
+    System.out.printf(Locale.ROOT, "bundle %s (%s, decoder weights %s), %d intra-op threads, %d cores, KV pool %d blocks (%.0f MiB)%n",
+        dir, bundle.manifest().getSource(), weightsDescription(bundle), options.effectiveIntraOpThreads(), Runtime.getRuntime().availableProcessors(),
         numBlocks, OnnxModelRuntime.kvLayoutFor(spec, BLOCK_SIZE, numBlocks).totalBytes() / 1048576.0);
 
     double[][] pagedMillis = new double[contexts.length][batches.length];
@@ -83,6 +83,11 @@ public final class DecoderBenchmark {
       }
     }
 
+    if (bundle.manifest().hasQuantization()) {
+      System.out.println();
+      System.out.println("(no paged vs contiguous comparison: the contiguous baseline is the float32 bench decoder)");
+      return;
+    }
     System.out.println();
     System.out.println("Paged vs contiguous cache (same weights, decode step p50):");
     System.out.println("| context | batch | paged ms | contiguous ms | paged / contiguous |");
@@ -105,6 +110,13 @@ public final class DecoderBenchmark {
         }
       }
     }
+  }
+
+  private static String weightsDescription(Bundle bundle) {
+    if (!bundle.manifest().hasQuantization()) return "float32";
+    var q = bundle.manifest().getQuantization();
+    return q.getWeights() + ", block " + q.getBlockSize() + ", accuracy level " + q.getAccuracyLevel()
+        + ", lm_head " + q.getTensorsOrDefault("lm_head", "float32");
   }
 
   private static void prefill(OnnxModelRuntime runtime, ModelSpec spec, int numTokens) {

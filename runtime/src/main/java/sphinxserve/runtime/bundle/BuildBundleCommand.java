@@ -1,16 +1,19 @@
 package sphinxserve.runtime.bundle;
 
 import java.nio.file.Path;
+import sphinxserve.runtime.graph.WeightQuantization;
 
 /**
- * {@code build-bundle (--preset test|tiny|bench [--seed N] | --weights DIR | --model sphinx-tiny) --out DIR}:
+ * {@code build-bundle (--preset test|tiny|bench [--seed N] | --weights DIR | --model sphinx-tiny) --out DIR
+ * [--quantize int4|int8|none]}:
  * writes a deterministic SPHINX-shaped bundle, random-weight (preset) or trained (a directory exported by
  * {@code tools/}, or a model embedded in the jar). Exit code 2 on bad arguments, with a usage line.
  */
 public final class BuildBundleCommand {
 
   private static final String USAGE =
-      "usage: build-bundle (--preset test|tiny|bench [--seed N] | --weights DIR | --model sphinx-tiny) --out DIR";
+      "usage: build-bundle (--preset test|tiny|bench [--seed N] | --weights DIR | --model sphinx-tiny) --out DIR"
+          + " [--quantize int4|int8|none [--quant-block-size N] [--quant-accuracy-level 0-4] [--quant-head int4|int8|none]]";
 
   private BuildBundleCommand() {}
 
@@ -20,6 +23,10 @@ public final class BuildBundleCommand {
     String model = null;
     Path out = null;
     long seed = 1;
+    String quantize = "none";
+    Integer blockSize = null;
+    Integer accuracyLevel = null;
+    Integer head = null;
     try {
       for (int i = 0; i < args.length; i++) {
         switch (args[i]) {
@@ -28,6 +35,10 @@ public final class BuildBundleCommand {
           case "--seed" -> seed = Long.parseLong(args[++i]);
           case "--weights" -> weights = Path.of(args[++i]);
           case "--model" -> model = args[++i];
+          case "--quantize" -> quantize = args[++i];
+          case "--quant-block-size" -> blockSize = Integer.parseInt(args[++i]);
+          case "--quant-accuracy-level" -> accuracyLevel = Integer.parseInt(args[++i]);
+          case "--quant-head" -> head = WeightQuantization.headBits(args[++i]);
           case "-h", "--help" -> {
             System.out.println(USAGE);
             return;
@@ -37,12 +48,24 @@ public final class BuildBundleCommand {
       }
       int sources = (preset != null ? 1 : 0) + (weights != null ? 1 : 0) + (model != null ? 1 : 0);
       if (sources != 1 || out == null) throw new IllegalArgumentException("--out and one of --preset, --weights, --model are required");
+      WeightQuantization quantization = WeightQuantization.named(quantize);
+      if (!quantization.enabled() && (blockSize != null || accuracyLevel != null || head != null)) {
+        throw new IllegalArgumentException("--quant-block-size, --quant-accuracy-level and --quant-head need --quantize int4|int8");
+      }
+      if (blockSize != null) quantization = quantization.withBlockSize(blockSize);
+      if (accuracyLevel != null) quantization = quantization.withAccuracyLevel(accuracyLevel);
+      if (head != null) quantization = quantization.withHeadBits(head);
       long start = System.nanoTime();
       BundleManifest manifest = preset != null
-          ? BundleBuilder.build(BundlePreset.named(preset), seed, out)
-          : BundleBuilder.build(weights != null ? TrainedModel.fromDirectory(weights) : TrainedModel.embedded(model), out);
-      System.out.printf("built %s into %s in %.1f s; bundle id %s%n", manifest.getSource(), out,
-          (System.nanoTime() - start) / 1e9, BundleFiles.bundleId(manifest.getFilesMap()));
+          ? BundleBuilder.build(BundlePreset.named(preset), seed, quantization, out)
+          : BundleBuilder.build(weights != null ? TrainedModel.fromDirectory(weights) : TrainedModel.embedded(model),
+              quantization, out);
+      System.out.printf("built %s into %s in %.1f s; decoder weights %s; bundle id %s%n", manifest.getSource(), out,
+          (System.nanoTime() - start) / 1e9, quantization.enabled()
+              ? quantization.dtype() + " (block " + quantization.blockSize() + ", accuracy level " + quantization.accuracyLevel()
+                  + ", lm_head " + quantization.head().dtype() + ")"
+              : "float32",
+          BundleFiles.bundleId(manifest.getFilesMap()));
     } catch (BundleException e) {
       System.err.println("build-bundle: " + e.getMessage());
       System.exit(1);

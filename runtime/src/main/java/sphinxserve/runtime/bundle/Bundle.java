@@ -95,6 +95,12 @@ public record Bundle(Path directory, BundleManifest manifest, ModelSpec spec) {
     require(v.getGrid() > 0 && v.getImageSize() == v.getGrid() * v.getViewSize(), "vision.image_size must equal vision.grid × vision.view_size");
     require(v.getTokensPerView() > 0, "vision.tokens_per_view must be positive");
     require(v.getPadRgbCount() == 3 && v.getMeanCount() == 3 && v.getStdCount() == 3, "vision.pad_rgb, vision.mean and vision.std need 3 values each");
+    if (m.hasQuantization()) {
+      Quantization q = m.getQuantization();
+      require(q.getWeights().equals("int4") || q.getWeights().equals("int8"), "quantization.weights must be \"int4\" or \"int8\", got \"" + q.getWeights() + "\"");
+      require(q.getBlockSize() >= 16 && Integer.bitCount(q.getBlockSize()) == 1, "quantization.block_size must be a power of two >= 16");
+      require(!q.getTensorsMap().isEmpty(), "quantization.tensors must name the quantized tensors");
+    }
     TokenizerConfig t = m.getTokenizer();
     for (int id : new int[] {t.getBosId(), t.getEosId(), t.getPadId(), t.getImagePlaceholderId()}) {
       require(id >= 0 && id < d.getVocabSize(), "tokenizer special token id " + id + " is outside the vocabulary");

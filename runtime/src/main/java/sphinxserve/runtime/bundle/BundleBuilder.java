@@ -12,6 +12,7 @@ import sphinxserve.runtime.graph.DecoderGraph;
 import sphinxserve.runtime.graph.DecoderShape;
 import sphinxserve.runtime.graph.VisionGraph;
 import sphinxserve.runtime.graph.VisionShape;
+import sphinxserve.runtime.graph.WeightQuantization;
 import sphinxserve.runtime.graph.Weights;
 import sphinxserve.runtime.onnx.ModelProto;
 import sphinxserve.runtime.tokenizer.BundleTokenizers;
@@ -40,14 +41,19 @@ public final class BundleBuilder {
 
   /** Builds preset {@code preset} with {@code seed} into {@code out} (created if missing); returns the manifest. */
   public static BundleManifest build(BundlePreset preset, long seed, Path out) throws IOException {
+    return build(preset, seed, WeightQuantization.NONE, out);
+  }
+
+  /** Builds preset {@code preset} with {@code seed} and decoder weights stored as {@code quantization}. */
+  public static BundleManifest build(BundlePreset preset, long seed, WeightQuantization quantization, Path out) throws IOException {
     Weights weights = new Weights(seed);
     VisionGraph.initialiseWeights(preset.vision(), weights);
     DecoderGraph.initialiseWeights(preset.decoder(), weights);
     String tokenizerJson = BundleTokenizers.build(preset.decoder().vocabSize(), SPECIAL_TOKENS, seed);
     return write(VisionGraph.build(preset.vision(), weights),
-        DecoderGraph.build(preset.decoder(), weights, DecoderGraph.KvAddressing.PAGED), tokenizerJson,
+        DecoderGraph.build(preset.decoder(), weights, DecoderGraph.KvAddressing.PAGED, quantization), tokenizerJson,
         manifest(preset.decoder(), preset.vision(), preset.imageSize(), preset.grid(),
-            "builder:" + preset.name().toLowerCase() + ":seed=" + seed),
+            "builder:" + preset.name().toLowerCase() + ":seed=" + seed, quantization),
         out);
   }
 
@@ -57,19 +63,24 @@ public final class BundleBuilder {
    * used, and every weight the graphs need must be there with the right number of values.
    */
   public static BundleManifest build(TrainedModel model, Path out) throws IOException {
+    return build(model, WeightQuantization.NONE, out);
+  }
+
+  /** Builds a trained model's bundle with its decoder weights stored as {@code quantization}. */
+  public static BundleManifest build(TrainedModel model, WeightQuantization quantization, Path out) throws IOException {
     Weights weights = model.weights();
     ModelProto vision;
     ModelProto decoder;
     try {
       vision = VisionGraph.build(model.vision(), weights);
-      decoder = DecoderGraph.build(model.decoder(), weights, DecoderGraph.KvAddressing.PAGED);
+      decoder = DecoderGraph.build(model.decoder(), weights, DecoderGraph.KvAddressing.PAGED, quantization);
     } catch (IllegalArgumentException e) { // a weight missing or of the wrong size
       throw new BundleException(model.name() + ": " + TrainedModel.WEIGHTS_FILE + ": " + e.getMessage(), e);
     }
     model.checkAllUsed(weights);
     return write(vision, decoder, model.tokenizerJson(),
         manifest(model.decoder(), model.vision(), model.imageSize(), model.grid(),
-            "trained:" + model.name() + ":weights-sha256=" + model.weightsSha256()),
+            "trained:" + model.name() + ":weights-sha256=" + model.weightsSha256(), quantization),
         out);
   }
 
@@ -101,8 +112,15 @@ public final class BundleBuilder {
     return JsonFormat.printer().preservingProtoFieldNames().sortingMapKeys().print(manifest) + "\n";
   }
 
-  private static BundleManifest.Builder manifest(DecoderShape d, VisionShape v, int imageSize, int grid, String source) {
-    return BundleManifest.newBuilder()
+  private static BundleManifest.Builder manifest(DecoderShape d, VisionShape v, int imageSize, int grid, String source,
+      WeightQuantization quantization) {
+    BundleManifest.Builder manifest = BundleManifest.newBuilder();
+    if (quantization.enabled()) {
+      manifest.setQuantization(Quantization.newBuilder().setWeights(quantization.dtype())
+          .setBlockSize(quantization.blockSize()).setAccuracyLevel(quantization.accuracyLevel())
+          .putAllTensors(DecoderGraph.quantizedTensors(d, quantization)));
+    }
+    return manifest
         .setFormatVersion(FORMAT_VERSION)
         .setArchitecture("sphinx-llama")
         .setSource(source)

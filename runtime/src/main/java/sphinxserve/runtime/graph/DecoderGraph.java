@@ -49,14 +49,20 @@ public final class DecoderGraph {
   private final DecoderShape shape;
   private final Weights weights;
   private final KvAddressing addressing;
+  private final WeightQuantization quantization;
   private final GraphBuilder g = new GraphBuilder("sphinx_decoder");
   /** [1] int64: the pool's block size (PAGED) or the cache capacity C (CONTIGUOUS), read from past_key.0. */
   private String slotsPerRow;
 
-  private DecoderGraph(DecoderShape shape, Weights weights, KvAddressing addressing) {
+  /** The linear weights of every layer, in graph order (the candidates for quantization besides lm_head). */
+  private static final List<String> PROJECTIONS =
+      List.of("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj");
+
+  private DecoderGraph(DecoderShape shape, Weights weights, KvAddressing addressing, WeightQuantization quantization) {
     this.shape = shape;
     this.weights = weights;
     this.addressing = addressing;
+    this.quantization = quantization;
   }
 
   /** Generates random weights for {@code shape} into {@code weights} (names as in docs/BUNDLE.md). */
@@ -87,7 +93,34 @@ public final class DecoderGraph {
    * from the shape of {@code past_key.0}, so one bundle serves any block size.
    */
   public static ModelProto build(DecoderShape shape, Weights weights, KvAddressing addressing) {
-    return new DecoderGraph(shape, weights, addressing).build();
+    return build(shape, weights, addressing, WeightQuantization.NONE);
+  }
+
+  /** The decoder model with its linear weights stored as {@code quantization} says (MatMulNBits when quantized). */
+  public static ModelProto build(DecoderShape shape, Weights weights, KvAddressing addressing, WeightQuantization quantization) {
+    return new DecoderGraph(shape, weights, addressing, quantization).build();
+  }
+
+  /**
+   * The weights {@code quantization} stores quantized, name → element type ({@code int4} / {@code int8}), sorted;
+   * empty for float32. The embedding table (read by Gather), norms and RoPE tables are never quantized.
+   */
+  public static java.util.SortedMap<String, String> quantizedTensors(DecoderShape shape, WeightQuantization quantization) {
+    java.util.SortedMap<String, String> out = new java.util.TreeMap<>();
+    for (int l = 0; l < shape.numLayers(); l++) {
+      for (String p : PROJECTIONS) {
+        if (quantization.enabled()) out.put("layers." + l + "." + p, quantization.dtype());
+      }
+    }
+    if (quantization.head().enabled()) out.put("lm_head", quantization.head().dtype());
+    return out;
+  }
+
+  /** {@code x · w} for the linear weight {@code name [in, out]}: MatMul over float32, or MatMulNBits. */
+  private String linear(String x, String name, int in, int out) {
+    WeightQuantization q = name.equals("lm_head") ? quantization.head() : quantization;
+    if (q.enabled()) return g.matMulNBits(x, name, weights.get(name), in, out, q);
+    return g.matMul(x, g.weight(name, weights.get(name), in, out));
   }
 
   /** RoPE cos and sin tables {@code [maxContextTokens, headDim]}, halves duplicated (LLaMA rotate_half form). */
@@ -152,7 +185,7 @@ public final class DecoderGraph {
 
     String last = g.gather(hidden, logitsIndex, 0);
     String normed = g.rmsNorm(last, g.weight("final_norm", weights.get("final_norm"), h), shape.rmsNormEps());
-    String logits = g.matMul(normed, g.weight("lm_head", weights.get("lm_head"), h, v));
+    String logits = linear(normed, "lm_head", h, v);
     g.output(logits, "logits", FLOAT, "R", v);
 
     return g.build("SPHINX-shaped LLaMA decoder, one batched step over a " + addressing.name().toLowerCase() + " KV cache",
@@ -169,9 +202,9 @@ public final class DecoderGraph {
     String p = "layers." + l + ".";
 
     String n = g.rmsNorm(x, g.weight(p + "input_norm", weights.get(p + "input_norm"), h), shape.rmsNormEps());
-    String q = g.reshape(g.matMul(n, g.weight(p + "q_proj", weights.get(p + "q_proj"), h, nh * d)), -1, nh, d);
-    String k = g.reshape(g.matMul(n, g.weight(p + "k_proj", weights.get(p + "k_proj"), h, kh * d)), -1, kh, d);
-    String v = g.reshape(g.matMul(n, g.weight(p + "v_proj", weights.get(p + "v_proj"), h, kh * d)), -1, kh, d);
+    String q = g.reshape(linear(n, p + "q_proj", h, nh * d), -1, nh, d);
+    String k = g.reshape(linear(n, p + "k_proj", h, kh * d), -1, kh, d);
+    String v = g.reshape(linear(n, p + "v_proj", h, kh * d), -1, kh, d);
     q = rope(q, cos, sin);
     k = rope(k, cos, sin);
 
@@ -202,13 +235,13 @@ public final class DecoderGraph {
     attention = paged ? g.transpose(attention, 1, 3, 0, 2, 4) : g.transpose(attention, 0, 3, 1, 2, 4); // [B, Q, KH, G, D]
     attention = g.reshape(attention, -1, (long) nh * d);
     attention = g.gather(attention, tokenIndex, 0); // back to [T, NH·D]
-    x = g.add(x, g.matMul(attention, g.weight(p + "o_proj", weights.get(p + "o_proj"), nh * d, h)));
+    x = g.add(x, linear(attention, p + "o_proj", nh * d, h));
 
     String n2 = g.rmsNorm(x, g.weight(p + "post_attention_norm", weights.get(p + "post_attention_norm"), h), shape.rmsNormEps());
     int inter = shape.intermediateSize();
-    String gate = g.silu(g.matMul(n2, g.weight(p + "gate_proj", weights.get(p + "gate_proj"), h, inter)));
-    String up = g.matMul(n2, g.weight(p + "up_proj", weights.get(p + "up_proj"), h, inter));
-    return g.add(x, g.matMul(g.mul(gate, up), g.weight(p + "down_proj", weights.get(p + "down_proj"), inter, h)));
+    String gate = g.silu(linear(n2, p + "gate_proj", h, inter));
+    String up = linear(n2, p + "up_proj", h, inter);
+    return g.add(x, linear(g.mul(gate, up), p + "down_proj", inter, h));
   }
 
   /** LLaMA rotary embedding: {@code x·cos + rotate_half(x)·sin} on {@code [T, heads, D]}. */

@@ -147,6 +147,22 @@ public final class GraphBuilder {
   public String div(String a, String b) { return op("Div", a, b); }
   public String matMul(String a, String b) { return op("MatMul", a, b); }
 
+  /**
+   * {@code x · w} for {@code w [k, n]} stored block-quantized ({@link WeightQuantization#quantize}) as initializers
+   * {@code name} (uint8 codes) and {@code name.scales}, computed by ONNX Runtime's {@code com.microsoft.MatMulNBits}.
+   */
+  public String matMulNBits(String x, String name, float[] w, int k, int n, WeightQuantization quantization) {
+    WeightQuantization.Packed packed = quantization.quantize(w, k, n);
+    graph.addInitializer(TensorProto.newBuilder().setName(claim(name)).addDims(n).addDims(packed.blocks())
+        .addDims(packed.blob()).setDataType(TensorProto.DataType.UINT8_VALUE).setRawData(ByteString.copyFrom(packed.data())));
+    String scales = weight(name + ".scales", packed.scales(), packed.scales().length);
+    String y = fresh("matmulnbits");
+    graph.addNode(node("MatMulNBits", List.of(x, name, scales), List.of(y), List.of(intAttr("K", k), intAttr("N", n),
+        intAttr("bits", quantization.bits()), intAttr("block_size", quantization.blockSize()),
+        intAttr("accuracy_level", quantization.accuracyLevel()))).toBuilder().setDomain("com.microsoft").build());
+    return y;
+  }
+
   public String reshape(String x, long... shape) { return op("Reshape", x, ints(shape)); }
   public String transpose(String x, long... perm) { return op("Transpose", x, ints("perm", perm)); }
   public String gather(String data, String indices, long axis) { return op("Gather", data, indices, intAttr("axis", axis)); }
