@@ -26,7 +26,9 @@ import sphinxserve.runtime.engine.StepTimer;
  * The decoder benchmark ({@code bin/bench-decoder}): decode-step latency and tokens/s at several batch sizes
  * and contexts, prefill tokens/s for a 1,500-token prompt (a 1,455-token image plus text), the share of step
  * time spent outside ORT's {@code run}, and the paged graph against the contiguous-cache variant of the same
- * weights, as ratios from one process.
+ * weights, as ratios from one process; then ragged batches (sequences at different contexts in one step,
+ * {@code --ragged 31x128+1x4000,...}; the bench model holds 4,096 positions) against uniform ones, where padding to the longest history would make
+ * every sequence pay for the longest one. {@code --ragged-only} runs that table alone.
  *
  * <p>Decode steps cost the same whatever the cached K/V values are, so each decode configuration starts
  * directly at position {@code context} over blocks that were never prefilled; only positions and block
@@ -45,12 +47,16 @@ public final class DecoderBenchmark {
     int[] batches = {1, 8, 32, 64};
     int[] contexts = {256, 1024};
     int prefillTokens = 1500;
+    String[] ragged = {"1x128", "32x128", "31x128+1x4000", "28x128+4x2048", "1x4000"};
+    boolean raggedOnly = false;
     for (int i = 0; i < args.length; i++) {
       switch (args[i]) {
         case "--bundle" -> dir = Path.of(args[++i]);
         case "--steps" -> steps = Integer.parseInt(args[++i]);
         case "--batches" -> batches = Arrays.stream(args[++i].split(",")).mapToInt(Integer::parseInt).toArray();
         case "--contexts" -> contexts = Arrays.stream(args[++i].split(",")).mapToInt(Integer::parseInt).toArray();
+        case "--ragged" -> ragged = args[++i].split(",");
+        case "--ragged-only" -> raggedOnly = true;
         default -> throw new IllegalArgumentException("unknown argument " + args[i]);
       }
     }
@@ -64,6 +70,11 @@ public final class DecoderBenchmark {
     int maxContext = Arrays.stream(contexts).max().orElseThrow();
     int blocksPerSequence = (maxContext + warmup + steps + BLOCK_SIZE) / BLOCK_SIZE + 1;
     int numBlocks = Math.max(maxBatch * blocksPerSequence, (prefillTokens + 64) / BLOCK_SIZE + 1);
+    for (String config : ragged) {
+      int needed = 0;
+      for (int context : raggedContexts(config)) needed += blocksFor(context, warmup, steps);
+      numBlocks = Math.max(numBlocks, needed);
+    }
     RuntimeOptions options = RuntimeOptions.cpu();
     System.out.printf(Locale.ROOT, "bundle %s (%s, decoder weights %s), %d intra-op threads, %d cores, KV pool %d blocks (%.0f MiB)%n",
         dir, bundle.manifest().getSource(), weightsDescription(bundle), options.effectiveIntraOpThreads(), Runtime.getRuntime().availableProcessors(),
@@ -72,16 +83,24 @@ public final class DecoderBenchmark {
     double[][] pagedMillis = new double[contexts.length][batches.length];
     try (KvCacheStorage storage = new KvCacheStorage(OnnxModelRuntime.kvLayoutFor(spec, BLOCK_SIZE, numBlocks));
         OnnxModelRuntime runtime = OnnxModelRuntime.open(bundle, options, storage)) {
-      prefill(runtime, spec, prefillTokens);
-      System.out.println();
-      System.out.println("| context | batch | step p50 ms | step p90 ms | tokens/s | outside ORT run |");
-      System.out.println("|---|---|---|---|---|---|");
-      for (int c = 0; c < contexts.length; c++) {
-        for (int b = 0; b < batches.length; b++) {
-          pagedMillis[c][b] = decode(runtime, spec, batches[b], contexts[c], blocksPerSequence, warmup, steps);
+      if (!raggedOnly) {
+        prefill(runtime, spec, prefillTokens);
+        System.out.println();
+        System.out.println("| context | batch | step p50 ms | step p90 ms | tokens/s | outside ORT run |");
+        System.out.println("|---|---|---|---|---|---|");
+        for (int c = 0; c < contexts.length; c++) {
+          for (int b = 0; b < batches.length; b++) {
+            pagedMillis[c][b] = decode(runtime, spec, batches[b], contexts[c], blocksPerSequence, warmup, steps);
+          }
         }
       }
+      System.out.println();
+      System.out.println("Ragged decode batches (sequences × context, + another group; decode steps as above):");
+      System.out.println("| batch | tokens held | step p50 ms | step p90 ms | tokens/s | decoder runs per step |");
+      System.out.println("|---|---|---|---|---|---|");
+      for (String config : ragged) decodeRagged(runtime, config, raggedContexts(config), warmup, steps);
     }
+    if (raggedOnly) return;
 
     if (bundle.manifest().hasQuantization()) {
       System.out.println();
@@ -179,6 +198,77 @@ public final class DecoderBenchmark {
     System.out.printf(Locale.ROOT, "| %d | %d | %.2f | %.2f | %.0f | %.2f%% |%n", context, batch, p50, percentile(times, 90),
         batch / (p50 / 1e3), 100 * outside);
     return p50;
+  }
+
+  /** "31x128+1x4000" → 31 contexts of 128 then one of 4,000. */
+  private static int[] raggedContexts(String config) {
+    List<Integer> contexts = new ArrayList<>();
+    for (String group : config.split("\\+")) {
+      String[] parts = group.split("x");
+      for (int i = 0; i < Integer.parseInt(parts[0]); i++) contexts.add(Integer.parseInt(parts[1]));
+    }
+    return contexts.stream().mapToInt(Integer::intValue).toArray();
+  }
+
+  private static int blocksFor(int context, int warmup, int steps) {
+    return (context + warmup + steps + BLOCK_SIZE) / BLOCK_SIZE + 1;
+  }
+
+  /**
+   * Decode steps of one sequence per entry of {@code contexts}, each at its own position, blocks scattered over
+   * the pool; the long sequences are interleaved with the short ones in batch order (the last group is spread
+   * through the batch), as a scheduler's admission order would have them. Returns the p50 in ms.
+   */
+  private static double decodeRagged(OnnxModelRuntime runtime, String label, int[] contexts, int warmup, int steps) {
+    int batch = contexts.length;
+    int[] order = spread(contexts);
+    int total = 0;
+    for (int context : contexts) total += blocksFor(context, warmup, steps);
+    List<Integer> blocks = new ArrayList<>();
+    for (int i = 0; i < total; i++) blocks.add(i);
+    Collections.shuffle(blocks, new java.util.Random(label.hashCode()));
+    int[][] tables = new int[batch][];
+    int next = 0;
+    long held = 0;
+    for (int b = 0; b < batch; b++) {
+      int context = contexts[order[b]];
+      tables[b] = new int[blocksFor(context, warmup, steps)];
+      for (int i = 0; i < tables[b].length; i++) tables[b][i] = blocks.get(next++);
+      held += context;
+    }
+    double[] times = new double[steps];
+    StepTimer timer = runtime.timer();
+    for (int s = 0; s < warmup + steps; s++) {
+      if (s == warmup) timer.reset();
+      List<SequenceStep> batchSteps = new ArrayList<>(batch);
+      for (int b = 0; b < batch; b++) {
+        int position = contexts[order[b]] + s;
+        batchSteps.add(new SequenceStep(new int[] {100 + b + s}, position, Arrays.copyOf(tables[b], position / BLOCK_SIZE + 1), null, 0, true));
+      }
+      long start = System.nanoTime();
+      runtime.step(batchSteps);
+      if (s >= warmup) times[s - warmup] = (System.nanoTime() - start) / 1e6;
+    }
+    double p50 = percentile(times, 50);
+    System.out.printf(Locale.ROOT, "| %s | %d | %.2f | %.2f | %.0f | %.1f |%n", label, held, p50, percentile(times, 90),
+        batch / (p50 / 1e3), (double) timer.steps() / steps);
+    return p50;
+  }
+
+  /** A batch order over {@code contexts} (grouped as given) that places the sequences differing from the first evenly among the others. */
+  private static int[] spread(int[] contexts) {
+    List<Integer> common = new ArrayList<>();
+    List<Integer> other = new ArrayList<>();
+    for (int i = 0; i < contexts.length; i++) (contexts[i] == contexts[0] ? common : other).add(i);
+    int[] order = new int[contexts.length];
+    int c = 0;
+    int o = 0;
+    for (int b = 0; b < contexts.length; b++) {
+      // Place the o-th other sequence at about position (o + 1/2) × batch / others.
+      boolean placeOther = o < other.size() && (c >= common.size() || b >= (2L * o + 1) * contexts.length / (2L * other.size()));
+      order[b] = placeOther ? other.get(o++) : common.get(c++);
+    }
+    return order;
   }
 
   private static double percentile(double[] values, int p) {
