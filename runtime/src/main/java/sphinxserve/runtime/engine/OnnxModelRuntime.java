@@ -8,6 +8,7 @@ import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
 import java.nio.FloatBuffer;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -161,9 +162,11 @@ public final class OnnxModelRuntime implements ModelRuntime {
   }
 
   /**
-   * Runs one step. The graph pads every sequence's queries to the longest chunk of its run, so a batch that
-   * mixes decodes with a long prefill chunk is split into two runs — decodes (one query each) and prefill
-   * chunks — rather than padding every decode to the chunk's length; logits rows keep the batch's order.
+   * Runs one step. The graph pads every sequence's queries to the longest chunk of its run and every history to
+   * the longest block table of its run, so a batch is split into several runs where that pays: prefill chunks
+   * apart from decodes (rather than padding every decode to the chunk's length), and decodes into length buckets
+   * ({@link #bucketDecodes}) rather than padding every history to the longest one. Logits rows keep the batch's
+   * order.
    */
   @Override
   public StepOutput step(List<SequenceStep> batch) {
@@ -177,31 +180,97 @@ public final class OnnxModelRuntime implements ModelRuntime {
     }
   }
 
+  /**
+   * What one more decoder run costs, in padded history tokens (sequences × longest history of the run, in
+   * blocks × block size). Measured on the bench bundle (hidden 512, 8 layers, 2 KV heads of 64; 2 cores;
+   * bin/bench-decoder --ragged-only, docs/PERFORMANCE.md): a run at batch 1, context 16 takes 9.8 ms, nearly
+   * all of it independent of the batch (reading the weights, ~400 kernel launches); splitting rows between runs
+   * costs 6–9 ms more than one run of them all. Each history token a run gathers costs 1.4–1.6 µs (Gather of
+   * K and V, QK and AV, all layers) while the run's gathered history is small, 2.2–2.5 µs once it outgrows the
+   * cache (1 KiB of K/V per token and layer here; 32 at 128 → 32 at 512). So a split pays when it removes more
+   * than ~9.8 ms / 2.4 µs ≈ 4,000 padded tokens. Checked at the boundary: 31 at 128 beside 1 at 256 (3,968
+   * padded) is 52–59 ms in one run, 55–56 in two; 16 at 256 beside 16 at 512 (4,096) 77–79 ms in one, 66–73
+   * in two; 31 at 128 beside 1 at 4,000 (~120,000) 240–290 ms in one, 65–77 in two. Both sides grow with the model (weights per run,
+   * layers × KV width per token), so the ratio is a fair guess for other models; a wrong guess near the
+   * boundary costs a few ms.
+   */
+  static final int RUN_COST_TOKENS = 4_000;
+
+  /** {@link #RUN_COST_TOKENS}; tests lower it to split the test bundle's small batches. */
+  int runCostTokens = RUN_COST_TOKENS;
+
+  private long[] decodeOrder = new long[64];
+  private final List<SequenceStep> group = new ArrayList<>();
+  private int[] rowOf = new int[64];
+
   private StepOutput runStep(List<SequenceStep> batch) {
-    List<SequenceStep> decodes = new ArrayList<>(batch.size());
-    List<SequenceStep> chunks = new ArrayList<>();
-    for (SequenceStep step : batch) (step.numTokens() == 1 ? decodes : chunks).add(step);
+    int n = batch.size();
     int numRows = 0;
     for (SequenceStep step : batch) if (step.wantLogits()) numRows++;
+    // Every run writes at least one row (a throw-away one when none of its sequences wants logits).
     if (logits.capacity() < (numRows + 2) * spec.vocabSize()) logits = StepInputs.floats((numRows + 2) * 2 * spec.vocabSize());
     if (logitsView.rowOffsets.length < numRows) logitsView.rowOffsets = new int[Math.max(numRows, 2 * logitsView.rowOffsets.length)];
-    if (decodes.isEmpty() || chunks.isEmpty()) {
-      run(batch, 0);
-      for (int r = 0; r < numRows; r++) logitsView.rowOffsets[r] = r;
-    } else {
-      int decodeRows = run(decodes, 0);
-      run(chunks, decodeRows);
-      // Batch order: the k-th decode wanting logits is buffer row k; the k-th chunk wanting them, decodeRows + k.
-      int row = 0;
-      int decodeRow = 0;
-      int chunkRow = decodeRows;
-      for (SequenceStep step : batch) {
-        if (!step.wantLogits()) continue;
-        logitsView.rowOffsets[row++] = step.numTokens() == 1 ? decodeRow++ : chunkRow++;
+    if (rowOf.length < n) rowOf = new int[Math.max(n, 2 * rowOf.length)];
+    if (decodeOrder.length < n) decodeOrder = new long[Math.max(n, 2 * decodeOrder.length)];
+
+    // Decodes sorted by history length (blocks << 32 | batch index), then cut into buckets.
+    int blockSize = kvLayout.blockSize();
+    int d = 0;
+    for (int i = 0; i < n; i++) {
+      SequenceStep step = batch.get(i);
+      if (step.numTokens() == 1) decodeOrder[d++] = (long) ((step.endPosition() + blockSize - 1) / blockSize) << 32 | i;
+    }
+    Arrays.sort(decodeOrder, 0, d);
+    int[] cuts = bucketDecodes(decodeOrder, d, blockSize, runCostTokens);
+    int row = 0;
+    for (int c = 0; c + 1 < cuts.length; c++) {
+      group.clear();
+      for (int k = cuts[c]; k < cuts[c + 1]; k++) group.add(batch.get((int) decodeOrder[k]));
+      run(group, row);
+      for (int k = cuts[c]; k < cuts[c + 1]; k++) {
+        int i = (int) decodeOrder[k];
+        if (batch.get(i).wantLogits()) rowOf[i] = row++; // the run's rows follow its sequences' order
       }
     }
+    if (d < n) {
+      group.clear();
+      for (SequenceStep step : batch) if (step.numTokens() != 1) group.add(step);
+      run(group, row);
+      for (int i = 0; i < n; i++) if (batch.get(i).numTokens() != 1 && batch.get(i).wantLogits()) rowOf[i] = row++;
+    }
+    int r = 0;
+    for (int i = 0; i < n; i++) if (batch.get(i).wantLogits()) logitsView.rowOffsets[r++] = rowOf[i];
     logitsView.numRows = numRows;
     return logitsView;
+  }
+
+  /**
+   * Cuts the {@code count} decodes of {@code sorted} (ascending history blocks in the high half) into runs that
+   * minimise the modelled cost: per run {@code runCost} (tokens, {@link #RUN_COST_TOKENS}) plus its padded history, sequences × its
+   * longest history (the rest of a decode's cost does not depend on the split). Runs are contiguous in the
+   * sorted order, which an optimal cut always is; dynamic programming over the cut points, O(count²) in
+   * integers, a few µs for a batch of 64. Returns the cut points, first 0, last {@code count}.
+   */
+  static int[] bucketDecodes(long[] sorted, int count, int blockSize, int runCost) {
+    if (count == 0) return new int[] {0};
+    long[] best = new long[count + 1];
+    int[] from = new int[count + 1];
+    for (int j = 1; j <= count; j++) {
+      long longest = (sorted[j - 1] >>> 32) * blockSize;
+      best[j] = Long.MAX_VALUE;
+      for (int i = 0; i < j; i++) {
+        long cost = best[i] + runCost + (j - i) * longest;
+        if (cost < best[j]) {
+          best[j] = cost;
+          from[j] = i;
+        }
+      }
+    }
+    int runs = 0;
+    for (int j = count; j > 0; j = from[j]) runs++;
+    int[] cuts = new int[runs + 1];
+    for (int j = count, c = runs; j > 0; j = from[j]) cuts[c--] = j;
+    return cuts;
   }
 
   /**

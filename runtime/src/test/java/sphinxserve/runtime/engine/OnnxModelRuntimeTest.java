@@ -91,6 +91,51 @@ class OnnxModelRuntimeTest {
   }
 
   @Test
+  void step_decodesBucketedByLengthGiveEachSequenceItsSoloLogitsInBatchOrder() {
+    // Prompts of 20, 20, 300 and 21 tokens prefilled in one step, then decoding together; a fifth sequence of
+    // 40 tokens joins at the second step and prefills in chunks of 16, so those steps run two decode buckets
+    // and a chunk run. The test bundle is too small for the default run cost to split anything: lower it.
+    runtime.runCostTokens = 200;
+    int[] lengths = {20, 20, 300, 21, 40};
+    int[] chunks = {Integer.MAX_VALUE, Integer.MAX_VALUE, Integer.MAX_VALUE, Integer.MAX_VALUE, 16};
+    int newTokens = 6;
+    List<List<float[]>> solo = new ArrayList<>();
+    for (int s = 0; s < lengths.length; s++) {
+      solo.add(greedyLogits(List.of(bucketSequence(s, lengths[s])), newTokens, new int[] {chunks[s]}, new int[1]).get(0));
+      releaseAll();
+    }
+    List<Sequence> batch = new ArrayList<>();
+    for (int s = 0; s < lengths.length; s++) batch.add(bucketSequence(s, lengths[s]));
+    int[] joinAt = {0, 0, 0, 0, 1};
+    runtime.timer().reset();
+    List<List<float[]>> together = greedyLogits(batch, newTokens, chunks, joinAt);
+    // Runs: the four prompts (1); steps 1–3, a bucket of the three short histories, one of the long one, and the
+    // fifth's chunk (3 × 3); steps 4–5, the same two buckets, the fifth decoding with the short ones (2 × 2);
+    // steps 6–8, the fifth alone (3). Without buckets: 12.
+    assertEquals(17, runtime.timer().steps(), "decoder runs");
+    for (int s = 0; s < lengths.length; s++) {
+      assertEquals(solo.get(s).size(), together.get(s).size(), "sequence " + s);
+      for (int t = 0; t < solo.get(s).size(); t++) {
+        float error = (float) relativeError(together.get(s).get(t), solo.get(s).get(t));
+        assertTrue(error < 1e-5, "sequence " + s + ", token " + t + ": relative error " + error);
+        assertEquals(argmax(solo.get(s).get(t)), argmax(together.get(s).get(t)), "sequence " + s + ", token " + t);
+      }
+    }
+  }
+
+  @Test
+  void bucketDecodes_splitsWhereThePaddingOutweighsARun() {
+    // 31 histories of 9 blocks and one of 251 (31 at 128 tokens + 1 at 4,000): two runs.
+    long[] sorted = new long[32];
+    for (int i = 0; i < 32; i++) sorted[i] = (long) (i < 31 ? 9 : 251) << 32 | i;
+    assertArrayEquals(new int[] {0, 31, 32}, OnnxModelRuntime.bucketDecodes(sorted, 32, 16, OnnxModelRuntime.RUN_COST_TOKENS));
+    // Equal histories, or a little ragged: one run.
+    for (int i = 0; i < 32; i++) sorted[i] = (long) (i < 30 ? 9 : 12) << 32 | i;
+    assertArrayEquals(new int[] {0, 32}, OnnxModelRuntime.bucketDecodes(sorted, 32, 16, OnnxModelRuntime.RUN_COST_TOKENS));
+    assertArrayEquals(new int[] {0}, OnnxModelRuntime.bucketDecodes(sorted, 0, 16, OnnxModelRuntime.RUN_COST_TOKENS));
+  }
+
+  @Test
   void step_chunkedPrefillEqualsOneShotPrefill() {
     ImageEmbeddings image = randomImage(41, 2);
     int[] prompt = prompt(90, 23, 3, image.numTokens());
@@ -177,6 +222,40 @@ class OnnxModelRuntimeTest {
       }
     }
     return sequences.stream().map(Sequence::generatedTokens).toList();
+  }
+
+  /** Sequence s of the bucketing test: a text prompt of {@code length} tokens. */
+  private Sequence bucketSequence(int s, int length) {
+    return new Sequence(prompt(length - 1, 300 + s, 1, 0), null, 1);
+  }
+
+  /**
+   * Like {@link #greedy}, sequence i prefilling in chunks of {@code chunks[i]} from step {@code joinAt[i]}; returns every logits row each sequence
+   * got, in order.
+   */
+  private List<List<float[]>> greedyLogits(List<Sequence> sequences, int newTokens, int[] chunks, int[] joinAt) {
+    List<List<float[]>> rows = new ArrayList<>();
+    for (int i = 0; i < sequences.size(); i++) rows.add(new ArrayList<>());
+    for (int stepNumber = 0; sequences.stream().anyMatch(s -> s.generated() < newTokens); stepNumber++) {
+      List<Integer> active = new ArrayList<>();
+      List<SequenceStep> steps = new ArrayList<>();
+      for (int i = 0; i < sequences.size(); i++) {
+        Sequence seq = sequences.get(i);
+        if (seq.generated() >= newTokens || stepNumber < joinAt[i]) continue;
+        active.add(i);
+        steps.add(seq.nextChunk(chunks[i]));
+      }
+      StepOutput out = runtime.step(steps);
+      int row = 0;
+      for (int k = 0; k < active.size(); k++) {
+        if (!steps.get(k).wantLogits()) continue;
+        float[] logits = new float[spec.vocabSize()];
+        out.copyRow(row++, logits);
+        rows.get(active.get(k)).add(logits);
+        sequences.get(active.get(k)).append(argmax(logits));
+      }
+    }
+    return rows;
   }
 
   private void releaseAll() {
