@@ -274,10 +274,10 @@ public final class OnnxModelRuntime implements ModelRuntime {
   }
 
   /**
-   * One decoder run over {@code group}, its logits written from buffer row {@code firstRow}; returns the rows it
-   * wrote (at least one: the graph always computes one).
+   * One decoder run over {@code group}, its logits written from buffer row {@code firstRow}: one row per sequence
+   * that wants logits, in group order (at least one: the graph always computes one).
    */
-  private int run(List<SequenceStep> group, int firstRow) {
+  private void run(List<SequenceStep> group, int firstRow) {
     long start = System.nanoTime();
     inputs.fill(group);
     int rows = inputs.logitsRows();
@@ -308,7 +308,6 @@ public final class OnnxModelRuntime implements ModelRuntime {
     } finally {
       created.forEach(OnnxTensor::close);
     }
-    return inputs.numLogits;
   }
 
   @Override
