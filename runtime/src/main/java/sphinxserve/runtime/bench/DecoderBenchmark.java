@@ -178,20 +178,10 @@ public final class DecoderBenchmark {
     for (int b = 0; b < batch; b++) {
       for (int i = 0; i < blocksPerSequence; i++) tables[b][i] = blocks.get(b * blocksPerSequence + i);
     }
-    double[] times = new double[steps];
+    int[] contexts = new int[batch];
+    Arrays.fill(contexts, context);
     StepTimer timer = runtime.timer();
-    for (int s = 0; s < warmup + steps; s++) {
-      if (s == warmup) timer.reset();
-      List<SequenceStep> batchSteps = new ArrayList<>(batch);
-      for (int b = 0; b < batch; b++) {
-        int position = context + s;
-        int[] table = Arrays.copyOf(tables[b], position / BLOCK_SIZE + 1);
-        batchSteps.add(new SequenceStep(new int[] {100 + b + s}, position, table, null, 0, true));
-      }
-      long start = System.nanoTime();
-      runtime.step(batchSteps);
-      if (s >= warmup) times[s - warmup] = (System.nanoTime() - start) / 1e6;
-    }
+    double[] times = decodeSteps(runtime, tables, contexts, warmup, steps);
     double p50 = percentile(times, 50);
     double totalNanos = Arrays.stream(times).sum() * 1e6;
     double outside = 1 - timer.runNanos() / totalNanos; // everything in step() but ORT's run
@@ -236,23 +226,35 @@ public final class DecoderBenchmark {
       for (int i = 0; i < tables[b].length; i++) tables[b][i] = blocks.get(next++);
       held += context;
     }
-    double[] times = new double[steps];
+    int[] ordered = new int[batch];
+    for (int b = 0; b < batch; b++) ordered[b] = contexts[order[b]];
     StepTimer timer = runtime.timer();
+    double[] times = decodeSteps(runtime, tables, ordered, warmup, steps);
+    double p50 = percentile(times, 50);
+    System.out.printf(Locale.ROOT, "| %s | %d | %.2f | %.2f | %.0f | %.1f |%n", label, held, p50, percentile(times, 90),
+        batch / (p50 / 1e3), (double) timer.steps() / steps);
+    return p50;
+  }
+
+  /**
+   * Runs {@code warmup + steps} decode steps in which sequence b holds {@code tables[b]} and starts at position
+   * {@code contexts[b]}; returns the measured steps' times in ms. The runtime's timer restarts after the warm-up.
+   */
+  private static double[] decodeSteps(OnnxModelRuntime runtime, int[][] tables, int[] contexts, int warmup, int steps) {
+    int batch = tables.length;
+    double[] times = new double[steps];
     for (int s = 0; s < warmup + steps; s++) {
-      if (s == warmup) timer.reset();
+      if (s == warmup) runtime.timer().reset();
       List<SequenceStep> batchSteps = new ArrayList<>(batch);
       for (int b = 0; b < batch; b++) {
-        int position = contexts[order[b]] + s;
+        int position = contexts[b] + s;
         batchSteps.add(new SequenceStep(new int[] {100 + b + s}, position, Arrays.copyOf(tables[b], position / BLOCK_SIZE + 1), null, 0, true));
       }
       long start = System.nanoTime();
       runtime.step(batchSteps);
       if (s >= warmup) times[s - warmup] = (System.nanoTime() - start) / 1e6;
     }
-    double p50 = percentile(times, 50);
-    System.out.printf(Locale.ROOT, "| %s | %d | %.2f | %.2f | %.0f | %.1f |%n", label, held, p50, percentile(times, 90),
-        batch / (p50 / 1e3), (double) timer.steps() / steps);
-    return p50;
+    return times;
   }
 
   /** A batch order over {@code contexts} (grouped as given) that places the sequences differing from the first evenly among the others. */
