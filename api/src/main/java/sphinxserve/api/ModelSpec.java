@@ -15,7 +15,7 @@ import java.util.List;
  * @param numKvHeads key/value heads (grouped-query attention when fewer than {@code numHeads})
  * @param headDim width of one head
  * @param maxContextTokens longest sequence (prompt, image and answer) the model supports
- * @param vision how images become tokens
+ * @param vision how images become tokens; null for a text-only model
  * @param template the conversation template
  * @param specialTokens ids with a fixed meaning
  * @param stopStrings strings that end an answer in addition to EOS (e.g. {@code "\n###"})
@@ -37,5 +37,10 @@ public record ModelSpec(
 
   public ModelSpec {
     stopStrings = List.copyOf(stopStrings);
+  }
+
+  /** Whether the model takes images (a text-only model has no vision encoder). */
+  public boolean acceptsImages() {
+    return vision != null;
   }
 }

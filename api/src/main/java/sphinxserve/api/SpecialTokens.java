@@ -1,12 +1,27 @@
 package sphinxserve.api;
 
+import java.util.List;
+
 /**
  * Token ids with a fixed meaning in a bundle's vocabulary.
  *
  * @param bos begins every sequence
- * @param eos ends an answer
+ * @param eos ends an answer (the primary EOS)
  * @param pad padding, never generated
  * @param imagePlaceholder fills every image position of a prompt; the runtime replaces its embedding with
- *     the image's rows
+ *     the image's rows ({@code -1} for a text-only model)
+ * @param eosIds every id that ends an answer, {@code eos} first (LLaMA-3 instruct models end turns with
+ *     {@code <|eot_id|>} as well as {@code <|end_of_text|>})
  */
-public record SpecialTokens(int bos, int eos, int pad, int imagePlaceholder) {}
+public record SpecialTokens(int bos, int eos, int pad, int imagePlaceholder, List<Integer> eosIds) {
+
+  public SpecialTokens {
+    eosIds = List.copyOf(eosIds);
+    if (eosIds.isEmpty() || eosIds.get(0) != eos) throw new IllegalArgumentException("eosIds must start with eos");
+  }
+
+  /** One EOS id. */
+  public SpecialTokens(int bos, int eos, int pad, int imagePlaceholder) {
+    this(bos, eos, pad, imagePlaceholder, List.of(eos));
+  }
+}

@@ -309,7 +309,7 @@ public final class Engine implements AutoCloseable {
     List<ImageSpan> spans = image == null ? List.of()
         : List.of(new ImageSpan(image.digest(), request.imageStart(), request.imageStart() + image.numTokens()));
     PrefixKey key = PrefixKey.of(spec.bundleId(), request.tenantSalt(), spans);
-    SamplingState sampling = new SamplingState(request.sampling(), spec.vocabSize(), spec.specialTokens().eos(), request.promptTokenIds());
+    SamplingState sampling = new SamplingState(request.sampling(), spec.vocabSize(), spec.specialTokens().eosIds(), request.promptTokenIds());
     List<String> stops = new ArrayList<>(spec.stopStrings());
     stops.addAll(request.sampling().stop());
     stats.recordAccepted(request.promptTokenIds().length);

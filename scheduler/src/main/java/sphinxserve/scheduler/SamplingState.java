@@ -41,15 +41,20 @@ final class SamplingState {
    *
    * @param params the request's parameters
    * @param vocabSize rows of the logits; ids outside {@code [0, vocabSize)} are ignored
-   * @param eosTokenId the model's EOS id; a stop token unless {@code ignoreEos}
+   * @param eosTokenIds the model's EOS ids; stop tokens unless {@code ignoreEos}
    * @param promptTokenIds the prompt's ids (image placeholders included), for the repetition penalty
    */
   SamplingState(SamplingParams params, int vocabSize, int eosTokenId, int[] promptTokenIds) {
+    this(params, vocabSize, java.util.List.of(eosTokenId), promptTokenIds);
+  }
+
+  /** State for a new request of a model with several EOS ids. */
+  SamplingState(SamplingParams params, int vocabSize, java.util.List<Integer> eosTokenIds, int[] promptTokenIds) {
     this.params = params;
     this.vocabSize = vocabSize;
     this.seed = params.seed().isPresent() ? params.seed().getAsLong() : ThreadLocalRandom.current().nextLong();
     this.random = new SplittableRandom(seed);
-    this.stopIds = stopIds(params, eosTokenId);
+    this.stopIds = stopIds(params, eosTokenIds);
     if (params.repetitionPenalty() != 1f) {
       promptIds = new BitSet(vocabSize);
       for (int id : promptTokenIds) {
@@ -62,13 +67,10 @@ final class SamplingState {
     this.generatedIds = params.hasPenalties() ? new int[16] : null;
   }
 
-  private static int[] stopIds(SamplingParams params, int eosTokenId) {
-    int[] ids = params.stopTokenIds().stream().mapToInt(Integer::intValue).toArray();
-    if (!params.ignoreEos()) {
-      ids = Arrays.copyOf(ids, ids.length + 1);
-      ids[ids.length - 1] = eosTokenId;
-    }
-    return Arrays.stream(ids).distinct().toArray();
+  private static int[] stopIds(SamplingParams params, java.util.List<Integer> eosTokenIds) {
+    java.util.stream.IntStream ids = params.stopTokenIds().stream().mapToInt(Integer::intValue);
+    if (!params.ignoreEos()) ids = java.util.stream.IntStream.concat(ids, eosTokenIds.stream().mapToInt(Integer::intValue));
+    return ids.distinct().toArray();
   }
 
   /** The request's parameters. */

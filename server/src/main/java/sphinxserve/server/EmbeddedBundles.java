@@ -14,14 +14,20 @@ import sphinxserve.runtime.bundle.BundleBuilder;
 import sphinxserve.runtime.bundle.BundleFiles;
 import sphinxserve.runtime.bundle.BundlePreset;
 import sphinxserve.runtime.bundle.TrainedModel;
+import sphinxserve.runtime.graph.WeightQuantization;
+import sphinxserve.runtime.model.LlamaCheckpoint;
 
 /**
- * Resolves {@code --bundle}: a directory as given, or {@code embedded:<name>} built once into the bundle
- * cache: a trained model shipped in the jar ({@code sphinx-tiny}, the default; cached under its weights'
+ * Resolves what the node serves into a bundle directory: {@code --model DIR} (a LLaMA-family checkpoint folder,
+ * built once into the bundle cache under the SHA-256 of its files and the build options, so a changed file or
+ * option gets a new bundle and the second start only hashes), or {@code --bundle}: a directory as given, or
+ * {@code embedded:<name>} built once into the bundle cache: a trained model shipped in the jar ({@code sphinx-tiny}, the default; cached under its weights'
  * hash, so a new model never meets a stale bundle) or a random preset ({@code test|tiny|bench}, seed 1). A build goes to a private temporary directory and is renamed into place, so a crash or two
  * nodes starting together never leave a half-written bundle under the final name.
  */
 final class EmbeddedBundles {
+
+  private static final org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(EmbeddedBundles.class);
 
   /** The seed embedded bundles are built with. */
   static final long SEED = 1;
@@ -30,6 +36,7 @@ final class EmbeddedBundles {
 
   /** The bundle directory {@code config} names, built first when embedded and missing. */
   static Path resolve(NodeConfig config) {
+    if (config.model() != null) return resolveModel(config);
     if (!config.bundle().startsWith(NodeConfig.EMBEDDED)) return Path.of(config.bundle());
     String name = config.bundle().substring(NodeConfig.EMBEDDED.length());
     if (TrainedModel.EMBEDDED.contains(name)) {
@@ -46,6 +53,29 @@ final class EmbeddedBundles {
     }
     Path dir = config.bundleCache().resolve(preset.name().toLowerCase(Locale.ROOT) + "-seed" + SEED);
     return buildOnce(dir, name, out -> BundleBuilder.build(preset, SEED, out));
+  }
+
+  /** The bundle of the checkpoint folder {@code --model}, built on first use. */
+  private static Path resolveModel(NodeConfig config) {
+    LlamaCheckpoint model = LlamaCheckpoint.open(config.model(), config.maxContext());
+    WeightQuantization quantization = WeightQuantization.named(config.quantize());
+    String options = "format=" + BundleBuilder.FORMAT_VERSION + ";quantize=" + config.quantize() + ";max-context=" + config.maxContext();
+    String key = sha256(model.contentHash() + "\n" + options);
+    String name = model.name().replaceAll("[^A-Za-z0-9._-]", "_");
+    Path dir = config.bundleCache().resolve(name + "-" + key.substring(0, 16));
+    if (!Files.isRegularFile(dir.resolve(BundleFiles.MANIFEST))) {
+      log.info("building model bundle model={} into={} quantize={}", config.model(), dir, config.quantize());
+    }
+    return buildOnce(dir, name, out -> BundleBuilder.build(model, quantization, "model:" + name + ":sha256=" + key, out));
+  }
+
+  private static String sha256(String text) {
+    try {
+      return java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256")
+          .digest(text.getBytes(java.nio.charset.StandardCharsets.UTF_8)));
+    } catch (java.security.NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
   }
 
   /** How a bundle is written into a directory. */

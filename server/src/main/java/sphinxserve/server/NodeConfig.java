@@ -7,6 +7,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Properties;
@@ -29,7 +30,11 @@ import sphinxserve.server.image.ImageLimits;
  * @param port TCP port to listen on; 0 picks a free one
  * @param bundle a bundle directory, or {@code embedded:<name>} to build the trained model or preset of that name into
  *     {@code bundleCache} on first use
- * @param bundleCache where embedded bundles are built
+ * @param bundleCache where embedded bundles, and bundles of {@code model} folders, are built
+ * @param model a Hugging Face or Meta-layout LLaMA checkpoint folder to serve (its bundle built into
+ *     {@code bundleCache} on first start, keyed by the files' content); null serves {@code bundle}
+ * @param quantize how {@code model}'s decoder weights are stored: none, int8 or int4
+ * @param maxContext positions served of {@code model}; 0 = the model's maximum
  * @param ortThreads ONNX Runtime intra-op threads; 0 = one per core
  * @param provider ONNX Runtime execution provider; only CPU is accepted for now (the KV pools are host memory)
  * @param deviceId GPU ordinal for the CUDA and TensorRT providers (refused for now; see {@code provider})
@@ -78,6 +83,9 @@ public record NodeConfig(
     int port,
     String bundle,
     Path bundleCache,
+    Path model,
+    String quantize,
+    int maxContext,
     int ortThreads,
     RuntimeOptions.ExecutionProvider provider,
     int deviceId,
@@ -158,7 +166,10 @@ public record NodeConfig(
       {"tls-client-ca", "", "PEM CA certificates; set: mutual TLS, every client must present a certificate they issued"},
       {"tls-reload-seconds", "60", "how often the TLS files are checked and reloaded when changed; 0 = never"},
       {"bundle", "embedded:sphinx-tiny", "bundle directory, or embedded:<sphinx-tiny|test|tiny|bench>: the trained model in the jar, or a random-weight preset (built into --bundle-cache on first use)"},
-      {"bundle-cache", "~/.cache/sphinx-serve/bundles", "where embedded bundles are built"},
+      {"bundle-cache", "~/.cache/sphinx-serve/bundles", "where embedded bundles and bundles of --model folders are built"},
+      {"model", "", "a Hugging Face (LlamaForCausalLM) or Meta-layout model folder to serve instead of --bundle; built into --bundle-cache on first start (docs/MODELS.md)"},
+      {"quantize", "none", "--model's decoder weights: none (float32), int8 or int4"},
+      {"max-context", "0", "positions served of --model (prompt + answer); 0 = the model's max_position_embeddings"},
       {"provider", "cpu", "ONNX Runtime execution provider: cpu (cuda and tensorrt are refused until the KV pools can live on the GPU)"},
       {"device-id", "0", "GPU ordinal for cuda / tensorrt (not supported yet)"},
       {"ort-threads", "0", "ONNX Runtime intra-op threads; 0 = one per core"},
@@ -336,6 +347,9 @@ public record NodeConfig(
           intIn("port", 0, 65535),
           nonEmpty("bundle"),
           Path.of(expandHome(nonEmpty("bundle-cache"))),
+          model(),
+          quantize(),
+          intIn("max-context", 0, 1 << 24),
           intIn("ort-threads", 0, 1024),
           provider(),
           intIn("device-id", 0, 1024),
@@ -389,6 +403,27 @@ public record NodeConfig(
     private String nonEmpty(String name) {
       if (text(name).isEmpty()) fail(name, "must not be empty");
       return text(name);
+    }
+
+    /** {@code --model}: a directory, and not together with an explicitly set {@code --bundle}. */
+    private Path model() {
+      if (text("model").isEmpty()) return null;
+      if (!sources.get("bundle").equals("default")) {
+        throw new IllegalArgumentException("model: serves instead of --bundle; set one of them (bundle from " + sources.get("bundle")
+            + ", model from " + sources.get("model") + ")");
+      }
+      Path path = Path.of(expandHome(text("model")));
+      if (!Files.isDirectory(path)) {
+        throw new IllegalArgumentException("model: directory " + path + " not found (from " + sources.get("model") + ")");
+      }
+      return path;
+    }
+
+    private String quantize() {
+      String q = text("quantize").toLowerCase(Locale.ROOT);
+      if (!List.of("none", "int8", "int4").contains(q)) fail("quantize", "must be none, int8 or int4");
+      if (!q.equals("none") && text("model").isEmpty()) fail("quantize", "applies to --model only (a bundle's weights are fixed when it is built)");
+      return q;
     }
 
     private Path file(String name) {

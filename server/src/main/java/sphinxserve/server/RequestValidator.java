@@ -88,11 +88,15 @@ final class RequestValidator {
       Message m = request.getMessages(i);
       String field = "messages[" + i + "]";
       Role role = m.getRole();
-      if (role != Role.USER && role != Role.ASSISTANT) {
-        throw RequestException.invalid(field + ".role", "must be USER or ASSISTANT (got " + role + ")");
+      if (role != Role.USER && role != Role.ASSISTANT && role != Role.SYSTEM) {
+        throw RequestException.invalid(field + ".role", "must be SYSTEM, USER or ASSISTANT (got " + role + ")");
       }
-      if (i == 0 && role != Role.USER) throw RequestException.invalid(field + ".role", "must be USER: a conversation starts with the user");
-      if (i > 0) {
+      if (role == Role.SYSTEM && i > 0) throw RequestException.invalid(field + ".role", "SYSTEM is allowed only as the first message");
+      boolean firstTurn = i == 0 || (i == 1 && request.getMessages(0).getRole() == Role.SYSTEM);
+      if (role != Role.SYSTEM && firstTurn && role != Role.USER) {
+        throw RequestException.invalid(field + ".role", "must be USER: a conversation starts with the user (after an optional SYSTEM message)");
+      }
+      if (role != Role.SYSTEM && !firstTurn) {
         Role previous = request.getMessages(i - 1).getRole();
         if (role == previous) {
           Role expected = previous == Role.USER ? Role.ASSISTANT : Role.USER;
@@ -109,6 +113,7 @@ final class RequestValidator {
         switch (c.getKindCase()) {
           case TEXT -> {}
           case IMAGE, IMAGE_DIGEST -> {
+            if (role == Role.SYSTEM) throw RequestException.invalid(cf, "a SYSTEM message holds text only");
             if (image != null) {
               throw RequestException.invalid(cf, "at most one image per conversation (the image is " + image.field() + ")");
             }

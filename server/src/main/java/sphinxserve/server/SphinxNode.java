@@ -92,7 +92,7 @@ public final class SphinxNode implements AutoCloseable {
     telemetry.observeImages(images);
     if (backend instanceof EngineBackend engine) telemetry.observeEngine(engine.stats(), engine::kvStats);
     this.streamExecutor = Executors.newVirtualThreadPerTaskExecutor();
-    this.service = new SphinxService(runtime.spec(), bundle.manifest().getTemplate().getName(), runtime.tokenizer(),
+    this.service = new SphinxService(runtime.spec(), bundle.manifest().getModelName(), bundle.manifest().getTemplate().getName(), runtime.tokenizer(),
         images, backend, config, streamExecutor);
     this.health = new HealthStatusManager();
     // Plaintext listens on loopback only unless all interfaces were asked for explicitly (--plaintext).

@@ -39,6 +39,7 @@ import sphinxserve.server.image.ImageRejectedException;
 final class SphinxService extends SphinxGrpc.SphinxImplBase {
 
   private final ModelSpec spec;
+  private final String modelName;
   private final String templateName;
   private final PromptRenderer renderer;
   private final ImageCache images;
@@ -48,9 +49,10 @@ final class SphinxService extends SphinxGrpc.SphinxImplBase {
   private final InFlightCalls inFlight = new InFlightCalls();
   private volatile boolean draining;
 
-  SphinxService(ModelSpec spec, String templateName, TextTokenizer tokenizer, ImageCache images,
+  SphinxService(ModelSpec spec, String modelName, String templateName, TextTokenizer tokenizer, ImageCache images,
       GenerationBackend backend, NodeConfig config, Executor executor) {
     this.spec = spec;
+    this.modelName = modelName;
     this.templateName = templateName;
     this.renderer = new PromptRenderer(spec, tokenizer);
     this.images = images;
@@ -89,6 +91,7 @@ final class SphinxService extends SphinxGrpc.SphinxImplBase {
       telemetry.requestId(valid.requestId());
       sink.onCancel(() -> backend.abort(sink));
       RequestValidator.ImageRef ref = valid.image();
+      if (ref != null && !spec.acceptsImages()) throw RequestException.invalid(ref.field(), "this model is text-only and takes no images");
       int[] prompt = renderer.render(request.getMessagesList(), ref != null);
       int contextMaxTokens = checkContext(prompt.length, ref != null, request);
       int tenantMaxTokens = tenant.limits().maxTokens();
@@ -193,6 +196,7 @@ final class SphinxService extends SphinxGrpc.SphinxImplBase {
     CompletableFuture<ImageCache.Result> result;
     Tenant tenant = Tenant.current();
     try {
+      if (!spec.acceptsImages()) throw RequestException.invalid("image", "this model is text-only and takes no images");
       checkTenantImageBytes(tenant, "image", request.getImage().size());
       result = images.put(tenant.cacheScope(config.shareCaches()), request.getImage().toByteArray());
     } catch (RequestException e) {
@@ -227,18 +231,21 @@ final class SphinxService extends SphinxGrpc.SphinxImplBase {
 
   /** The served model and the node's limits. */
   ModelInfo modelInfo() {
-    var v = spec.vision();
-    return ModelInfo.newBuilder()
+    ModelInfo.Builder info = ModelInfo.newBuilder()
         .setBundleId(spec.bundleId())
+        .setModelName(modelName)
         .setArchitecture(spec.architecture())
         .setVocabSize(spec.vocabSize())
         .setMaxContextTokens(spec.maxContextTokens())
-        .setImageSize(v.imageSize())
-        .setGrid(v.grid())
-        .setNumViews(v.numViews())
-        .setTokensPerView(v.tokensPerView())
-        .setImageTokens(v.tokensPerImage())
-        .setTemplate(templateName)
+        .setAcceptsImages(spec.acceptsImages())
+        .setTemplate(templateName);
+    if (spec.template().isJinja()) info.setChatTemplate(spec.template().jinja());
+    var v = spec.vision();
+    if (v != null) {
+      info.setImageSize(v.imageSize()).setGrid(v.grid()).setNumViews(v.numViews()).setTokensPerView(v.tokensPerView())
+          .setImageTokens(v.tokensPerImage());
+    }
+    return info
         .addAllStopStrings(spec.stopStrings())
         .setLimits(Limits.newBuilder()
             .setMaxImageBytes(config.maxImageBytes())

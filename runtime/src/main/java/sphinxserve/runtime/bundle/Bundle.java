@@ -39,7 +39,9 @@ public record Bundle(Path directory, BundleManifest manifest, ModelSpec spec) {
     return directory.resolve(manifest.getDecoder().getFile());
   }
 
+  /** The vision encoder's file; only for a bundle that {@link ModelSpec#acceptsImages accepts images}. */
   public Path visionFile() {
+    if (!manifest.hasVision()) throw new IllegalStateException("a text-only bundle has no vision encoder");
     return directory.resolve(manifest.getVision().getFile());
   }
 
@@ -91,10 +93,14 @@ public record Bundle(Path directory, BundleManifest manifest, ModelSpec spec) {
     require(d.getNumKvHeads() > 0 && d.getNumHeads() % d.getNumKvHeads() == 0, "decoder.num_heads must be a multiple of decoder.num_kv_heads");
     require("paged".equals(d.getKvLayout()), "decoder.kv_layout must be \"paged\", got \"" + d.getKvLayout() + "\"");
     require(d.getMaxContextTokens() > 0, "decoder.max_context_tokens must be positive");
-    VisionConfig v = m.getVision();
-    require(v.getGrid() > 0 && v.getImageSize() == v.getGrid() * v.getViewSize(), "vision.image_size must equal vision.grid × vision.view_size");
-    require(v.getTokensPerView() > 0, "vision.tokens_per_view must be positive");
-    require(v.getPadRgbCount() == 3 && v.getMeanCount() == 3 && v.getStdCount() == 3, "vision.pad_rgb, vision.mean and vision.std need 3 values each");
+    if (m.hasVision()) {
+      VisionConfig v = m.getVision();
+      require(v.getGrid() > 0 && v.getImageSize() == v.getGrid() * v.getViewSize(), "vision.image_size must equal vision.grid × vision.view_size");
+      require(v.getTokensPerView() > 0, "vision.tokens_per_view must be positive");
+      require(v.getPadRgbCount() == 3 && v.getMeanCount() == 3 && v.getStdCount() == 3, "vision.pad_rgb, vision.mean and vision.std need 3 values each");
+      int imageTokens = (1 + v.getGrid() * v.getGrid()) * v.getTokensPerView();
+      require(imageTokens < d.getMaxContextTokens(), "an image (" + imageTokens + " tokens) does not fit decoder.max_context_tokens");
+    }
     if (m.hasQuantization()) {
       Quantization q = m.getQuantization();
       require(q.getWeights().equals("int4") || q.getWeights().equals("int8"), "quantization.weights must be \"int4\" or \"int8\", got \"" + q.getWeights() + "\"");
@@ -102,15 +108,19 @@ public record Bundle(Path directory, BundleManifest manifest, ModelSpec spec) {
       require(!q.getTensorsMap().isEmpty(), "quantization.tensors must name the quantized tensors");
     }
     TokenizerConfig t = m.getTokenizer();
-    for (int id : new int[] {t.getBosId(), t.getEosId(), t.getPadId(), t.getImagePlaceholderId()}) {
+    java.util.List<Integer> ids = new java.util.ArrayList<>(java.util.List.of(t.getBosId(), t.getEosId(), t.getPadId()));
+    if (m.hasVision()) ids.add(t.getImagePlaceholderId());
+    ids.addAll(t.getExtraEosIdsList());
+    for (int id : ids) {
       require(id >= 0 && id < d.getVocabSize(), "tokenizer special token id " + id + " is outside the vocabulary");
     }
-    int imageTokens = (1 + v.getGrid() * v.getGrid()) * v.getTokensPerView();
-    require(imageTokens < d.getMaxContextTokens(), "an image (" + imageTokens + " tokens) does not fit decoder.max_context_tokens");
   }
 
   private static void checkFiles(Path directory, BundleManifest m) {
-    for (String file : List.of(m.getDecoder().getFile(), m.getVision().getFile(), m.getTokenizer().getFile())) {
+    List<String> required = m.hasVision()
+        ? List.of(m.getDecoder().getFile(), m.getVision().getFile(), m.getTokenizer().getFile())
+        : List.of(m.getDecoder().getFile(), m.getTokenizer().getFile());
+    for (String file : required) {
       if (!m.getFilesMap().containsKey(file)) {
         throw new BundleException(BundleFiles.MANIFEST + ": files has no SHA-256 for " + file);
       }
@@ -137,12 +147,15 @@ public record Bundle(Path directory, BundleManifest manifest, ModelSpec spec) {
     VisionConfig v = m.getVision();
     Template t = m.getTemplate();
     TokenizerConfig tok = m.getTokenizer();
-    VisionSpec vision = new VisionSpec(v.getImageSize(), v.getGrid(), v.getViewSize(), v.getTokensPerView(),
+    VisionSpec vision = !m.hasVision() ? null : new VisionSpec(v.getImageSize(), v.getGrid(), v.getViewSize(), v.getTokensPerView(),
         v.getPadRgbList().stream().mapToInt(Integer::intValue).toArray(), toArray(v.getMeanList()), toArray(v.getStdList()));
+    java.util.List<Integer> eosIds = new java.util.ArrayList<>(java.util.List.of(tok.getEosId()));
+    eosIds.addAll(tok.getExtraEosIdsList());
     return new ModelSpec(BundleFiles.bundleId(m.getFilesMap()), m.getArchitecture(), d.getVocabSize(), d.getHiddenSize(),
         d.getNumLayers(), d.getNumHeads(), d.getNumKvHeads(), d.getHeadDim(), d.getMaxContextTokens(), vision,
-        new ChatTemplate(t.getSystem(), t.getUserPrefix(), t.getAssistantPrefix(), t.getTurnSeparator()),
-        new SpecialTokens(tok.getBosId(), tok.getEosId(), tok.getPadId(), tok.getImagePlaceholderId()),
+        new ChatTemplate(t.getSystem(), t.getUserPrefix(), t.getAssistantPrefix(), t.getTurnSeparator(),
+            t.getJinja().isEmpty() ? null : t.getJinja(), t.getVariablesMap()),
+        new SpecialTokens(tok.getBosId(), tok.getEosId(), tok.getPadId(), m.hasVision() ? tok.getImagePlaceholderId() : -1, eosIds),
         m.getStopStringsList());
   }
 

@@ -10,6 +10,10 @@ import java.util.List;
 import java.util.TreeMap;
 import sphinxserve.runtime.graph.DecoderGraph;
 import sphinxserve.runtime.graph.DecoderShape;
+import sphinxserve.runtime.graph.ExternalData;
+import sphinxserve.runtime.model.ChatTemplateSource;
+import sphinxserve.runtime.model.LlamaCheckpoint;
+import sphinxserve.runtime.model.LlamaConfig;
 import sphinxserve.runtime.graph.VisionGraph;
 import sphinxserve.runtime.graph.VisionShape;
 import sphinxserve.runtime.graph.WeightQuantization;
@@ -53,7 +57,7 @@ public final class BundleBuilder {
     return write(VisionGraph.build(preset.vision(), weights),
         DecoderGraph.build(preset.decoder(), weights, DecoderGraph.KvAddressing.PAGED, quantization), tokenizerJson,
         manifest(preset.decoder(), preset.vision(), preset.imageSize(), preset.grid(),
-            "builder:" + preset.name().toLowerCase() + ":seed=" + seed, quantization),
+            "builder:" + preset.name().toLowerCase() + ":seed=" + seed, quantization).setModelName(preset.name().toLowerCase()),
         out);
   }
 
@@ -80,8 +84,49 @@ public final class BundleBuilder {
     model.checkAllUsed(weights);
     return write(vision, decoder, model.tokenizerJson(),
         manifest(model.decoder(), model.vision(), model.imageSize(), model.grid(),
-            "trained:" + model.name() + ":weights-sha256=" + model.weightsSha256(), quantization),
+            "trained:" + model.name() + ":weights-sha256=" + model.weightsSha256(), quantization).setModelName(model.name()),
         out);
+  }
+
+  /**
+   * Builds the text-only bundle of a LLaMA-family checkpoint (Hugging Face or Meta layout): the paged decoder
+   * with its weights as external data ({@code decoder.onnx.data}; any size, read one tensor at a time), the
+   * folder's tokenizer.json as is, its chat template and EOS ids in the manifest. No vision encoder.
+   *
+   * @param source recorded in the manifest, e.g. {@code model:TinyLlama:sha256=...}
+   */
+  public static BundleManifest build(LlamaCheckpoint model, WeightQuantization quantization, String source, Path out) throws IOException {
+    ChatTemplateSource template = model.template();
+    if (template.jinja() == null) {
+      throw new BundleException(model.directory().resolve("tokenizer_config.json") + ": no chat_template (a base model?); "
+          + "the node renders conversations with the model's template, so add one");
+    }
+    Files.createDirectories(out);
+    Files.deleteIfExists(out.resolve(BundleFiles.MANIFEST));
+    DecoderShape d = model.shape();
+    LlamaConfig config = model.config();
+    ModelProto decoder;
+    try (ExternalData data = ExternalData.create(out.resolve(BundleFiles.DECODER_DATA))) {
+      decoder = DecoderGraph.build(d, config.variant(), model.weights(), DecoderGraph.KvAddressing.PAGED, quantization, data);
+    }
+    writeModel(decoder, out.resolve(BundleFiles.DECODER));
+    Files.writeString(out.resolve(BundleFiles.TOKENIZER), model.tokenizerJson(), StandardCharsets.UTF_8);
+    BundleManifest.Builder manifest = BundleManifest.newBuilder()
+        .setFormatVersion(FORMAT_VERSION)
+        .setArchitecture("llama")
+        .setModelName(model.name())
+        .setSource(source)
+        .setDtype("float32")
+        .setDecoder(decoderConfig(d).setRopeScaling(config.variant().ropeScaling().describe())
+            .setTieWordEmbeddings(config.variant().tiedEmbeddings()).setAttentionBias(config.variant().attentionBias())
+            .setMlpBias(config.variant().mlpBias()))
+        .setTokenizer(TokenizerConfig.newBuilder().setFile(BundleFiles.TOKENIZER).setBosId(config.bosId())
+            .setEosId(config.eosIds().get(0)).addAllExtraEosIds(config.eosIds().subList(1, config.eosIds().size()))
+            .setPadId(config.padId()))
+        .setTemplate(Template.newBuilder().setName("chat_template").setJinja(template.jinja())
+            .putAllVariables(template.variables()));
+    if (quantization.enabled()) manifest.setQuantization(quantizationOf(d, quantization));
+    return finish(manifest, List.of(BundleFiles.DECODER, BundleFiles.DECODER_DATA, BundleFiles.TOKENIZER), out);
   }
 
   /** Writes the files, then the manifest ({@code partial} plus the files' hashes): a directory without one is no bundle. */
@@ -92,13 +137,30 @@ public final class BundleBuilder {
     writeModel(vision, out.resolve(BundleFiles.VISION));
     writeModel(decoder, out.resolve(BundleFiles.DECODER));
     Files.writeString(out.resolve(BundleFiles.TOKENIZER), tokenizerJson, StandardCharsets.UTF_8);
+    return finish(partial, List.of(BundleFiles.DECODER, BundleFiles.VISION, BundleFiles.TOKENIZER), out);
+  }
+
+  /** Hashes {@code files}, then writes the manifest last. */
+  private static BundleManifest finish(BundleManifest.Builder partial, List<String> files, Path out) throws IOException {
     TreeMap<String, String> hashes = new TreeMap<>();
-    for (String file : List.of(BundleFiles.DECODER, BundleFiles.VISION, BundleFiles.TOKENIZER)) {
-      hashes.put(file, BundleFiles.sha256(out.resolve(file)));
-    }
+    for (String file : files) hashes.put(file, BundleFiles.sha256(out.resolve(file)));
     BundleManifest manifest = partial.putAllFiles(hashes).build();
     Files.writeString(out.resolve(BundleFiles.MANIFEST), toJson(manifest), StandardCharsets.UTF_8);
     return manifest;
+  }
+
+  private static Quantization.Builder quantizationOf(DecoderShape d, WeightQuantization quantization) {
+    return Quantization.newBuilder().setWeights(quantization.dtype())
+        .setBlockSize(quantization.blockSize()).setAccuracyLevel(quantization.accuracyLevel())
+        .putAllTensors(DecoderGraph.quantizedTensors(d, quantization));
+  }
+
+  private static DecoderConfig.Builder decoderConfig(DecoderShape d) {
+    return DecoderConfig.newBuilder().setFile(BundleFiles.DECODER).setVocabSize(d.vocabSize())
+        .setHiddenSize(d.hiddenSize()).setNumLayers(d.numLayers()).setNumHeads(d.numHeads())
+        .setNumKvHeads(d.numKvHeads()).setHeadDim(d.headDim()).setIntermediateSize(d.intermediateSize())
+        .setMaxContextTokens(d.maxContextTokens()).setRopeTheta(d.ropeTheta()).setRmsNormEps(d.rmsNormEps())
+        .setKvLayout("paged");
   }
 
   /** The same decoder (same preset and seed, same weights) over a contiguous cache: the benchmark's baseline. */
@@ -115,21 +177,13 @@ public final class BundleBuilder {
   private static BundleManifest.Builder manifest(DecoderShape d, VisionShape v, int imageSize, int grid, String source,
       WeightQuantization quantization) {
     BundleManifest.Builder manifest = BundleManifest.newBuilder();
-    if (quantization.enabled()) {
-      manifest.setQuantization(Quantization.newBuilder().setWeights(quantization.dtype())
-          .setBlockSize(quantization.blockSize()).setAccuracyLevel(quantization.accuracyLevel())
-          .putAllTensors(DecoderGraph.quantizedTensors(d, quantization)));
-    }
+    if (quantization.enabled()) manifest.setQuantization(quantizationOf(d, quantization));
     return manifest
         .setFormatVersion(FORMAT_VERSION)
         .setArchitecture("sphinx-llama")
         .setSource(source)
         .setDtype("float32")
-        .setDecoder(DecoderConfig.newBuilder().setFile(BundleFiles.DECODER).setVocabSize(d.vocabSize())
-            .setHiddenSize(d.hiddenSize()).setNumLayers(d.numLayers()).setNumHeads(d.numHeads())
-            .setNumKvHeads(d.numKvHeads()).setHeadDim(d.headDim()).setIntermediateSize(d.intermediateSize())
-            .setMaxContextTokens(d.maxContextTokens()).setRopeTheta(d.ropeTheta()).setRmsNormEps(d.rmsNormEps())
-            .setKvLayout("paged"))
+        .setDecoder(decoderConfig(d))
         .setVision(VisionConfig.newBuilder().setFile(BundleFiles.VISION).setImageSize(imageSize)
             .setGrid(grid).setViewSize(v.viewSize()).setTokensPerView(v.tokensPerView())
             .addAllPadRgb(List.of(122, 116, 104))

@@ -17,6 +17,8 @@ public final class BundleFiles {
   public static final String MANIFEST = "bundle.json";
   /** The decoder graph. */
   public static final String DECODER = "decoder.onnx";
+  /** The decoder's weights beside it (ONNX external data), for bundles built from checkpoints. */
+  public static final String DECODER_DATA = "decoder.onnx.data";
   /** The vision graph. */
   public static final String VISION = "vision.onnx";
   /** The Hugging Face tokenizer. */

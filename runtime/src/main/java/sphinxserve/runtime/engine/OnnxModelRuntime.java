@@ -74,9 +74,11 @@ public final class OnnxModelRuntime implements ModelRuntime {
     OrtSession decoderSession = null;
     HfTextTokenizer loadedTokenizer = null;
     try {
-      visionSession = Sessions.open(env, bundle.visionFile(), options);
+      if (spec.acceptsImages()) {
+        visionSession = Sessions.open(env, bundle.visionFile(), options);
+        GraphContract.checkVision(visionSession, spec, bundle.visionFile().getFileName().toString());
+      }
       decoderSession = Sessions.open(env, bundle.decoderFile(), options);
-      GraphContract.checkVision(visionSession, spec, bundle.visionFile().getFileName().toString());
       GraphContract.checkDecoder(decoderSession, spec, bundle.decoderFile().getFileName().toString());
       loadedTokenizer = loadTokenizer(bundle.tokenizerFile());
       if (loadedTokenizer.vocabSize() > spec.vocabSize()) {
@@ -124,6 +126,7 @@ public final class OnnxModelRuntime implements ModelRuntime {
 
   @Override
   public float[] encodeViews(float[] pixels, int numViews) {
+    if (vision == null) throw new UnsupportedOperationException("a text-only model has no vision encoder");
     int s = spec.vision().viewSize();
     long expected = (long) numViews * 3 * s * s;
     if (numViews < 1 || pixels.length != expected) {

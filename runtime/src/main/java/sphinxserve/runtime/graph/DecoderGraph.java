@@ -47,6 +47,7 @@ public final class DecoderGraph {
   static final float MASKED = -1e30f;
 
   private final DecoderShape shape;
+  private final DecoderVariant variant;
   private final Weights weights;
   private final KvAddressing addressing;
   private final WeightQuantization quantization;
@@ -58,11 +59,14 @@ public final class DecoderGraph {
   private static final List<String> PROJECTIONS =
       List.of("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj");
 
-  private DecoderGraph(DecoderShape shape, Weights weights, KvAddressing addressing, WeightQuantization quantization) {
+  private DecoderGraph(DecoderShape shape, DecoderVariant variant, Weights weights, KvAddressing addressing,
+      WeightQuantization quantization, ExternalData external) {
     this.shape = shape;
+    this.variant = variant;
     this.weights = weights;
     this.addressing = addressing;
     this.quantization = quantization;
+    if (external != null) g.externalData(external);
   }
 
   /** Generates random weights for {@code shape} into {@code weights} (names as in docs/BUNDLE.md). */
@@ -98,7 +102,17 @@ public final class DecoderGraph {
 
   /** The decoder model with its linear weights stored as {@code quantization} says (MatMulNBits when quantized). */
   public static ModelProto build(DecoderShape shape, Weights weights, KvAddressing addressing, WeightQuantization quantization) {
-    return new DecoderGraph(shape, weights, addressing, quantization).build();
+    return build(shape, DecoderVariant.LLAMA2, weights, addressing, quantization, null);
+  }
+
+  /**
+   * The decoder of a {@code variant} model; initializers of 4 KiB or more go to {@code external} when it is not
+   * null (needed past 2 GB, and it keeps the builder's memory to about one tensor: {@code weights} may load
+   * each tensor only when asked).
+   */
+  public static ModelProto build(DecoderShape shape, DecoderVariant variant, Weights weights, KvAddressing addressing,
+      WeightQuantization quantization, ExternalData external) {
+    return new DecoderGraph(shape, variant, weights, addressing, quantization, external).build();
   }
 
   /**
@@ -116,23 +130,56 @@ public final class DecoderGraph {
     return out;
   }
 
-  /** {@code x · w} for the linear weight {@code name [in, out]}: MatMul over float32, or MatMulNBits. */
-  private String linear(String x, String name, int in, int out) {
+  /**
+   * {@code x · w (+ b)} for the linear weight {@code name [in, out]}: MatMul over float32, or MatMulNBits; the
+   * bias {@code name.bias [out]} when {@code biased}.
+   */
+  private String linear(String x, String name, int in, int out, boolean biased) {
     WeightQuantization q = name.equals("lm_head") ? quantization.head() : quantization;
-    if (q.enabled()) return g.matMulNBits(x, name, weights.get(name), in, out, q);
-    return g.matMul(x, g.weight(name, weights.get(name), in, out));
+    String y = q.enabled()
+        ? g.matMulNBits(x, name, weights.get(name), in, out, q)
+        : g.matMul(x, g.weight(name, weights.get(name), in, out));
+    return biased ? g.add(y, g.weight(name + ".bias", weights.get(name + ".bias"), out)) : y;
+  }
+
+  /**
+   * The output head over the final hidden states {@code [R, H]}. Tied to the embeddings, the float32 head is a
+   * Gemm with the table {@code [V, H]} transposed (one copy of the table serves both); a quantized tied head
+   * quantizes the table's transpose.
+   */
+  private String head(String normed, String table) {
+    int h = shape.hiddenSize();
+    int v = shape.vocabSize();
+    if (!variant.tiedEmbeddings()) return linear(normed, "lm_head", h, v, false);
+    WeightQuantization q = quantization.head();
+    if (!q.enabled()) return g.op("Gemm", List.of(normed, table), intAttr("transB", 1));
+    return g.matMulNBits(normed, "lm_head", transpose(weights.get("embed_tokens"), v, h), h, v, q);
+  }
+
+  /** {@code m [rows, cols]} transposed. */
+  static float[] transpose(float[] m, int rows, int cols) {
+    float[] t = new float[m.length];
+    for (int r = 0; r < rows; r++) {
+      for (int c = 0; c < cols; c++) t[c * rows + r] = m[r * cols + c];
+    }
+    return t;
+  }
+
+  /** RoPE cos and sin tables {@code [maxContextTokens, headDim]} without scaling. */
+  public static float[][] ropeTables(DecoderShape shape) {
+    return ropeTables(shape, RopeScaling.NONE);
   }
 
   /** RoPE cos and sin tables {@code [maxContextTokens, headDim]}, halves duplicated (LLaMA rotate_half form). */
-  public static float[][] ropeTables(DecoderShape shape) {
+  public static float[][] ropeTables(DecoderShape shape, RopeScaling scaling) {
     int d = shape.headDim();
     int half = d / 2;
+    double[] inverseFrequencies = scaling.inverseFrequencies(d, shape.ropeTheta());
     float[] cos = new float[shape.maxContextTokens() * d];
     float[] sin = new float[shape.maxContextTokens() * d];
     for (int pos = 0; pos < shape.maxContextTokens(); pos++) {
       for (int i = 0; i < half; i++) {
-        double invFreq = Math.pow(shape.ropeTheta(), -2.0 * i / d);
-        double angle = pos * invFreq;
+        double angle = pos * inverseFrequencies[i];
         cos[pos * d + i] = cos[pos * d + i + half] = (float) Math.cos(angle);
         sin[pos * d + i] = sin[pos * d + i + half] = (float) Math.sin(angle);
       }
@@ -171,7 +218,7 @@ public final class DecoderGraph {
     String isImage = g.unsqueeze(g.op("GreaterOrEqual", inputIds, g.ints(v)), 1);
     String hidden = g.op("Where", List.of(isImage, g.gather(imageEmbeds, imageRows, 0), g.gather(table, textIds, 0)));
 
-    float[][] rope = ropeTables(shape);
+    float[][] rope = ropeTables(shape, variant.ropeScaling());
     String cos = g.unsqueeze(g.gather(g.weight("rope_cos", rope[0], shape.maxContextTokens(), d), positions, 0), 1);
     String sin = g.unsqueeze(g.gather(g.weight("rope_sin", rope[1], shape.maxContextTokens(), d), positions, 0), 1);
 
@@ -185,7 +232,7 @@ public final class DecoderGraph {
 
     String last = g.gather(hidden, logitsIndex, 0);
     String normed = g.rmsNorm(last, g.weight("final_norm", weights.get("final_norm"), h), shape.rmsNormEps());
-    String logits = linear(normed, "lm_head", h, v);
+    String logits = head(normed, table);
     g.output(logits, "logits", FLOAT, "R", v);
 
     return g.build("SPHINX-shaped LLaMA decoder, one batched step over a " + addressing.name().toLowerCase() + " KV cache",
@@ -202,9 +249,10 @@ public final class DecoderGraph {
     String p = "layers." + l + ".";
 
     String n = g.rmsNorm(x, g.weight(p + "input_norm", weights.get(p + "input_norm"), h), shape.rmsNormEps());
-    String q = g.reshape(linear(n, p + "q_proj", h, nh * d), -1, nh, d);
-    String k = g.reshape(linear(n, p + "k_proj", h, kh * d), -1, kh, d);
-    String v = g.reshape(linear(n, p + "v_proj", h, kh * d), -1, kh, d);
+    boolean ab = variant.attentionBias();
+    String q = g.reshape(linear(n, p + "q_proj", h, nh * d, ab), -1, nh, d);
+    String k = g.reshape(linear(n, p + "k_proj", h, kh * d, ab), -1, kh, d);
+    String v = g.reshape(linear(n, p + "v_proj", h, kh * d, ab), -1, kh, d);
     q = rope(q, cos, sin);
     k = rope(k, cos, sin);
 
@@ -235,13 +283,14 @@ public final class DecoderGraph {
     attention = paged ? g.transpose(attention, 1, 3, 0, 2, 4) : g.transpose(attention, 0, 3, 1, 2, 4); // [B, Q, KH, G, D]
     attention = g.reshape(attention, -1, (long) nh * d);
     attention = g.gather(attention, tokenIndex, 0); // back to [T, NH·D]
-    x = g.add(x, linear(attention, p + "o_proj", nh * d, h));
+    x = g.add(x, linear(attention, p + "o_proj", nh * d, h, ab));
 
     String n2 = g.rmsNorm(x, g.weight(p + "post_attention_norm", weights.get(p + "post_attention_norm"), h), shape.rmsNormEps());
     int inter = shape.intermediateSize();
-    String gate = g.silu(linear(n2, p + "gate_proj", h, inter));
-    String up = linear(n2, p + "up_proj", h, inter);
-    return g.add(x, linear(g.mul(gate, up), p + "down_proj", inter, h));
+    boolean mb = variant.mlpBias();
+    String gate = g.silu(linear(n2, p + "gate_proj", h, inter, mb));
+    String up = linear(n2, p + "up_proj", h, inter, mb);
+    return g.add(x, linear(g.mul(gate, up), p + "down_proj", inter, h, mb));
   }
 
   /** LLaMA rotary embedding: {@code x·cos + rotate_half(x)·sin} on {@code [T, heads, D]}. */

@@ -38,9 +38,17 @@ public final class GraphBuilder {
   private final Set<String> names = new HashSet<>();
   private final Map<String, String> int64Constants = new HashMap<>();
   private int counter;
+  /** Where initializers of {@link ExternalData#MIN_EXTERNAL_BYTES} or more go; null keeps them in the model. */
+  private ExternalData external;
 
   public GraphBuilder(String name) {
     graph.setName(name);
+  }
+
+  /** Writes the large initializers added from now on to {@code data} instead of into the model. */
+  public GraphBuilder externalData(ExternalData data) {
+    this.external = data;
+    return this;
   }
 
   // ---- graph interface -------------------------------------------------------------------------------
@@ -65,9 +73,23 @@ public final class GraphBuilder {
     checkCount(values.length, dims, name);
     ByteBuffer bytes = ByteBuffer.allocate(values.length * 4).order(ByteOrder.LITTLE_ENDIAN);
     bytes.asFloatBuffer().put(values);
-    graph.addInitializer(TensorProto.newBuilder().setName(claim(name)).addAllDims(boxed(dims))
-        .setDataType(TensorProto.DataType.FLOAT_VALUE).setRawData(ByteString.copyFrom(bytes.array())));
+    graph.addInitializer(initializer(TensorProto.newBuilder().setName(claim(name)).addAllDims(boxed(dims))
+        .setDataType(TensorProto.DataType.FLOAT_VALUE), bytes.array()));
     return name;
+  }
+
+  /** The initializer with {@code raw} as its data: inline, or appended to the external data when large. */
+  private TensorProto.Builder initializer(TensorProto.Builder tensor, byte[] raw) {
+    if (external == null || raw.length < ExternalData.MIN_EXTERNAL_BYTES) return tensor.setRawData(ByteString.copyFrom(raw));
+    long offset = external.append(raw);
+    return tensor.setDataLocation(TensorProto.DataLocation.EXTERNAL)
+        .addExternalData(entry("location", external.location()))
+        .addExternalData(entry("offset", Long.toString(offset)))
+        .addExternalData(entry("length", Long.toString(raw.length)));
+  }
+
+  private static sphinxserve.runtime.onnx.StringStringEntryProto entry(String key, String value) {
+    return sphinxserve.runtime.onnx.StringStringEntryProto.newBuilder().setKey(key).setValue(value).build();
   }
 
   /** Adds a float32 weight unless one of that name exists already; returns its name either way. */
@@ -153,8 +175,8 @@ public final class GraphBuilder {
    */
   public String matMulNBits(String x, String name, float[] w, int k, int n, WeightQuantization quantization) {
     WeightQuantization.Packed packed = quantization.quantize(w, k, n);
-    graph.addInitializer(TensorProto.newBuilder().setName(claim(name)).addDims(n).addDims(packed.blocks())
-        .addDims(packed.blob()).setDataType(TensorProto.DataType.UINT8_VALUE).setRawData(ByteString.copyFrom(packed.data())));
+    graph.addInitializer(initializer(TensorProto.newBuilder().setName(claim(name)).addDims(n).addDims(packed.blocks())
+        .addDims(packed.blob()).setDataType(TensorProto.DataType.UINT8_VALUE), packed.data()));
     String scales = weight(name + ".scales", packed.scales(), packed.scales().length);
     String y = fresh("matmulnbits");
     graph.addNode(node("MatMulNBits", List.of(x, name, scales), List.of(y), List.of(intAttr("K", k), intAttr("N", n),

@@ -7,6 +7,7 @@ import java.util.LinkedHashSet;
 import java.util.Map;
 import java.util.Set;
 import java.util.SplittableRandom;
+import java.util.function.Supplier;
 
 /**
  * Named float32 tensors, generated deterministically: each tensor draws from its own generator seeded by
@@ -17,6 +18,8 @@ public final class Weights {
 
   private final long seed;
   private final Map<String, float[]> tensors = new LinkedHashMap<>();
+  /** Tensors read only when asked for, and not kept: a checkpoint's weights, loaded one at a time. */
+  private final Map<String, Supplier<float[]>> lazy = new LinkedHashMap<>();
   /** Names {@link #get} was asked for: what the graphs built from these weights use. */
   private final Set<String> used = new LinkedHashSet<>();
 
@@ -54,14 +57,25 @@ public final class Weights {
 
   public float[] get(String name) {
     float[] values = tensors.get(name);
+    if (values == null && lazy.containsKey(name)) values = lazy.get(name).get();
     if (values == null) throw new IllegalArgumentException("no weight named " + name);
     used.add(name);
     return values;
   }
 
-  /** The names of every tensor held. */
+  /** The names of every tensor held or loadable. */
   public Set<String> names() {
-    return Collections.unmodifiableSet(tensors.keySet());
+    Set<String> all = new LinkedHashSet<>(tensors.keySet());
+    all.addAll(lazy.keySet());
+    return Collections.unmodifiableSet(all);
+  }
+
+  /**
+   * Registers a tensor that {@code loader} produces each time it is asked for and that is not kept, so a graph
+   * built from a large checkpoint holds one tensor at a time.
+   */
+  public void putLazy(String name, Supplier<float[]> loader) {
+    lazy.put(name, loader);
   }
 
   /** The names {@link #get} returned so far. */

@@ -28,12 +28,21 @@ class SafeTensorsTest {
   }
 
   @Test
+  void widensBf16Exactly() {
+    ByteBuffer data = ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN);
+    // bfloat16 is the top 16 bits of a float32: 1.5f = 0x3FC00000, -0.0078125f = 0xBC000000.
+    data.putShort((short) 0x3FC0).putShort((short) 0xBC00);
+    SafeTensors t = SafeTensors.parse(file("{\"b\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[0,4]}}", data.array()), "t");
+    assertArrayEquals(new float[] {1.5f, -0.0078125f}, t.get("b").floats());
+  }
+
+  @Test
   void malformedFilesAreRefusedNamingSourceAndTensor() {
     byte[] eight = new byte[8];
     refused(new byte[3], "too short");
     refused(ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(1L << 40).array(), "header length");
     refused(file("{not json", eight), "not valid JSON");
-    refused(file("{\"w\":{\"dtype\":\"BF16\",\"shape\":[4],\"data_offsets\":[0,8]}}", eight), "tensor w has dtype 'BF16'");
+    refused(file("{\"w\":{\"dtype\":\"F8_E4M3\",\"shape\":[8],\"data_offsets\":[0,8]}}", eight), "tensor w has dtype 'F8_E4M3'");
     refused(file("{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,16]}}", eight), "outside the 8-byte data");
     refused(file("{\"w\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", eight), "8 bytes for 3 F32 elements");
     refused(file("{\"w\":{\"dtype\":\"F32\",\"shape\":[2]}}", eight), "data_offsets");

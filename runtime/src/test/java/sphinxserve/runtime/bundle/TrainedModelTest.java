@@ -143,7 +143,7 @@ class TrainedModelTest {
   @Test
   void wrongSizedWeightIsNamed(@TempDir Path dir) throws IOException {
     Map<String, SafeTensors.Tensor> tensors = tensors();
-    tensors.put("final_norm", new SafeTensors.Tensor("final_norm", "F32", new long[] {3}, ByteBuffer.allocate(12)));
+    tensors.put("final_norm", new SafeTensors.Tensor("final_norm", "F32", new long[] {3}, java.lang.foreign.MemorySegment.ofArray(new byte[12])));
     writeModel(dir, tensors);
     var e = assertThrows(BundleException.class, () -> BundleBuilder.build(TrainedModel.fromDirectory(dir), dir.resolve("out")));
     assertTrue(e.getMessage().contains("final_norm"), e.getMessage());
@@ -190,8 +190,7 @@ class TrainedModelTest {
     List<byte[]> blobs = new ArrayList<>();
     long offset = 0;
     for (SafeTensors.Tensor t : tensors.values()) {
-      byte[] raw = new byte[t.data().remaining()];
-      t.data().duplicate().get(raw);
+      byte[] raw = t.data().toArray(java.lang.foreign.ValueLayout.JAVA_BYTE);
       if (header.length() > 1) header.append(',');
       header.append('"').append(t.name()).append("\":{\"dtype\":\"").append(t.dtype()).append("\",\"shape\":")
           .append(Arrays.toString(t.shape())).append(",\"data_offsets\":[").append(offset).append(',')

@@ -69,7 +69,8 @@ public final class ImageCache implements AutoCloseable {
     this.bundleId = runtime.spec().bundleId();
     this.limits = config.limits();
     this.decoder = new ImageDecoder(config.limits());
-    this.preprocessor = new ViewPreprocessor(runtime.spec().vision());
+    // A text-only model has no views to make; the service refuses images before they reach put().
+    this.preprocessor = runtime.spec().acceptsImages() ? new ViewPreprocessor(runtime.spec().vision()) : null;
     AtomicInteger threadIds = new AtomicInteger();
     this.decodePool = Executors.newFixedThreadPool(config.numDecodeThreads(),
         r -> Thread.ofPlatform().name("sphinx-image-" + threadIds.incrementAndGet()).daemon().unstarted(r));
@@ -105,6 +106,7 @@ public final class ImageCache implements AutoCloseable {
 
   /** As {@link #put(byte[])} in {@code scope} (a tenant's own part of the cache). */
   public CompletableFuture<Result> put(String scope, byte[] bytes) {
+    if (preprocessor == null) throw new IllegalStateException("a text-only model takes no images");
     ImageDecoder.checkBytes(bytes.length, limits);
     String digest = ImageDigest.of(bytes);
     boolean[] loaded = {false};

@@ -1,0 +1,68 @@
+package sphinxserve.runtime.graph;
+
+import java.io.BufferedOutputStream;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/**
+ * The file beside a model that holds its large initializers (ONNX "external data"): a protobuf message cannot
+ * exceed 2 GB, so a model of real size keeps its weights out of the {@code .onnx} file, which then holds only
+ * the graph and each weight's {@code (location, offset, length)}. Writing weights here as they are made also
+ * keeps the builder's memory to about one tensor, whatever the model's size.
+ *
+ * <p>Each tensor starts on a {@link #ALIGNMENT}-byte boundary so ONNX Runtime may memory-map it.
+ */
+public final class ExternalData implements AutoCloseable {
+
+  /** Offsets are multiples of this (the page size), as ONNX Runtime needs to map a tensor rather than copy it. */
+  public static final int ALIGNMENT = 4096;
+
+  /** Tensors smaller than this stay inside the model: a page apiece for a norm's gain would be waste. */
+  public static final int MIN_EXTERNAL_BYTES = 4096;
+
+  private final String location;
+  private final OutputStream out;
+  private long offset;
+
+  private ExternalData(String location, OutputStream out) {
+    this.location = location;
+    this.out = out;
+  }
+
+  /** A new data file {@code file}; the model refers to it by its file name (it must stay beside the model). */
+  public static ExternalData create(Path file) throws IOException {
+    return new ExternalData(file.getFileName().toString(), new BufferedOutputStream(Files.newOutputStream(file), 1 << 20));
+  }
+
+  /** The file name the model refers to. */
+  public String location() {
+    return location;
+  }
+
+  /** Appends {@code bytes} at the next aligned offset; returns that offset. */
+  long append(byte[] bytes) {
+    try {
+      long padding = (ALIGNMENT - offset % ALIGNMENT) % ALIGNMENT;
+      for (long i = 0; i < padding; i++) out.write(0);
+      long at = offset + padding;
+      out.write(bytes);
+      offset = at + bytes.length;
+      return at;
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot write external data " + location + ": " + e.getMessage(), e);
+    }
+  }
+
+  /** Bytes written so far. */
+  public long size() {
+    return offset;
+  }
+
+  @Override
+  public void close() throws IOException {
+    out.close();
+  }
+}
