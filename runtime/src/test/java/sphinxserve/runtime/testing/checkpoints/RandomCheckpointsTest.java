@@ -87,6 +87,15 @@ class RandomCheckpointsTest {
   }
 
   @Test
+  void llama3ChatTemplate_rendersWithJinjava() {
+    String rendered = new com.hubspot.jinjava.Jinjava().render(RandomCheckpoints.LLAMA3_CHAT_TEMPLATE, Map.of(
+        "messages", List.of(Map.of("role", "system", "content", "Be brief."), Map.of("role", "user", "content", " Hi! ")),
+        "bos_token", "<s>", "add_generation_prompt", true));
+    assertEquals("<s><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>"
+        + "<|start_header_id|>user<|end_header_id|>\n\nHi!<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n", rendered);
+  }
+
+  @Test
   void writeHf_defaultsAndLinearScaling() throws IOException {
     Path dir = RandomCheckpoints.builder().tieWordEmbeddings(true).attentionBias(true).mlpBias(true)
         .ropeScaling(new Linear(2)).build().writeHf(tmp.resolve("hf"));
