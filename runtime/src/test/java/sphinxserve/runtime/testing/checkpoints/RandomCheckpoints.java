@@ -349,16 +349,7 @@ public final class RandomCheckpoints {
     putEos(generation);
     writeJson(dir.resolve("generation_config.json"), generation);
     writeTokenizer(dir);
-    ObjectNode tokenizerConfig = JSON.createObjectNode();
-    tokenizerConfig.put("add_bos_token", true);
-    tokenizerConfig.put("add_eos_token", false);
-    tokenizerConfig.put("bos_token", "<s>");
-    tokenizerConfig.put("eos_token", "</s>");
-    tokenizerConfig.put("unk_token", specialTokens.contains("<unk>") ? "<unk>" : null);
-    if (chatTemplate == null) tokenizerConfig.putNull("chat_template"); else tokenizerConfig.put("chat_template", chatTemplate);
-    tokenizerConfig.put("model_max_length", maxPositionEmbeddings);
-    tokenizerConfig.put("tokenizer_class", "PreTrainedTokenizerFast");
-    writeJson(dir.resolve("tokenizer_config.json"), tokenizerConfig);
+    writeTokenizerConfig(dir);
 
     Map<String, Tensor> all = tensors();
     List<String> files = shardFileNames();
@@ -392,6 +383,20 @@ public final class RandomCheckpoints {
     }
     writeJson(dir.resolve("model.safetensors.index.json"), index);
     return dir;
+  }
+
+  /** {@code tokenizer_config.json}: BOS/EOS strings and the chat template (both layouts carry one). */
+  private void writeTokenizerConfig(Path dir) throws IOException {
+    ObjectNode tokenizerConfig = JSON.createObjectNode();
+    tokenizerConfig.put("add_bos_token", true);
+    tokenizerConfig.put("add_eos_token", false);
+    tokenizerConfig.put("bos_token", "<s>");
+    tokenizerConfig.put("eos_token", "</s>");
+    tokenizerConfig.put("unk_token", specialTokens.contains("<unk>") ? "<unk>" : null);
+    if (chatTemplate == null) tokenizerConfig.putNull("chat_template"); else tokenizerConfig.put("chat_template", chatTemplate);
+    tokenizerConfig.put("model_max_length", maxPositionEmbeddings);
+    tokenizerConfig.put("tokenizer_class", "PreTrainedTokenizerFast");
+    writeJson(dir.resolve("tokenizer_config.json"), tokenizerConfig);
   }
 
   /** The {@code config.json} transformers writes for these options. */
@@ -506,6 +511,7 @@ public final class RandomCheckpoints {
     params.put("max_seq_len", maxPositionEmbeddings);
     writeJson(dir.resolve("params.json"), params);
     writeTokenizer(dir);
+    writeTokenizerConfig(dir);
 
     Map<String, Tensor> hf = tensors();
     Map<String, Tensor> meta = new LinkedHashMap<>();
