@@ -2,14 +2,19 @@ package sphinxserve.runtime.tokenizer;
 
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
 import ai.djl.huggingface.tokenizers.jni.TokenizersLibrary;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
+import java.util.Collections;
+import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.locks.ReadWriteLock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
@@ -57,19 +62,25 @@ public final class HfTextTokenizer implements TextTokenizer, AutoCloseable {
 
   private static final byte[] NO_BYTES = new byte[0];
 
+  /** Reads tokenizer.json and writes its plain copy; thread-safe once configured. */
+  private static final ObjectMapper JSON = new ObjectMapper();
+
   private final HuggingFaceTokenizer encoder;
   private final HuggingFaceTokenizer decoder;
   private final byte[][] tokenBytes;
   private final boolean[] special;
+  private final Map<String, Integer> specialTokenIds;
   private final ReadWriteLock lock = new ReentrantReadWriteLock();
   /** Guarded by {@code lock}'s write lock for writes, its read lock for reads. */
   private boolean closed;
 
-  private HfTextTokenizer(HuggingFaceTokenizer encoder, HuggingFaceTokenizer decoder, byte[][] tokenBytes, boolean[] special) {
+  private HfTextTokenizer(HuggingFaceTokenizer encoder, HuggingFaceTokenizer decoder, byte[][] tokenBytes, boolean[] special,
+      Map<String, Integer> specialTokenIds) {
     this.encoder = encoder;
     this.decoder = decoder;
     this.tokenBytes = tokenBytes;
     this.special = special;
+    this.specialTokenIds = specialTokenIds;
   }
 
   /** Loads a {@code tokenizer.json} file (or a directory holding one). */
@@ -81,39 +92,56 @@ public final class HfTextTokenizer implements TextTokenizer, AutoCloseable {
   /**
    * Loads {@code tokenizer.json} text.
    *
-   * @throws IllegalArgumentException when the text is not a tokenizer.json with a model vocab
+   * @throws IllegalArgumentException when the text is not JSON, or not a tokenizer.json with a model vocab
+   *     (ids that are not non-negative integers, added tokens without an id or content)
    * @throws IOException when the native tokenizer rejects it
    */
   public static HfTextTokenizer fromJson(String json) throws IOException {
-    if (!(Json.parse(json) instanceof Map<?, ?> root) || !(root.get("model") instanceof Map<?, ?> model)
-        || !(model.get("vocab") instanceof Map<?, ?> vocab)) {
+    JsonNode parsed;
+    try {
+      parsed = JSON.readTree(json);
+    } catch (JsonProcessingException e) {
+      throw new IllegalArgumentException("tokenizer.json: not JSON: " + e.getOriginalMessage(), e);
+    }
+    if (!(parsed instanceof ObjectNode root) || !(root.get("model") instanceof ObjectNode model)
+        || !(model.get("vocab") instanceof ObjectNode vocab)) {
       throw new IllegalArgumentException("tokenizer.json: no model.vocab object");
     }
-    List<?> addedTokens = root.get("added_tokens") instanceof List<?> list ? list : List.of();
-    int vocabSize = 0;
-    for (Object id : vocab.values()) {
-      vocabSize = Math.max(vocabSize, ((Json.JsonNumber) id).intValue() + 1);
+    JsonNode addedNode = root.get("added_tokens");
+    if (addedNode != null && !addedNode.isNull() && !addedNode.isArray()) {
+      throw new IllegalArgumentException("tokenizer.json: added_tokens is not an array");
     }
-    for (Object added : addedTokens) {
-      vocabSize = Math.max(vocabSize, ((Json.JsonNumber) ((Map<?, ?>) added).get("id")).intValue() + 1);
+    ArrayNode addedTokens = addedNode instanceof ArrayNode array ? array : JSON.createArrayNode();
+    int vocabSize = 0;
+    for (Map.Entry<String, JsonNode> e : vocab.properties()) {
+      vocabSize = Math.max(vocabSize, tokenId(e.getValue(), "model.vocab[\"" + e.getKey() + "\"]") + 1);
+    }
+    for (int i = 0; i < addedTokens.size(); i++) {
+      JsonNode token = addedTokens.get(i);
+      if (!token.isObject() || !token.path("content").isTextual()) {
+        throw new IllegalArgumentException("tokenizer.json: added_tokens[" + i + "] has no string content");
+      }
+      vocabSize = Math.max(vocabSize, tokenId(token.get("id"), "added_tokens[" + i + "].id") + 1);
     }
     boolean byteLevel = mentionsByteLevel(root.get("decoder"));
     byte[][] bytes = new byte[vocabSize][];
     boolean[] special = new boolean[vocabSize];
-    for (Map.Entry<?, ?> e : vocab.entrySet()) {
-      bytes[((Json.JsonNumber) e.getValue()).intValue()] = bytesOf((String) e.getKey(), byteLevel);
+    for (Map.Entry<String, JsonNode> e : vocab.properties()) {
+      bytes[e.getValue().intValue()] = bytesOf(e.getKey(), byteLevel);
     }
-    List<Object> keptAdded = new ArrayList<>();
-    for (Object added : addedTokens) {
-      Map<?, ?> token = (Map<?, ?>) added;
-      int id = ((Json.JsonNumber) token.get("id")).intValue();
-      if (Boolean.TRUE.equals(token.get("special"))) {
+    Map<String, Integer> specialTokenIds = new LinkedHashMap<>();
+    ArrayNode keptAdded = JSON.createArrayNode();
+    for (JsonNode token : addedTokens) {
+      int id = token.get("id").intValue();
+      String content = token.get("content").textValue();
+      if (token.path("special").asBoolean(false)) {
         special[id] = true;
         bytes[id] = NO_BYTES;
+        specialTokenIds.put(content, id);
       } else {
-        keptAdded.add(added);
+        keptAdded.add(token);
         if (bytes[id] == null) {
-          bytes[id] = ((String) token.get("content")).getBytes(StandardCharsets.UTF_8);
+          bytes[id] = content.getBytes(StandardCharsets.UTF_8);
         }
       }
     }
@@ -122,14 +150,11 @@ public final class HfTextTokenizer implements TextTokenizer, AutoCloseable {
         bytes[id] = NO_BYTES; // an id nothing names
       }
     }
-    @SuppressWarnings("unchecked")
-    Map<String, Object> plain = (Map<String, Object>) root;
-    plain.put("added_tokens", keptAdded);
-    StringBuilder plainJson = new StringBuilder(json.length());
-    Json.print(plain, plainJson);
+    root.set("added_tokens", keptAdded);
+    String plainJson = JSON.writeValueAsString(root);
     HuggingFaceTokenizer decoder = newDjlTokenizer(json);
     try {
-      return new HfTextTokenizer(newDjlTokenizer(plainJson.toString()), decoder, bytes, special);
+      return new HfTextTokenizer(newDjlTokenizer(plainJson), decoder, bytes, special, Collections.unmodifiableMap(specialTokenIds));
     } catch (IOException | RuntimeException e) {
       decoder.close();
       throw e;
@@ -186,6 +211,14 @@ public final class HfTextTokenizer implements TextTokenizer, AutoCloseable {
     return special[id];
   }
 
+  /**
+   * Content to id of every {@code added_tokens} entry marked {@code special}, in file order; unmodifiable. These
+   * strings never come out of {@link #encode}: a chat prompt inserts them by id ({@code ChatPromptEncoder}).
+   */
+  public Map<String, Integer> specialTokenIds() {
+    return specialTokenIds;
+  }
+
   /** Frees both native tokenizers; waits for calls in flight. Idempotent. */
   @Override
   public void close() {
@@ -233,21 +266,27 @@ public final class HfTextTokenizer implements TextTokenizer, AutoCloseable {
   }
 
   /** Whether a decoder (or a Sequence of them) is ByteLevel. */
-  private static boolean mentionsByteLevel(Object decoder) {
-    if (!(decoder instanceof Map<?, ?> map)) {
+  private static boolean mentionsByteLevel(JsonNode decoder) {
+    if (decoder == null || !decoder.isObject()) {
       return false;
     }
-    if ("ByteLevel".equals(map.get("type"))) {
+    if ("ByteLevel".equals(decoder.path("type").textValue())) {
       return true;
     }
-    if (map.get("decoders") instanceof List<?> parts) {
-      for (Object part : parts) {
-        if (mentionsByteLevel(part)) {
-          return true;
-        }
+    for (JsonNode part : decoder.path("decoders")) {
+      if (mentionsByteLevel(part)) {
+        return true;
       }
     }
     return false;
+  }
+
+  /** A token id: a JSON integer in {@code [0, Integer.MAX_VALUE)}; {@code where} names it in the error. */
+  private static int tokenId(JsonNode id, String where) {
+    if (id == null || !id.canConvertToInt() || !id.isIntegralNumber() || id.intValue() < 0 || id.intValue() == Integer.MAX_VALUE) {
+      throw new IllegalArgumentException("tokenizer.json: " + where + " is not a token id: " + id);
+    }
+    return id.intValue();
   }
 
   /** The bytes a vocab entry stands for (see the class comment). */

@@ -1,5 +1,7 @@
 package sphinxserve.runtime.tokenizer;
 
+import com.fasterxml.jackson.core.io.JsonStringEncoder;
+import java.nio.charset.StandardCharsets;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
@@ -18,7 +20,8 @@ final class TokenizerJsonWriter {
    * post_processor are null, so encoding never adds BOS/EOS or anything else implicitly. Merges are written
    * as "left right" strings, the form every tokenizers version reads; byte-level tokens never contain a
    * space (it is 'Ġ'), so the split is unambiguous. One vocab entry and one merge per line keeps the file
-   * diffable. Non-ASCII is written raw (UTF-8), as Hugging Face writes it.
+   * diffable. Non-ASCII is written raw (UTF-8), as Hugging Face writes it; strings are escaped by Jackson's
+   * JsonStringEncoder (quotes, backslashes, control characters).
    */
 
   private TokenizerJsonWriter() {}
@@ -26,13 +29,18 @@ final class TokenizerJsonWriter {
   /**
    * The {@code tokenizer.json} text of {@code model} with {@code specialTokens} as ids {@code 0..k-1}.
    *
-   * @throws IllegalArgumentException when a special token is empty, repeated, or equal to a BPE token
+   * @throws IllegalArgumentException when a special token is empty, repeated, not encodable as UTF-8 (a lone
+   *     surrogate), or equal to a BPE token
    */
   static String write(BpeModel model, List<String> specialTokens) {
     Set<String> seen = new HashSet<>();
     for (String special : specialTokens) {
       if (special.isEmpty() || !seen.add(special)) {
         throw new IllegalArgumentException("special tokens must be non-empty and distinct: " + specialTokens);
+      }
+      if (!StandardCharsets.UTF_8.newEncoder().canEncode(special)) {
+        // Neither a UTF-8 file nor Hugging Face's JSON reader (which rejects lone surrogate escapes) can carry it.
+        throw new IllegalArgumentException("special token '" + special + "' is not valid UTF-16 (lone surrogate)");
       }
     }
     for (String token : model.tokens()) {
@@ -49,7 +57,7 @@ final class TokenizerJsonWriter {
     out.append("  \"added_tokens\": [");
     for (int id = 0; id < numSpecial; id++) {
       out.append(id == 0 ? "\n" : ",\n").append("    {\"id\": ").append(id).append(", \"content\": ");
-      Json.quote(specialTokens.get(id), out);
+      quote(specialTokens.get(id), out);
       out.append(", \"single_word\": false, \"lstrip\": false, \"rstrip\": false, \"normalized\": false, \"special\": true}");
     }
     out.append(numSpecial == 0 ? "],\n" : "\n  ],\n");
@@ -79,7 +87,7 @@ final class TokenizerJsonWriter {
     for (String[] merge : model.merges()) {
       out.append(first ? "\n      " : ",\n      ");
       first = false;
-      Json.quote(merge[0] + " " + merge[1], out);
+      quote(merge[0] + " " + merge[1], out);
     }
     out.append(first ? "]\n" : "\n    ]\n");
     out.append("  }\n");
@@ -89,7 +97,14 @@ final class TokenizerJsonWriter {
 
   private static void vocabEntry(StringBuilder out, String token, int id) {
     out.append(id == 0 ? "\n      " : ",\n      ");
-    Json.quote(token, out);
+    quote(token, out);
     out.append(": ").append(id);
+  }
+
+  /** Appends {@code s} as a JSON string literal. */
+  private static void quote(String s, StringBuilder out) {
+    out.append('"');
+    JsonStringEncoder.getInstance().quoteAsString(s, out);
+    out.append('"');
   }
 }

@@ -11,7 +11,9 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -147,5 +149,33 @@ class HfTextTokenizerTest {
     other.close();
     other.close();
     assertThrows(IllegalStateException.class, () -> other.encode("x"));
+  }
+
+  @Test
+  void specialTokenIds_mapsEveryDefaultSpecial() {
+    Map<String, Integer> expected = new LinkedHashMap<>();
+    for (int id = 0; id < BundleTokenizers.DEFAULT_SPECIAL_TOKENS.size(); id++) {
+      expected.put(BundleTokenizers.DEFAULT_SPECIAL_TOKENS.get(id), id);
+    }
+    assertEquals(expected, tokenizer.specialTokenIds());
+    assertEquals(List.copyOf(expected.keySet()), List.copyOf(tokenizer.specialTokenIds().keySet()));
+    assertThrows(UnsupportedOperationException.class, () -> tokenizer.specialTokenIds().put("<x>", 9));
+  }
+
+  @Test
+  void fromJson_malformed_namesTheProblem() {
+    Map<String, String> cases = Map.of(
+        "not json", "tokenizer.json: not JSON",
+        "[]", "tokenizer.json: no model.vocab object",
+        "{\"model\": {\"vocab\": [\"a\"]}}", "tokenizer.json: no model.vocab object",
+        "{\"model\": {\"vocab\": {\"a\": \"0\"}}}", "tokenizer.json: model.vocab[\"a\"] is not a token id",
+        "{\"model\": {\"vocab\": {\"a\": -1}}}", "tokenizer.json: model.vocab[\"a\"] is not a token id",
+        "{\"model\": {\"vocab\": {\"a\": 0}}, \"added_tokens\": {}}", "tokenizer.json: added_tokens is not an array",
+        "{\"model\": {\"vocab\": {\"a\": 0}}, \"added_tokens\": [{\"content\": \"<s>\"}]}", "tokenizer.json: added_tokens[0].id is not a token id",
+        "{\"model\": {\"vocab\": {\"a\": 0}}, \"added_tokens\": [{\"id\": 1}]}", "tokenizer.json: added_tokens[0] has no string content");
+    cases.forEach((json, message) -> {
+      IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> HfTextTokenizer.fromJson(json), json);
+      assertTrue(e.getMessage().startsWith(message), json + " -> " + e.getMessage());
+    });
   }
 }
