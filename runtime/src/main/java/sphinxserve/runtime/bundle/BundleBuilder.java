@@ -9,6 +9,9 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.TreeMap;
 import sphinxserve.runtime.graph.DecoderGraph;
+import sphinxserve.runtime.chat.ChatTemplateException;
+import sphinxserve.runtime.chat.ChatTurn;
+import sphinxserve.runtime.chat.JinjaChatTemplate;
 import sphinxserve.runtime.graph.DecoderShape;
 import sphinxserve.runtime.graph.ExternalData;
 import sphinxserve.runtime.model.ChatTemplateSource;
@@ -101,6 +104,7 @@ public final class BundleBuilder {
       throw new BundleException(model.directory().resolve("tokenizer_config.json") + ": no chat_template (a base model?); "
           + "the node renders conversations with the model's template, so add one");
     }
+    checkTemplateRenders(model);
     Files.createDirectories(out);
     Files.deleteIfExists(out.resolve(BundleFiles.MANIFEST));
     DecoderShape d = model.shape();
@@ -127,6 +131,17 @@ public final class BundleBuilder {
             .putAllVariables(template.variables()));
     if (quantization.enabled()) manifest.setQuantization(quantizationOf(d, quantization));
     return finish(manifest, List.of(BundleFiles.DECODER, BundleFiles.DECODER_DATA, BundleFiles.TOKENIZER), out);
+  }
+
+  /** A template that cannot render a one-question conversation is refused now, not at the first request. */
+  private static void checkTemplateRenders(LlamaCheckpoint model) {
+    String source = model.directory().resolve("tokenizer_config.json") + ": chat_template";
+    try {
+      JinjaChatTemplate.compile(source, model.template().jinja(), new java.util.HashMap<>(model.template().variables()))
+          .render(List.of(new ChatTurn("user", "Hello")), true);
+    } catch (ChatTemplateException e) {
+      throw new BundleException(source + " does not render: " + e.getMessage(), e);
+    }
   }
 
   /** Writes the files, then the manifest ({@code partial} plus the files' hashes): a directory without one is no bundle. */
