@@ -26,6 +26,7 @@ import org.slf4j.bridge.SLF4JBridgeHandler;
 import sphinxserve.api.ModelRuntime;
 import sphinxserve.kvcache.KvCacheStorage;
 import sphinxserve.runtime.bundle.Bundle;
+import sphinxserve.runtime.bundle.BundleException;
 import sphinxserve.runtime.engine.OnnxModelRuntime;
 import sphinxserve.server.image.ImageCache;
 
@@ -58,6 +59,12 @@ public final class SphinxNode implements AutoCloseable {
 
   /** Exit status of {@link #main} when the backend failed (sysexits' EX_SOFTWARE): restart the node. */
   static final int EXIT_BACKEND_FAILED = 70;
+
+  /**
+   * Exit status when the model cannot be opened (sysexits' EX_DATAERR: a bad bundle or model folder, named on
+   * stderr); restarting will not help until the files change.
+   */
+  static final int EXIT_CANNOT_OPEN = 65;
 
   /** How long shutdown lets the server end by itself after the last call, before cancelling other streams. */
   private static final long TRAILER_FLUSH_MILLIS = 500;
@@ -323,11 +330,11 @@ public final class SphinxNode implements AutoCloseable {
     // the bundle crashes the JVM (SIGSEGV, no hs_err) in native code; the test JVM never hits it because
     // bundles open on other threads there. Observed on Temurin 25 with the TEST bundle.
     SphinxNode[] opened = new SphinxNode[1];
-    RuntimeException[] failed = new RuntimeException[1];
+    Throwable[] failed = new Throwable[1];
     Thread opener = new Thread(null, () -> {
       try {
         opened[0] = open(config, EngineBackend::new);
-      } catch (RuntimeException e) {
+      } catch (Throwable e) { // an Error too: main must exit, not wait on a node that never opened
         failed[0] = e;
       }
     }, "sphinx-open", OPEN_STACK_BYTES);
@@ -337,7 +344,14 @@ public final class SphinxNode implements AutoCloseable {
       System.err.println("error: " + e.getMessage());
       System.exit(2);
     }
-    if (failed[0] != null) throw failed[0];
+    if (failed[0] instanceof BundleException e) { // a bad bundle or model folder: the message names the file
+      System.err.println("error: " + e.getMessage());
+      System.exit(EXIT_CANNOT_OPEN);
+    }
+    if (failed[0] != null) {
+      LOG.atError().setCause(failed[0]).log("the node could not open its model");
+      System.exit(EXIT_CANNOT_OPEN);
+    }
     SphinxNode node = opened[0];
     Runtime.getRuntime().addShutdownHook(new Thread(node::close, "sphinx-shutdown"));
     LOG.atInfo().addKeyValue("port", node.port()).addKeyValue("metrics_port", config.metricsPort())

@@ -31,7 +31,7 @@ import sphinxserve.client.outputs.Skipped;
  * pixels of the image, on standard error; {@code --annotate} draws them.
  */
 @Command(name = "ask", mixinStandardHelpOptions = true,
-    description = "Ask a question about an image; the answer streams as it is generated.")
+    description = "Ask a question about an image (or, for a text model, without one); the answer streams as it is generated.")
 final class AskCommand implements Callable<Integer> {
   @Mixin
   ConnectionOptions connection;
@@ -39,7 +39,7 @@ final class AskCommand implements Callable<Integer> {
   @Spec
   CommandSpec spec;
 
-  @Option(names = {"-i", "--image"}, required = true, paramLabel = "FILE", description = "The image (JPEG, PNG…).")
+  @Option(names = {"-i", "--image"}, paramLabel = "FILE", description = "The image (JPEG, PNG…); leave it out for a text-only model.")
   Path image;
 
   @Option(names = "--annotate", paramLabel = "OUT.png",
@@ -60,7 +60,8 @@ final class AskCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws IOException {
-    LoadedImage loaded = LoadedImage.read(image);
+    if (image == null && annotate != null) throw new UserError("--annotate needs --image");
+    LoadedImage loaded = image == null ? null : LoadedImage.read(image);
     PrintWriter out = spec.commandLine().getOut();
     PrintWriter err = spec.commandLine().getErr();
     SamplingParams.Builder sampling = SamplingParams.newBuilder().setMaxTokens(maxTokens)
@@ -70,7 +71,7 @@ final class AskCommand implements Callable<Integer> {
     }
     try (SphinxClient client = connection.client()) {
       GenerationHandle handle = client.generate(
-          Requests.ask(loaded.image(), String.join(" ", question), sampling.build()), new GenerationListener() {
+          Requests.ask(loaded == null ? null : loaded.image(), String.join(" ", question), sampling.build()), new GenerationListener() {
             @Override
             public void onResponse(GenerateResponse response) {
               out.print(response.getText());
@@ -80,6 +81,7 @@ final class AskCommand implements Callable<Integer> {
       Answer answer = Requests.await(handle);
       out.println();
       out.flush();
+      if (loaded == null) return 0;
       ParsedAnswer parsed = answer.outputs();
       report(parsed, PadToSquare.of(loaded.decoded().getWidth(), loaded.decoded().getHeight()), err);
       if (annotate != null) {

@@ -16,9 +16,9 @@ final class Requests {
   private Requests() {}
 
   static GenerateRequest ask(Image image, String question, SamplingParams sampling) {
-    return GenerateRequest.newBuilder().setSampling(sampling).addMessages(Message.newBuilder().setRole(Role.USER)
-        .addContent(Content.newBuilder().setImage(image.bytes()))
-        .addContent(Content.newBuilder().setText(question))).build();
+    Message.Builder user = Message.newBuilder().setRole(Role.USER);
+    if (image != null) user.addContent(Content.newBuilder().setImage(image.bytes()));
+    return GenerateRequest.newBuilder().setSampling(sampling).addMessages(user.addContent(Content.newBuilder().setText(question))).build();
   }
 
   /** The answer; on Ctrl-C style interruption the generation is cancelled. */

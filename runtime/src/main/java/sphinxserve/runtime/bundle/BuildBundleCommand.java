@@ -4,15 +4,16 @@ import java.nio.file.Path;
 import sphinxserve.runtime.graph.WeightQuantization;
 
 /**
- * {@code build-bundle (--preset test|tiny|bench [--seed N] | --weights DIR | --model sphinx-tiny) --out DIR
- * [--quantize int4|int8|none]}:
- * writes a deterministic SPHINX-shaped bundle, random-weight (preset) or trained (a directory exported by
- * {@code tools/}, or a model embedded in the jar). Exit code 2 on bad arguments, with a usage line.
+ * {@code build-bundle (--preset test|tiny|bench [--seed N] | --weights DIR | --model sphinx-tiny|DIR) --out DIR
+ * [--quantize int4|int8|none] [--max-context N]}:
+ * writes a deterministic bundle: SPHINX-shaped, random-weight (preset) or trained (a directory exported by
+ * {@code tools/}, or a model embedded in the jar); or text-only from a Hugging Face or Meta-layout LLaMA checkpoint
+ * folder ({@code --model DIR}). Exit code 2 on bad arguments, with a usage line; 1 when the inputs are bad.
  */
 public final class BuildBundleCommand {
 
   private static final String USAGE =
-      "usage: build-bundle (--preset test|tiny|bench [--seed N] | --weights DIR | --model sphinx-tiny) --out DIR"
+      "usage: build-bundle (--preset test|tiny|bench [--seed N] | --weights DIR | --model sphinx-tiny|DIR [--max-context N]) --out DIR"
           + " [--quantize int4|int8|none [--quant-block-size N] [--quant-accuracy-level 0-4] [--quant-head int4|int8|none]]";
 
   private BuildBundleCommand() {}
@@ -27,6 +28,7 @@ public final class BuildBundleCommand {
     Integer blockSize = null;
     Integer accuracyLevel = null;
     Integer head = null;
+    int maxContext = 0;
     try {
       for (int i = 0; i < args.length; i++) {
         switch (args[i]) {
@@ -35,6 +37,7 @@ public final class BuildBundleCommand {
           case "--seed" -> seed = Long.parseLong(args[++i]);
           case "--weights" -> weights = Path.of(args[++i]);
           case "--model" -> model = args[++i];
+          case "--max-context" -> maxContext = Integer.parseInt(args[++i]);
           case "--quantize" -> quantize = args[++i];
           case "--quant-block-size" -> blockSize = Integer.parseInt(args[++i]);
           case "--quant-accuracy-level" -> accuracyLevel = Integer.parseInt(args[++i]);
@@ -55,11 +58,19 @@ public final class BuildBundleCommand {
       if (blockSize != null) quantization = quantization.withBlockSize(blockSize);
       if (accuracyLevel != null) quantization = quantization.withAccuracyLevel(accuracyLevel);
       if (head != null) quantization = quantization.withHeadBits(head);
+      boolean checkpoint = model != null && java.nio.file.Files.isDirectory(Path.of(model));
+      if (maxContext != 0 && !checkpoint) throw new IllegalArgumentException("--max-context applies to --model DIR only");
       long start = System.nanoTime();
-      BundleManifest manifest = preset != null
-          ? BundleBuilder.build(BundlePreset.named(preset), seed, quantization, out)
-          : BundleBuilder.build(weights != null ? TrainedModel.fromDirectory(weights) : TrainedModel.embedded(model),
-              quantization, out);
+      BundleManifest manifest;
+      if (checkpoint) {
+        sphinxserve.runtime.model.LlamaCheckpoint folder = sphinxserve.runtime.model.LlamaCheckpoint.open(Path.of(model), maxContext);
+        manifest = BundleBuilder.build(folder, quantization, "model:" + folder.name() + ":sha256=" + folder.contentHash(), out);
+      } else if (preset != null) {
+        manifest = BundleBuilder.build(BundlePreset.named(preset), seed, quantization, out);
+      } else {
+        manifest = BundleBuilder.build(weights != null ? TrainedModel.fromDirectory(weights) : TrainedModel.embedded(model),
+            quantization, out);
+      }
       System.out.printf("built %s into %s in %.1f s; decoder weights %s; bundle id %s%n", manifest.getSource(), out,
           (System.nanoTime() - start) / 1e9, quantization.enabled()
               ? quantization.dtype() + " (block " + quantization.blockSize() + ", accuracy level " + quantization.accuracyLevel()

@@ -45,15 +45,43 @@ public final class ExternalData implements AutoCloseable {
   /** Appends {@code bytes} at the next aligned offset; returns that offset. */
   long append(byte[] bytes) {
     try {
-      long padding = (ALIGNMENT - offset % ALIGNMENT) % ALIGNMENT;
-      for (long i = 0; i < padding; i++) out.write(0);
-      long at = offset + padding;
+      long at = pad();
       out.write(bytes);
       offset = at + bytes.length;
       return at;
     } catch (IOException e) {
       throw new UncheckedIOException("cannot write external data " + location + ": " + e.getMessage(), e);
     }
+  }
+
+  /**
+   * Appends {@code values} as little-endian float32 at the next aligned offset; returns that offset. Converts a
+   * chunk at a time, so a large tensor needs no byte copy of its own.
+   */
+  long append(float[] values) {
+    try {
+      long at = pad();
+      java.nio.ByteBuffer chunk = java.nio.ByteBuffer.allocate(CHUNK_FLOATS * 4).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+      for (int from = 0; from < values.length; from += CHUNK_FLOATS) {
+        int n = Math.min(CHUNK_FLOATS, values.length - from);
+        chunk.clear();
+        chunk.asFloatBuffer().put(values, from, n);
+        out.write(chunk.array(), 0, n * 4);
+      }
+      offset = at + 4L * values.length;
+      return at;
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot write external data " + location + ": " + e.getMessage(), e);
+    }
+  }
+
+  private static final int CHUNK_FLOATS = 1 << 18;
+
+  /** Zeros up to the next aligned offset; returns it. */
+  private long pad() throws IOException {
+    long padding = (ALIGNMENT - offset % ALIGNMENT) % ALIGNMENT;
+    for (long i = 0; i < padding; i++) out.write(0);
+    return offset + padding;
   }
 
   /** Bytes written so far. */

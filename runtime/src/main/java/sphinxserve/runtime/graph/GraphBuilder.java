@@ -71,21 +71,30 @@ public final class GraphBuilder {
   /** Adds a float32 weight. */
   public String weight(String name, float[] values, long... dims) {
     checkCount(values.length, dims, name);
+    TensorProto.Builder tensor = TensorProto.newBuilder().setName(claim(name)).addAllDims(boxed(dims))
+        .setDataType(TensorProto.DataType.FLOAT_VALUE);
+    if (external != null && 4L * values.length >= ExternalData.MIN_EXTERNAL_BYTES) {
+      graph.addInitializer(externalAt(tensor, external.append(values), 4L * values.length));
+      return name;
+    }
     ByteBuffer bytes = ByteBuffer.allocate(values.length * 4).order(ByteOrder.LITTLE_ENDIAN);
     bytes.asFloatBuffer().put(values);
-    graph.addInitializer(initializer(TensorProto.newBuilder().setName(claim(name)).addAllDims(boxed(dims))
-        .setDataType(TensorProto.DataType.FLOAT_VALUE), bytes.array()));
+    graph.addInitializer(initializer(tensor, bytes.array()));
     return name;
   }
 
   /** The initializer with {@code raw} as its data: inline, or appended to the external data when large. */
   private TensorProto.Builder initializer(TensorProto.Builder tensor, byte[] raw) {
     if (external == null || raw.length < ExternalData.MIN_EXTERNAL_BYTES) return tensor.setRawData(ByteString.copyFrom(raw));
-    long offset = external.append(raw);
+    return externalAt(tensor, external.append(raw), raw.length);
+  }
+
+  /** The initializer pointing at {@code length} bytes at {@code offset} of the external data. */
+  private TensorProto.Builder externalAt(TensorProto.Builder tensor, long offset, long length) {
     return tensor.setDataLocation(TensorProto.DataLocation.EXTERNAL)
         .addExternalData(entry("location", external.location()))
         .addExternalData(entry("offset", Long.toString(offset)))
-        .addExternalData(entry("length", Long.toString(raw.length)));
+        .addExternalData(entry("length", Long.toString(length)));
   }
 
   private static sphinxserve.runtime.onnx.StringStringEntryProto entry(String key, String value) {

@@ -267,6 +267,9 @@ public final class LlamaCheckpoint {
   private float[] load(Source s) {
     SafeTensors.Tensor t = tensors.get(s.tensor());
     float[] values = t.floats();
+    // Drop the file's pages from this process once read: a mapped checkpoint would otherwise stay resident as a
+    // whole until the build ends (they remain in the page cache, free to reclaim).
+    if (t.data().isMapped()) t.data().unload();
     int rows = (int) t.shape()[0];
     int cols = t.shape().length > 1 ? (int) t.shape()[1] : 1;
     return switch (s.transform()) {
