@@ -52,4 +52,14 @@ final class PromptRendererTest {
       assertEquals(textIds.length + 1, noImage.length);
     }
   }
+
+  @Test
+  void systemMessageTakesThePlaceOfTheDefaultSystemText() throws Exception {
+    Bundle bundle = TestBundles.get(BundlePreset.TEST);
+    try (HfTextTokenizer tokenizer = HfTextTokenizer.load(bundle.tokenizerFile())) {
+      PromptRenderer renderer = new PromptRenderer(bundle.spec(), tokenizer);
+      List<Message> conversation = List.of(message(Role.SYSTEM, text("Answer in French.")), message(Role.USER, text("Hi")));
+      assertEquals("Answer in French.\n\n### Human: Hi\n### Assistant:", renderer.text(conversation));
+    }
+  }
 }

@@ -234,11 +234,19 @@ final class SphinxServiceTest {
     return assertThrows(StatusRuntimeException.class, () -> stub().generate(request).hasNext());
   }
 
+  private static Message system(String text) {
+    return Message.newBuilder().setRole(Role.SYSTEM).addContent(text(text)).build();
+  }
+
   static Stream<Arguments> invalidRequests() {
     return Stream.of(
         Arguments.of(GenerateRequest.getDefaultInstance(), "messages: at least one message"),
         Arguments.of(GenerateRequest.newBuilder().addMessages(assistant("x")).build(), "messages[0].role: must be USER"),
-        Arguments.of(GenerateRequest.newBuilder().addMessages(Message.newBuilder().addContent(text("x"))).build(), "messages[0].role: must be USER or ASSISTANT"),
+        Arguments.of(GenerateRequest.newBuilder().addMessages(Message.newBuilder().addContent(text("x"))).build(), "messages[0].role: must be SYSTEM, USER or ASSISTANT"),
+        Arguments.of(GenerateRequest.newBuilder().addMessages(user(text("a"))).addMessages(system("b")).build(), "messages[1].role: SYSTEM is allowed only as the first message"),
+        Arguments.of(GenerateRequest.newBuilder().addMessages(system("a")).addMessages(assistant("b")).build(), "messages[1].role: must be USER: a conversation starts with the user"),
+        Arguments.of(GenerateRequest.newBuilder().addMessages(Message.newBuilder().setRole(Role.SYSTEM).addContent(imageContent(new byte[] {1})))
+            .addMessages(user(text("x"))).build(), "messages[0].content[0]: a SYSTEM message holds text only"),
         Arguments.of(GenerateRequest.newBuilder().addMessages(user(text("a"))).addMessages(user(text("b"))).build(), "messages[1].role: must be ASSISTANT after USER"),
         Arguments.of(GenerateRequest.newBuilder().addMessages(user(text("a"))).addMessages(assistant("b")).build(), "messages[1].role: must be USER: the conversation ends"),
         Arguments.of(GenerateRequest.newBuilder().addMessages(Message.newBuilder().setRole(Role.USER)).build(), "messages[0].content: must not be empty"),
