@@ -14,8 +14,15 @@ import java.util.Arrays;
  * @param padRgb the padding colour, 0–255 per channel
  * @param mean per-channel normalisation mean (on 0–1 values)
  * @param std per-channel normalisation standard deviation
+ * @param globalViewResize how the global view is downsampled from the normalised square
  */
-public record VisionSpec(int imageSize, int grid, int viewSize, int tokensPerView, int[] padRgb, float[] mean, float[] std) {
+public record VisionSpec(int imageSize, int grid, int viewSize, int tokensPerView, int[] padRgb, float[] mean, float[] std,
+    GlobalViewResize globalViewResize) {
+
+  /** A spec whose global view is Pillow's bicubic (the project's own models). */
+  public VisionSpec(int imageSize, int grid, int viewSize, int tokensPerView, int[] padRgb, float[] mean, float[] std) {
+    this(imageSize, grid, viewSize, tokensPerView, padRgb, mean, std, GlobalViewResize.PILLOW_BICUBIC);
+  }
 
   public VisionSpec {
     if (grid < 1 || viewSize < 1 || imageSize != grid * viewSize) {
@@ -25,6 +32,7 @@ public record VisionSpec(int imageSize, int grid, int viewSize, int tokensPerVie
     if (padRgb.length != 3 || mean.length != 3 || std.length != 3) {
       throw new IllegalArgumentException("vision: padRgb, mean and std need 3 channels each");
     }
+    java.util.Objects.requireNonNull(globalViewResize, "globalViewResize");
     padRgb = padRgb.clone();
     mean = mean.clone();
     std = std.clone();
@@ -48,12 +56,12 @@ public record VisionSpec(int imageSize, int grid, int viewSize, int tokensPerVie
   public boolean equals(Object o) {
     return o instanceof VisionSpec v && imageSize == v.imageSize && grid == v.grid && viewSize == v.viewSize
         && tokensPerView == v.tokensPerView && Arrays.equals(padRgb, v.padRgb) && Arrays.equals(mean, v.mean)
-        && Arrays.equals(std, v.std);
+        && Arrays.equals(std, v.std) && globalViewResize == v.globalViewResize;
   }
 
   @Override
   public int hashCode() {
     return Arrays.hashCode(new int[] {imageSize, grid, viewSize, tokensPerView, Arrays.hashCode(padRgb),
-        Arrays.hashCode(mean), Arrays.hashCode(std)});
+        Arrays.hashCode(mean), Arrays.hashCode(std), globalViewResize.ordinal()});
   }
 }

@@ -16,6 +16,7 @@ import sphinxserve.runtime.bundle.BundlePreset;
 import sphinxserve.runtime.bundle.TrainedModel;
 import sphinxserve.runtime.graph.WeightQuantization;
 import sphinxserve.runtime.model.LlamaCheckpoint;
+import sphinxserve.runtime.model.SphinxExport;
 
 /**
  * Resolves what the node serves into a bundle directory: {@code --model DIR} (a LLaMA-family checkpoint folder,
@@ -57,16 +58,22 @@ final class EmbeddedBundles {
 
   /** The bundle of the checkpoint folder {@code --model}, built on first use. */
   private static Path resolveModel(NodeConfig config) {
-    LlamaCheckpoint model = LlamaCheckpoint.open(config.model(), config.maxContext());
+    boolean sphinx = SphinxExport.isExport(config.model());
+    SphinxExport export = sphinx ? SphinxExport.open(config.model(), config.maxContext()) : null;
+    LlamaCheckpoint model = sphinx ? export.decoder() : LlamaCheckpoint.open(config.model(), config.maxContext());
     WeightQuantization quantization = WeightQuantization.named(config.quantize());
     String options = "format=" + BundleBuilder.FORMAT_VERSION + ";quantize=" + config.quantize() + ";max-context=" + config.maxContext();
-    String key = sha256(model.contentHash() + "\n" + options);
+    String key = sha256((sphinx ? model.contentHash(export.extraInputs()) : model.contentHash()) + "\n" + options);
     String name = model.name().replaceAll("[^A-Za-z0-9._-]", "_");
     Path dir = config.bundleCache().resolve(name + "-" + key.substring(0, 16));
     if (!Files.isRegularFile(dir.resolve(BundleFiles.MANIFEST))) {
       log.info("building model bundle model={} into={} quantize={}", config.model(), dir, config.quantize());
     }
-    return buildOnce(dir, name, out -> BundleBuilder.build(model, quantization, "model:" + name + ":sha256=" + key, out));
+    String source = "model:" + name + ":sha256=" + key;
+    return buildOnce(dir, name, out -> {
+      if (sphinx) BundleBuilder.build(export, quantization, source, out);
+      else BundleBuilder.build(model, quantization, source, out);
+    });
   }
 
   private static String sha256(String text) {

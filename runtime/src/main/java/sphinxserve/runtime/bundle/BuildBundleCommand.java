@@ -62,7 +62,11 @@ public final class BuildBundleCommand {
       if (maxContext != 0 && !checkpoint) throw new IllegalArgumentException("--max-context applies to --model DIR only");
       long start = System.nanoTime();
       BundleManifest manifest;
-      if (checkpoint) {
+      if (checkpoint && sphinxserve.runtime.model.SphinxExport.isExport(Path.of(model))) {
+        sphinxserve.runtime.model.SphinxExport export = sphinxserve.runtime.model.SphinxExport.open(Path.of(model), maxContext);
+        manifest = BundleBuilder.build(export, quantization, "model:" + export.name() + ":sha256="
+            + export.decoder().contentHash(export.extraInputs()), out);
+      } else if (checkpoint) {
         sphinxserve.runtime.model.LlamaCheckpoint folder = sphinxserve.runtime.model.LlamaCheckpoint.open(Path.of(model), maxContext);
         manifest = BundleBuilder.build(folder, quantization, "model:" + folder.name() + ":sha256=" + folder.contentHash(), out);
       } else if (preset != null) {

@@ -98,6 +98,7 @@ public record Bundle(Path directory, BundleManifest manifest, ModelSpec spec) {
       require(v.getGrid() > 0 && v.getImageSize() == v.getGrid() * v.getViewSize(), "vision.image_size must equal vision.grid × vision.view_size");
       require(v.getTokensPerView() > 0, "vision.tokens_per_view must be positive");
       require(v.getPadRgbCount() == 3 && v.getMeanCount() == 3 && v.getStdCount() == 3, "vision.pad_rgb, vision.mean and vision.std need 3 values each");
+      globalViewResize(v.getGlobalViewResize());
       int imageTokens = (1 + v.getGrid() * v.getGrid()) * v.getTokensPerView();
       require(imageTokens < d.getMaxContextTokens(), "an image (" + imageTokens + " tokens) does not fit decoder.max_context_tokens");
     }
@@ -148,7 +149,8 @@ public record Bundle(Path directory, BundleManifest manifest, ModelSpec spec) {
     Template t = m.getTemplate();
     TokenizerConfig tok = m.getTokenizer();
     VisionSpec vision = !m.hasVision() ? null : new VisionSpec(v.getImageSize(), v.getGrid(), v.getViewSize(), v.getTokensPerView(),
-        v.getPadRgbList().stream().mapToInt(Integer::intValue).toArray(), toArray(v.getMeanList()), toArray(v.getStdList()));
+        v.getPadRgbList().stream().mapToInt(Integer::intValue).toArray(), toArray(v.getMeanList()), toArray(v.getStdList()),
+        globalViewResize(v.getGlobalViewResize()));
     java.util.List<Integer> eosIds = new java.util.ArrayList<>(java.util.List.of(tok.getEosId()));
     eosIds.addAll(tok.getExtraEosIdsList());
     return new ModelSpec(BundleFiles.bundleId(m.getFilesMap()), m.getArchitecture(), d.getVocabSize(), d.getHiddenSize(),
@@ -157,6 +159,15 @@ public record Bundle(Path directory, BundleManifest manifest, ModelSpec spec) {
             t.getJinja().isEmpty() ? null : t.getJinja(), t.getVariablesMap()),
         new SpecialTokens(tok.getBosId(), tok.getEosId(), tok.getPadId(), m.hasVision() ? tok.getImagePlaceholderId() : -1, eosIds),
         m.getStopStringsList());
+  }
+
+  /** The manifest's recipe name; empty is the original, Pillow's bicubic. */
+  static sphinxserve.api.GlobalViewResize globalViewResize(String name) {
+    return switch (name) {
+      case "", "pillow-bicubic" -> sphinxserve.api.GlobalViewResize.PILLOW_BICUBIC;
+      case "torch-bicubic" -> sphinxserve.api.GlobalViewResize.TORCH_BICUBIC;
+      default -> throw new BundleException(BundleFiles.MANIFEST + ": vision.global_view_resize must be \"pillow-bicubic\" or \"torch-bicubic\", got \"" + name + "\"");
+    };
   }
 
   private static float[] toArray(List<Float> values) {

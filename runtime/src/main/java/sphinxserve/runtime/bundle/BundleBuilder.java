@@ -6,6 +6,7 @@ import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.util.List;
 import java.util.TreeMap;
 import sphinxserve.runtime.graph.DecoderGraph;
@@ -17,6 +18,7 @@ import sphinxserve.runtime.graph.ExternalData;
 import sphinxserve.runtime.model.ChatTemplateSource;
 import sphinxserve.runtime.model.LlamaCheckpoint;
 import sphinxserve.runtime.model.LlamaConfig;
+import sphinxserve.runtime.model.SphinxExport;
 import sphinxserve.runtime.graph.VisionGraph;
 import sphinxserve.runtime.graph.VisionShape;
 import sphinxserve.runtime.graph.WeightQuantization;
@@ -131,6 +133,51 @@ public final class BundleBuilder {
             .putAllVariables(template.variables()));
     if (quantization.enabled()) manifest.setQuantization(quantizationOf(d, quantization));
     return finish(manifest, List.of(BundleFiles.DECODER, BundleFiles.DECODER_DATA, BundleFiles.TOKENIZER), out);
+  }
+
+  /**
+   * Builds the bundle of a SPHINX export folder ({@code tools/sphinx_export}): the paged decoder from its Meta-layout
+   * weights (as {@link #build(LlamaCheckpoint, WeightQuantization, String, Path)}), its {@code vision.onnx} (and
+   * external data) copied as given, its view geometry, and SPHINX's conv_v1_2 template.
+   */
+  public static BundleManifest build(SphinxExport model, WeightQuantization quantization, String source, Path out) throws IOException {
+    Files.createDirectories(out);
+    Files.deleteIfExists(out.resolve(BundleFiles.MANIFEST));
+    LlamaCheckpoint decoderFolder = model.decoder();
+    DecoderShape d = decoderFolder.shape();
+    LlamaConfig config = decoderFolder.config();
+    ModelProto decoder;
+    try (ExternalData data = ExternalData.create(out.resolve(BundleFiles.DECODER_DATA))) {
+      decoder = DecoderGraph.build(d, config.variant(), decoderFolder.weights(), DecoderGraph.KvAddressing.PAGED, quantization, data);
+    }
+    writeModel(decoder, out.resolve(BundleFiles.DECODER));
+    Files.writeString(out.resolve(BundleFiles.TOKENIZER), decoderFolder.tokenizerJson(), StandardCharsets.UTF_8);
+    List<String> files = new java.util.ArrayList<>(List.of(BundleFiles.DECODER, BundleFiles.DECODER_DATA, BundleFiles.VISION, BundleFiles.TOKENIZER));
+    Files.copy(decoderFolder.directory().resolve(SphinxExport.VISION), out.resolve(BundleFiles.VISION), StandardCopyOption.REPLACE_EXISTING);
+    Path visionData = decoderFolder.directory().resolve(SphinxExport.VISION_DATA);
+    if (Files.isRegularFile(visionData)) { // the graph names it by file name, so it keeps its name beside vision.onnx
+      Files.copy(visionData, out.resolve(SphinxExport.VISION_DATA), StandardCopyOption.REPLACE_EXISTING);
+      files.add(SphinxExport.VISION_DATA);
+    }
+    SphinxExport.Geometry g = model.geometry();
+    BundleManifest.Builder manifest = BundleManifest.newBuilder()
+        .setFormatVersion(FORMAT_VERSION)
+        .setArchitecture("sphinx-llama")
+        .setModelName(model.name())
+        .setSource(source)
+        .setDtype("float32")
+        .setDecoder(decoderConfig(d).setRopeScaling(config.variant().ropeScaling().describe()))
+        .setVision(VisionConfig.newBuilder().setFile(BundleFiles.VISION).setImageSize(g.imageSize()).setGrid(g.grid())
+            .setViewSize(g.viewSize()).setTokensPerView(g.tokensPerView()).addAllPadRgb(g.padRgb()).addAllMean(g.mean())
+            .addAllStd(g.std()).setGlobalViewResize(g.globalViewResize()).putBranches("exported", SphinxExport.VISION + " from tools/sphinx_export"))
+        .setTokenizer(TokenizerConfig.newBuilder().setFile(BundleFiles.TOKENIZER).setBosId(config.bosId())
+            .setEosId(config.eosIds().get(0)).addAllExtraEosIds(config.eosIds().subList(1, config.eosIds().size()))
+            .setPadId(config.padId()).setImagePlaceholderId(model.imagePlaceholderId()))
+        .setTemplate(Template.newBuilder().setName("conv_v1_2").setSystem(SYSTEM).setUserPrefix("### Human: ")
+            .setAssistantPrefix("### Assistant:").setTurnSeparator("\n"))
+        .addStopStrings("\n###");
+    if (quantization.enabled()) manifest.setQuantization(quantizationOf(d, quantization));
+    return finish(manifest, files, out);
   }
 
   /** A template that cannot render a one-question conversation is refused now, not at the first request. */

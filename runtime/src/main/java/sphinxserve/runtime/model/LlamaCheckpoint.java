@@ -52,6 +52,7 @@ public final class LlamaCheckpoint {
   private final LlamaConfig config;
   private final CheckpointTensors tensors;
   private final String tokenizerJson;
+  private final JsonNode tokenizer;
   private final ChatTemplateSource template;
   /** Graph weight name → checkpoint tensor name and how to turn it into the graph's layout. */
   private final Map<String, Source> sources;
@@ -62,11 +63,12 @@ public final class LlamaCheckpoint {
   private record Source(String tensor, Transform transform) {}
 
   private LlamaCheckpoint(Path dir, LlamaConfig config, CheckpointTensors tensors, String tokenizerJson,
-      ChatTemplateSource template) {
+      JsonNode tokenizer, ChatTemplateSource template) {
     this.dir = dir;
     this.config = config;
     this.tensors = tensors;
     this.tokenizerJson = tokenizerJson;
+    this.tokenizer = tokenizer;
     this.template = template;
     this.sources = sources(config);
     checkTensors();
@@ -101,7 +103,7 @@ public final class LlamaCheckpoint {
       config = MetaParamsReader.read(dir, tensors.get("tok_embeddings.weight").shape()[0],
           tensors.get("layers.0.feed_forward.w1.weight").shape()[0], maxContext, bos, List.of(eos));
     }
-    return new LlamaCheckpoint(dir, config, tensors, tokenizerJson, template);
+    return new LlamaCheckpoint(dir, config, tensors, tokenizerJson, tokenizer, template);
   }
 
   public Path directory() {
@@ -119,6 +121,11 @@ public final class LlamaCheckpoint {
   /** The folder's {@code tokenizer.json}, as is. */
   public String tokenizerJson() {
     return tokenizerJson;
+  }
+
+  /** The parsed tokenizer.json. */
+  JsonNode tokenizer() {
+    return tokenizer;
   }
 
   /** The chat template and the token strings it reads, from {@code tokenizer_config.json}. */
@@ -152,7 +159,13 @@ public final class LlamaCheckpoint {
    * built from, so a changed file never meets a stale cached bundle.
    */
   public String contentHash() {
+    return contentHash(List.of());
+  }
+
+  /** {@link #contentHash()} over {@code extra} files too (an export folder's vision graph and geometry). */
+  public String contentHash(List<Path> extra) {
     List<Path> inputs = new ArrayList<>(tensors.files());
+    inputs.addAll(extra);
     for (String name : List.of(HfConfigReader.CONFIG, HfConfigReader.GENERATION_CONFIG, MetaParamsReader.PARAMS, TOKENIZER,
         TOKENIZER_CONFIG, "model.safetensors.index.json", "consolidated.safetensors.index.json")) {
       if (Files.isRegularFile(dir.resolve(name))) inputs.add(dir.resolve(name));
@@ -331,14 +344,14 @@ public final class LlamaCheckpoint {
   }
 
   /** The id of token {@code content} in tokenizer.json (added tokens first, then the vocabulary). */
-  private static int tokenId(Path dir, JsonNode tokenizer, String content, String field) {
+  static int tokenId(Path dir, JsonNode tokenizer, String content, String field) {
     if (content == null) throw new BundleException(dir.resolve(TOKENIZER_CONFIG) + ": " + field + " is missing (a Meta-layout folder names its BOS and EOS there)");
     for (JsonNode added : tokenizer.path("added_tokens")) {
       if (content.equals(added.path("content").asText(null))) return added.path("id").asInt();
     }
     JsonNode vocab = tokenizer.path("model").path("vocab");
     if (vocab.has(content)) return vocab.get(content).asInt();
-    throw new BundleException(dir.resolve(TOKENIZER_CONFIG) + ": " + field + " '" + content + "' is not a token of tokenizer.json");
+    throw new BundleException(dir + ": " + field + " '" + content + "' is not a token of tokenizer.json");
   }
 
   private static String readString(Path file) {

@@ -11,7 +11,7 @@ package sphinxserve.server.image;
  * so edges are not darkened. A 2-D resize is two passes of these weights (separable), costing
  * {@code O(taps)} per output sample instead of {@code O(taps²)}.
  */
-final class Resampler {
+final class Resampler implements PlaneResize {
 
   /** Keys' parameter: −0.5 is Pillow's BICUBIC (PyTorch's bicubic uses −0.75). */
   static final double A = -0.5;
@@ -71,7 +71,8 @@ final class Resampler {
    * Resamples one plane {@code src[inSize × inSize]} to {@code dst[outSize × outSize]} in float (no rounding),
    * horizontal pass then vertical.
    */
-  void resizePlane(float[] src, float[] dst) {
+  @Override
+  public void resizePlane(float[] src, float[] dst) {
     float[] tmp = new float[inSize * outSize];
     for (int y = 0; y < inSize; y++) {
       int row = y * inSize;

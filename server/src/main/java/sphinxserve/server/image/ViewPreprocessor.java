@@ -17,12 +17,12 @@ import sphinxserve.api.VisionSpec;
  * is never materialised: the horizontal pass reads the pad colour for columns outside the image, and rows
  * outside it are constant pad colour (the weights sum to 1), so memory is {@code h × N}, not {@code M²}.
  *
- * <p>Both resizes are Pillow's bicubic ({@link Resampler}: Keys a = −0.5, antialiased when downsampling).
- * The first runs on 8-bit values and rounds after each pass, as Pillow does on an RGB image (within one
- * level of Pillow's fixed-point arithmetic); the global view is resized from the normalised floats without
- * rounding. SPHINX's PyTorch code may downsample the global view with {@code F.interpolate} (a = −0.75, no
- * antialiasing); with randomly initialised bundles the difference is immaterial, and real-weight parity is
- * a concern for the exporter's golden tests.
+ * <p>The first resize is Pillow's bicubic ({@link Resampler}: Keys a = −0.5, antialiased when downsampling) on
+ * 8-bit values, rounding after each pass as Pillow does on an RGB image (within one level of Pillow's fixed-point
+ * arithmetic), as SPHINX's host transform. The global view is resized from the normalised floats without
+ * rounding, by the bundle's recipe ({@link sphinxserve.api.GlobalViewResize}): Pillow's bicubic again (the
+ * project's own models train so), or PyTorch's {@code F.interpolate} bicubic ({@link TorchBicubic}: a = −0.75, no
+ * antialiasing), which is what SPHINX computes inside its model (in float16 there; here in float32).
  */
 final class ViewPreprocessor {
 
@@ -32,7 +32,7 @@ final class ViewPreprocessor {
   private final int[] pad;
   private final float[] mean;
   private final float[] std;
-  private final Resampler global;
+  private final PlaneResize global;
 
   ViewPreprocessor(VisionSpec spec) {
     this.spec = spec;
@@ -41,7 +41,10 @@ final class ViewPreprocessor {
     this.pad = spec.padRgb();
     this.mean = spec.mean();
     this.std = spec.std();
-    this.global = new Resampler(n, s);
+    this.global = switch (spec.globalViewResize()) {
+      case PILLOW_BICUBIC -> new Resampler(n, s);
+      case TORCH_BICUBIC -> new TorchBicubic(n, s);
+    };
   }
 
   /** Floats the encoder takes for one image: {@code numViews × 3 × S × S}. */
