@@ -6,7 +6,8 @@ Reads runtime/src/main/resources/sphinxserve/models/sphinx-tiny/ (model.json, we
 builder's names and [in, out] layout, tokenizer.json) into tools/sphinx_tiny/model.py's SphinxTiny, converts
 the decoder to Meta's names and layout, exports encode_images as vision.onnx, and writes the same folder
 files export_sphinx.py writes for a real SPHINX, plus the Java tests' fixtures:
-  parity.safetensors         copied from runtime/src/test/resources/sphinx-tiny/ (prompt, greedy ids, logits)
+  (the prompt, greedy ids and logits stay in runtime/src/test/resources/sphinx-tiny/parity.safetensors, which the
+   Java test reads from there: one copy of the fixture)
   vision_parity.safetensors  that fixture's pixel_values [5, 3, 112, 112] float32 and PyTorch's image_embeds
                              [5, 58, 128] from the wrapped module that was exported
 
@@ -145,7 +146,6 @@ def main():
     vision.export_vision(wrapped, pixels[:2], args.out)  # traced on 2 views: N stays dynamic
     meta_folder.write_safetensors(os.path.join(args.out, "vision_parity.safetensors"),
                                   {"pixel_values": pixels, "image_embeds": embeds}, "F32")
-    shutil.copyfile(PARITY, os.path.join(args.out, "parity.safetensors"))
 
     # the Meta-layout decoder, as written, against the fixture's logits
     written = meta_folder.read_safetensors(os.path.join(args.out, "consolidated.safetensors"))

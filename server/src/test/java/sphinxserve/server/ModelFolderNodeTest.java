@@ -114,6 +114,47 @@ class ModelFolderNodeTest {
     }
   }
 
+  /**
+   * The exporter's path (tools/sphinx_export run on SPHINX-tiny: Meta-layout decoder, torch.onnx vision graph) and the
+   * Java builder's own (the embedded bundle) are two builds of one model: real nodes give the same greedy answer
+   * about a real image.
+   */
+  @Test
+  void sphinxTinyExportAnswersAsTheEmbeddedModel(@TempDir Path tmp) throws Exception {
+    Path export = tmp.resolve("sphinx-tiny-export");
+    Files.createDirectories(export);
+    for (String file : List.of("params.json", "consolidated.safetensors", "tokenizer.json", "tokenizer_config.json", "vision.onnx", "sphinx.json")) {
+      try (var in = ModelFolderNodeTest.class.getResourceAsStream("/sphinx-tiny-export/" + file)) {
+        Files.copy(java.util.Objects.requireNonNull(in, file), export.resolve(file));
+      }
+    }
+    byte[] png = Files.readAllBytes(Path.of("../docs/examples/scene.png"));
+    GenerateRequest ask = GenerateRequest.newBuilder()
+        .addMessages(Message.newBuilder().setRole(Role.USER).addContent(Content.newBuilder().setImage(ByteString.copyFrom(png)))
+            .addContent(Content.newBuilder().setText("What is in the image?")))
+        .setSampling(SamplingParams.newBuilder().setTemperature(0).setMaxTokens(24)).build();
+    List<Integer> answers = new ArrayList<>();
+    List<String> texts = new ArrayList<>();
+    for (String[] source : new String[][] {{"--model", export.toString()}, {"--bundle", "embedded:sphinx-tiny"}}) {
+      NodeConfig config = NodeConfig.parse(new String[] {source[0], source[1], "--bundle-cache", tmp.resolve("cache").toString(),
+          "--port=0", "--metrics-port=0", "--kv-blocks=128", "--ort-threads=1", "--drain-seconds=1"}, Map.of());
+      try (SphinxNode node = SphinxNode.open(config, EngineBackend::new)) {
+        ManagedChannel channel = channel(node);
+        try {
+          List<GenerateResponse> out = generate(channel, ask);
+          texts.add(out.stream().map(GenerateResponse::getText).reduce("", String::concat));
+          answers.add(out.stream().mapToInt(GenerateResponse::getTokenIdsCount).sum());
+          answers.add(out.stream().flatMap(r -> r.getTokenIdsList().stream()).toList().hashCode());
+        } finally {
+          channel.shutdownNow();
+        }
+      }
+    }
+    assertEquals(texts.get(1), texts.get(0), "the export's answer against the embedded model's");
+    assertEquals(answers.subList(2, 4), answers.subList(0, 2), "token ids");
+    assertFalse(texts.get(0).isBlank());
+  }
+
   // ---- helpers ---------------------------------------------------------------------------------------
 
   private static SphinxNode open(Path model, Path cache) {

@@ -36,6 +36,20 @@ final class NodeConfigTest {
   }
 
   @Test
+  void model_aFolderServedInsteadOfTheBundleWithItsOwnOptions() throws IOException {
+    Path model = Files.createDirectories(dir.resolve("Some-Model"));
+    NodeConfig c = NodeConfig.parse(new String[] {"--model", model.toString(), "--quantize", "INT4", "--max-context", "4096"}, Map.of());
+    assertEquals(model, c.model());
+    assertEquals("int4", c.quantize());
+    assertEquals(4096, c.maxContext());
+    assertEquals(null, NodeConfig.defaults().model());
+    assertTrue(error("--model", dir.resolve("missing").toString()).startsWith("model: directory"));
+    assertTrue(error("--model", model.toString(), "--bundle", "embedded:bench").startsWith("model: serves instead of --bundle"));
+    assertTrue(error("--quantize", "int4").startsWith("quantize: applies to --model only"));
+    assertTrue(error("--model", model.toString(), "--quantize", "int3").startsWith("quantize: must be none, int8 or int4"));
+  }
+
+  @Test
   void parse_flagsOverEnvironmentOverFileOverDefaults() throws IOException {
     Path config = file("precedence.properties", """
         # every source sets port; file-only and file+env options

@@ -1,7 +1,10 @@
 package sphinxserve.server.image;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 
+import java.util.Arrays;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 import sphinxserve.api.VisionSpec;
@@ -137,6 +140,28 @@ final class ViewPreprocessorTest {
         }
       }
     }
+  }
+
+  @Test
+  void preprocess_torchRecipe_globalViewIsTorchBicubicOfTheNormalisedSquareTilesUnchanged() {
+    VisionSpec torch = new VisionSpec(112, 2, 56, 4, SPEC.padRgb(), SPEC.mean(), SPEC.std(), sphinxserve.api.GlobalViewResize.TORCH_BICUBIC);
+    DecodedImage image = noise(150, 90, 3);
+    float[] pillowViews = new ViewPreprocessor(SPEC).preprocess(image);
+    float[] torchViews = new ViewPreprocessor(torch).preprocess(image);
+    int view = 3 * S * S;
+    assertArrayEquals(Arrays.copyOfRange(pillowViews, view, 5 * view), Arrays.copyOfRange(torchViews, view, 5 * view), "tiles");
+    for (int c = 0; c < 3; c++) {
+      float[] square = new float[N * N]; // the normalised 112 square, reassembled from its four tiles
+      for (int t = 0; t < 4; t++) {
+        for (int y = 0; y < S; y++) {
+          System.arraycopy(torchViews, (1 + t) * view + c * S * S + y * S, square, ((t / 2) * S + y) * N + (t % 2) * S, S);
+        }
+      }
+      float[] expected = new float[S * S];
+      new TorchBicubic(N, S).resizePlane(square, expected);
+      assertArrayEquals(expected, Arrays.copyOfRange(torchViews, c * S * S, (c + 1) * S * S), 1e-6f, "global view, channel " + c);
+    }
+    assertFalse(Arrays.equals(Arrays.copyOfRange(pillowViews, 0, view), Arrays.copyOfRange(torchViews, 0, view)), "the recipes differ");
   }
 
   @Test
