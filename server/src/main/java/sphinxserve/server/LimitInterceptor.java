@@ -9,7 +9,6 @@ import io.grpc.ServerCall;
 import io.grpc.ServerCallHandler;
 import io.grpc.ServerInterceptor;
 import io.grpc.Status;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
@@ -30,14 +29,18 @@ final class LimitInterceptor implements ServerInterceptor {
   /** Trailer: when a refused call may be retried, in milliseconds. */
   static final Metadata.Key<String> RETRY_AFTER = Metadata.Key.of(RETRY_AFTER_NAME, Metadata.ASCII_STRING_MARSHALLER);
 
-  private final ConcurrentHashMap<String, TenantLimiter> limiters = new ConcurrentHashMap<>();
+  private final TenantLimiters limiters;
+
+  LimitInterceptor(TenantLimiters limiters) {
+    this.limiters = limiters;
+  }
 
   @Override
   public <ReqT, RespT> ServerCall.Listener<ReqT> interceptCall(ServerCall<ReqT, RespT> call, Metadata headers,
       ServerCallHandler<ReqT, RespT> next) {
     Tenant tenant = Tenant.current();
-    if (tenant.limits().equals(TenantLimits.NONE)) return next.startCall(call, headers);
-    TenantLimiter limiter = limiters.computeIfAbsent(tenant.name(), n -> new TenantLimiter(tenant));
+    TenantLimiter limiter = limiters.of(tenant);
+    if (limiter == null) return next.startCall(call, headers);
     TenantLimiter.Refusal refusal = limiter.admitRequest();
     boolean stream = call.getMethodDescriptor().getFullMethodName().equals(SphinxGrpc.getGenerateMethod().getFullMethodName());
     if (refusal == null && stream) refusal = limiter.admitStream();

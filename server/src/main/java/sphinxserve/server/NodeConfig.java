@@ -28,6 +28,7 @@ import sphinxserve.server.image.ImageLimits;
  * {@code kv-block-size: must be a power of two between 1 and 256, got 7 (from --kv-block-size)}.
  *
  * @param port TCP port to listen on; 0 picks a free one
+ * @param httpPort TCP port of the OpenAI-compatible HTTP API; 0 picks a free one, -1 = off
  * @param bundle a bundle directory, or {@code embedded:<name>} to build the trained model or preset of that name into
  *     {@code bundleCache} on first use
  * @param bundleCache where embedded bundles, and bundles of {@code model} folders, are built
@@ -81,6 +82,7 @@ import sphinxserve.server.image.ImageLimits;
  */
 public record NodeConfig(
     int port,
+    int httpPort,
     String bundle,
     Path bundleCache,
     Path model,
@@ -160,6 +162,7 @@ public record NodeConfig(
   private static final String[][] OPTIONS = {
       {CONFIG, "", "a .properties file of name=value lines (these names); flags and SPHINX_* override it"},
       {"port", "50051", "TCP port; 0 picks a free one"},
+      {"http-port", "8080", "TCP port of the OpenAI-compatible HTTP API (same TLS and plaintext rules); 0 picks a free one, off = none"},
       {"tls-cert", "", "PEM certificate chain; with --tls-key serves TLS, plaintext when neither is set"},
       {"tls-key", "", "PEM (PKCS#8) private key of --tls-cert"},
       {"plaintext", "loopback", "without TLS: loopback (listen on 127.0.0.1 only), all-interfaces (explicit), off (TLS required)"},
@@ -345,6 +348,7 @@ public record NodeConfig(
       if (Integer.bitCount(kvBlockSize) != 1) fail("kv-block-size", "must be a power of two between 1 and " + MAX_KV_BLOCK_SIZE);
       return new NodeConfig(
           intIn("port", 0, 65535),
+          text("http-port").equalsIgnoreCase("off") ? -1 : intIn("http-port", 0, 65535),
           nonEmpty("bundle"),
           Path.of(expandHome(nonEmpty("bundle-cache"))),
           model(),

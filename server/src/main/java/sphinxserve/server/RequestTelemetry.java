@@ -79,6 +79,13 @@ public final class RequestTelemetry {
   private boolean anyToken;
 
   RequestTelemetry(Telemetry telemetry, Span serverSpan, String method, long arrivalNanos) {
+    this(telemetry, serverSpan, method, arrivalNanos, "grpc");
+  }
+
+  /** A call of {@code protocol} ({@code grpc} or {@code http}: the log line and the span say which). */
+  RequestTelemetry(Telemetry telemetry, Span serverSpan, String method, long arrivalNanos, String protocol) {
+    this.protocol = protocol;
+    serverSpan.setAttribute("sphinx.protocol", protocol);
     this.telemetry = telemetry;
     this.serverSpan = serverSpan;
     this.context = Context.root().with(serverSpan);
@@ -87,6 +94,8 @@ public final class RequestTelemetry {
   }
 
   /** The current gRPC call's telemetry, or a detached one recording nothing (no interceptor installed). */
+  private final String protocol;
+
   static RequestTelemetry current() {
     RequestTelemetry current = KEY.get();
     return current != null ? current : new RequestTelemetry(DISABLED, Span.getInvalid(), "", System.nanoTime());
@@ -177,6 +186,11 @@ public final class RequestTelemetry {
   }
 
   /** The call ended with {@code status} (closed or cancelled): ends the server span, writes the log line. Once. */
+  /** The tenant, as the log line and the limits know it ("" without authentication). */
+  String tenantName() {
+    return tenant;
+  }
+
   void closed(Status status) {
     if (!closed.compareAndSet(false, true)) return;
     serverSpan.setAttribute(GRPC_STATUS, (long) status.getCode().value());
@@ -188,6 +202,7 @@ public final class RequestTelemetry {
          MDC.MDCCloseable b = MDC.putCloseable("trace_id", traceId())) {
       var line = REQUESTS.atInfo()
           .addKeyValue("method", method)
+          .addKeyValue("protocol", protocol)
           .addKeyValue("tenant", tenant)
           .addKeyValue("status", status.getCode().name())
           .addKeyValue("duration_ms", (System.nanoTime() - arrivalNanos) / 1_000_000);

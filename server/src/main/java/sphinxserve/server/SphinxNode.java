@@ -82,6 +82,8 @@ public final class SphinxNode implements AutoCloseable {
   private final java.util.concurrent.CountDownLatch closeDone = new java.util.concurrent.CountDownLatch(1);
   private volatile Throwable failure;
   private final TlsFiles tls;
+  /** The OpenAI-compatible HTTP API; null with {@code --http-port off}. */
+  private final OpenAiHttpServer http;
 
   private SphinxNode(NodeConfig config, Bundle bundle, ModelRuntime runtime, GenerationBackend backend, Telemetry telemetry,
       List<AutoCloseable> owned) {
@@ -99,7 +101,7 @@ public final class SphinxNode implements AutoCloseable {
     telemetry.observeImages(images);
     if (backend instanceof EngineBackend engine) telemetry.observeEngine(engine.stats(), engine::kvStats);
     this.streamExecutor = Executors.newVirtualThreadPerTaskExecutor();
-    this.service = new SphinxService(runtime.spec(), bundle.manifest().getModelName(), bundle.manifest().getTemplate().getName(), runtime.tokenizer(),
+    this.service = new SphinxService(runtime.spec(), modelName(bundle), bundle.manifest().getTemplate().getName(), runtime.tokenizer(),
         images, backend, config, streamExecutor);
     this.health = new HealthStatusManager();
     // Plaintext listens on loopback only unless all interfaces were asked for explicitly (--plaintext).
@@ -112,8 +114,9 @@ public final class SphinxNode implements AutoCloseable {
     if (ssl != null) builder.sslContext(ssl);
     // ServerInterceptors.intercept runs the last interceptor first: tracing (so refusals are logged), auth, limits.
     List<ServerInterceptor> interceptors = new ArrayList<>();
+    TenantLimiters limiters = new TenantLimiters();
     if (config.authenticates()) {
-      interceptors.add(new LimitInterceptor());
+      interceptors.add(new LimitInterceptor(limiters));
       interceptors.add(new AuthInterceptor(tenants, jwt, true));
     }
     interceptors.add(new TracingInterceptor(telemetry));
@@ -149,6 +152,22 @@ public final class SphinxNode implements AutoCloseable {
       throw new UncheckedIOException("cannot listen on port " + config.port() + ": " + e.getMessage(), e);
     }
     this.server = started;
+    if (config.httpPort() >= 0) {
+      try {
+        this.http = new OpenAiHttpServer(config, tls == null ? null : tls.httpContext(), runtime.spec(), modelName(bundle),
+            runtime.tokenizer(), service.calls(), backend, config.authenticates() ? new AuthInterceptor(tenants, jwt, true) : null,
+            limiters, telemetry, service::isDraining, service.inFlight());
+      } catch (RuntimeException e) {
+        started.shutdownNow();
+        images.close();
+        streamExecutor.shutdownNow();
+        if (tls != null) tls.close();
+        telemetry.close();
+        throw e;
+      }
+    } else {
+      this.http = null;
+    }
     health.setStatus(HealthStatusManager.SERVICE_NAME_ALL_SERVICES, ServingStatus.SERVING);
     health.setStatus(SphinxGrpc.SERVICE_NAME, ServingStatus.SERVING);
     backend.failure().thenAccept(this::backendFailed);
@@ -248,6 +267,17 @@ public final class SphinxNode implements AutoCloseable {
     server.awaitTermination();
   }
 
+  /** The port of the OpenAI-compatible HTTP API, or -1 when it is off. */
+  public int httpPort() {
+    return http == null ? -1 : http.port();
+  }
+
+  /** The name clients use for the model: the manifest's, else its architecture (bundles built before names). */
+  private static String modelName(Bundle bundle) {
+    String name = bundle.manifest().getModelName();
+    return name.isEmpty() ? bundle.manifest().getArchitecture() : name;
+  }
+
   /** Drains and stops the node (see the class comment for the order); idempotent, and returns only once it is closed. */
   @Override
   public void close() {
@@ -290,6 +320,7 @@ public final class SphinxNode implements AutoCloseable {
       Thread.currentThread().interrupt();
     }
     List<AutoCloseable> all = new ArrayList<>();
+    if (http != null) all.add(http); // its streams ended with the drain above (they count as in-flight calls)
     all.add(backend);
     all.add(images);
     all.add(streamExecutor::shutdown);
@@ -354,7 +385,7 @@ public final class SphinxNode implements AutoCloseable {
     }
     SphinxNode node = opened[0];
     Runtime.getRuntime().addShutdownHook(new Thread(node::close, "sphinx-shutdown"));
-    LOG.atInfo().addKeyValue("port", node.port()).addKeyValue("metrics_port", config.metricsPort())
+    LOG.atInfo().addKeyValue("port", node.port()).addKeyValue("http_port", node.httpPort()).addKeyValue("metrics_port", config.metricsPort())
         .log("sphinx-serve listening");
     node.awaitTermination();
     if (node.failure().isPresent()) {

@@ -37,6 +37,8 @@ final class TlsFiles implements AutoCloseable {
   private final AdvancedTlsX509KeyManager keys = new AdvancedTlsX509KeyManager();
   private final AdvancedTlsX509TrustManager trust;
   private final SslContext context;
+  /** The same keys for the HTTP/1.1 API (gRPC's context negotiates h2 by ALPN and refuses clients without it). */
+  private final SslContext httpContext;
   private final ScheduledExecutorService timer;
   private List<Object> loaded; // the stamps of the files last loaded; timer thread after construction
 
@@ -50,6 +52,7 @@ final class TlsFiles implements AutoCloseable {
           + " (PEM certificate chain and PKCS#8 private key expected): " + e.getMessage(), e);
     }
     SslContextBuilder builder = GrpcSslContexts.configure(SslContextBuilder.forServer(keys));
+    SslContextBuilder http = SslContextBuilder.forServer(keys);
     if (config.mutualTls()) {
       try {
         trust = AdvancedTlsX509TrustManager.newBuilder()
@@ -59,11 +62,13 @@ final class TlsFiles implements AutoCloseable {
         throw new IllegalArgumentException("tls-client-ca: cannot load " + config.tlsClientCa() + " (PEM CA certificates expected): " + e.getMessage(), e);
       }
       builder.trustManager(trust).clientAuth(ClientAuth.REQUIRE);
+      http.trustManager(trust).clientAuth(ClientAuth.REQUIRE);
     } else {
       trust = null;
     }
     try {
       context = builder.build();
+      httpContext = http.build();
     } catch (IOException | RuntimeException e) {
       throw new IllegalArgumentException("tls-cert, tls-key: cannot build the TLS context: " + e.getMessage(), e);
     }
@@ -79,6 +84,11 @@ final class TlsFiles implements AutoCloseable {
   /** The server's TLS context. */
   SslContext context() {
     return context;
+  }
+
+  /** The TLS context of the HTTP/1.1 API: same keys and client CA, reloaded together. */
+  SslContext httpContext() {
+    return httpContext;
   }
 
   private List<Object> stamps() {

@@ -77,7 +77,7 @@ class ModelAccuracyTest {
     // -Dsphinx.accuracy.bundle=DIR scores another build of the model (e.g. build-bundle --quantize int4) by the same floors.
     String bundle = System.getProperty("sphinx.accuracy.bundle", "embedded:sphinx-tiny");
     NodeConfig config = NodeConfig.parse(new String[] {"--port=0", "--bundle=" + bundle,
-        "--bundle-cache=" + bundleCache, "--metrics-port=0", "--drain-seconds=1", "--kv-blocks=2048", "--max-image-jobs=32"}, Map.of());
+        "--bundle-cache=" + bundleCache, "--metrics-port=0", "--http-port=0", "--drain-seconds=1", "--kv-blocks=2048", "--max-image-jobs=32"}, Map.of());
     node = SphinxNode.open(config, EngineBackend::new);
     client = SphinxClient.builder().target("localhost:" + node.port()).defaultDeadline(Duration.ofMinutes(5))
         .defaultSampling(GREEDY).build();

@@ -137,7 +137,7 @@ class ModelFolderNodeTest {
     List<String> texts = new ArrayList<>();
     for (String[] source : new String[][] {{"--model", export.toString()}, {"--bundle", "embedded:sphinx-tiny"}}) {
       NodeConfig config = NodeConfig.parse(new String[] {source[0], source[1], "--bundle-cache", tmp.resolve("cache").toString(),
-          "--port=0", "--metrics-port=0", "--kv-blocks=128", "--ort-threads=1", "--drain-seconds=1"}, Map.of());
+          "--port=0", "--metrics-port=0", "--http-port=0", "--kv-blocks=128", "--ort-threads=1", "--drain-seconds=1"}, Map.of());
       try (SphinxNode node = SphinxNode.open(config, EngineBackend::new)) {
         ManagedChannel channel = channel(node);
         try {
@@ -159,7 +159,7 @@ class ModelFolderNodeTest {
 
   private static SphinxNode open(Path model, Path cache) {
     NodeConfig config = NodeConfig.parse(new String[] {"--model", model.toString(), "--bundle-cache", cache.toString(),
-        "--port=0", "--metrics-port=0", "--kv-blocks=64", "--ort-threads=1", "--drain-seconds=1"}, Map.of());
+        "--port=0", "--metrics-port=0", "--http-port=0", "--kv-blocks=64", "--ort-threads=1", "--drain-seconds=1"}, Map.of());
     return SphinxNode.open(config, EngineBackend::new);
   }
 

@@ -42,7 +42,7 @@ final class NodeJarIT {
     assertTrue(Files.isRegularFile(jar), jar + " was built by the package phase");
     String java = ProcessHandle.current().info().command().orElse("java");
     Process node = new ProcessBuilder(List.of(java, "--add-modules", "jdk.incubator.vector", "--sun-misc-unsafe-memory-access=allow", "-jar", jar.toString(),
-        "--port", "0", "--bundle", "embedded:test", "--bundle-cache", bundles.toString(), "--drain-seconds", "2", "--metrics-port", "0",
+        "--port", "0", "--bundle", "embedded:test", "--bundle-cache", bundles.toString(), "--drain-seconds", "2", "--metrics-port", "0", "--http-port", "0",
         // 16 MiB, not the default: the pool is zeroed, so resident, at start.
         "--kv-cache-memory", "16m"))
         .redirectErrorStream(true).start();
@@ -90,7 +90,7 @@ final class NodeJarIT {
     Path jar = Path.of(System.getProperty("sphinx.nodeJar"));
     String java = ProcessHandle.current().info().command().orElse("java");
     Process node = new ProcessBuilder(List.of(java, "--add-modules", "jdk.incubator.vector", "-jar", jar.toString(),
-        "--port", "0", "--bundle", "embedded:test", "--bundle-cache", bundles.toString(), "--metrics-port", "0", "--kv-blocks", "8"))
+        "--port", "0", "--bundle", "embedded:test", "--bundle-cache", bundles.toString(), "--metrics-port", "0", "--http-port", "0", "--kv-blocks", "8"))
         .redirectErrorStream(true).start();
     String out = new String(node.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
     assertTrue(node.waitFor(60, TimeUnit.SECONDS), out);

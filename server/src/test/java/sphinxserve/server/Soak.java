@@ -84,7 +84,7 @@ public final class Soak {
     org.slf4j.bridge.SLF4JBridgeHandler.removeHandlersForRootLogger();
     org.slf4j.bridge.SLF4JBridgeHandler.install();
     int total = numCompleting + numCancelled + numBad;
-    NodeConfig config = NodeConfig.parse(new String[] {"--port=0", "--metrics-port=0", "--bundle=" + dir,
+    NodeConfig config = NodeConfig.parse(new String[] {"--port=0", "--metrics-port=0", "--http-port=0", "--bundle=" + dir,
         "--max-waiting-requests=" + total, "--max-image-jobs=" + total, "--image-timeout=5m", "--drain-seconds=5"}, Map.of());
     AtomicReference<EngineBackend> backend = new AtomicReference<>();
     AtomicReference<CountingRuntime> faulty = new AtomicReference<>();

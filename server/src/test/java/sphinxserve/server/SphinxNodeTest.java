@@ -279,7 +279,7 @@ final class SphinxNodeTest {
   @Test
   void open_withKvCacheMemory_poolHoldsTheBlocksThatBudgetBuys() throws Exception {
     Bundle bundle = TestBundles.get(BundlePreset.TEST);
-    NodeConfig config = NodeConfig.parse(new String[] {"--port=0", "--metrics-port=0", "--drain-seconds=1",
+    NodeConfig config = NodeConfig.parse(new String[] {"--port=0", "--metrics-port=0", "--http-port=0", "--drain-seconds=1",
         "--bundle=" + bundle.directory(), "--kv-cache-memory=1m"}, Map.of());
     KvCacheStorage[] pool = new KvCacheStorage[1];
     try (SphinxNode node = SphinxNode.open(config, (runtime, kv, c) -> {
@@ -305,7 +305,7 @@ final class SphinxNodeTest {
   @Test
   void open_poolBelowOneMaximumLengthRequest_refusesNamingTheOption() {
     Bundle bundle = TestBundles.get(BundlePreset.TEST); // 1,024 context tokens: 64 blocks of 16
-    NodeConfig config = NodeConfig.parse(new String[] {"--port=0", "--metrics-port=0", "--bundle=" + bundle.directory(),
+    NodeConfig config = NodeConfig.parse(new String[] {"--port=0", "--metrics-port=0", "--http-port=0", "--bundle=" + bundle.directory(),
         "--kv-blocks=63"}, Map.of());
     var e = assertThrows(IllegalArgumentException.class, () -> SphinxNode.open(config, EngineBackend::new));
     assertTrue(e.getMessage().startsWith("kv-blocks: the KV pool would hold 63 blocks of 16 tokens"), e.getMessage());

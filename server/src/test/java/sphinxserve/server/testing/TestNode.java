@@ -35,7 +35,7 @@ public final class TestNode implements AutoCloseable {
 
   /** How a node is started; every setting has a test default. */
   public static final class Options {
-    private final List<String> flags = new ArrayList<>(List.of("--port=0", "--drain-seconds=1", "--metrics-port=0"));
+    private final List<String> flags = new ArrayList<>(List.of("--port=0", "--drain-seconds=1", "--metrics-port=0", "--http-port=0"));
     private int kvBlocks = 256;
     private int ortThreads = 1;
     private Supplier<Telemetry> telemetry = Telemetry::disabled;
