@@ -168,6 +168,16 @@ class OpenAiHttpTest {
 
   @Test
   void clientThatGoesAway_hasItsRequestAbortedAndBlocksFreed() throws Exception {
+    // Slowed to 10 ms a step, the answer would take ~4 s: the request must end within a few steps of the close.
+    java.util.concurrent.atomic.AtomicInteger steps = new java.util.concurrent.atomic.AtomicInteger();
+    node.runtime().beforeStep(() -> {
+      steps.incrementAndGet();
+      try {
+        Thread.sleep(10);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    });
     ObjectNode body = chat("Tell me everything.", 400).put("stream", true);
     HttpResponse<InputStream> r = http.send(HttpRequest.newBuilder(URI.create(url("/v1/chat/completions")))
         .header("content-type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body.toString())).build(),
@@ -178,10 +188,13 @@ class OpenAiHttpTest {
       while ((line = reader.readLine()) != null && !line.startsWith("data: ")) { }
       assertNotNull(line, "a first chunk");
     } // closing the body closes the connection
+    int stepsAtClose = steps.get();
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
     while ((node.numBlocksInUse() > 0 || node.backend().stats().numRunning() + node.backend().stats().numWaiting() > 0) && System.nanoTime() < deadline) Thread.sleep(20);
     assertEquals(0, node.backend().stats().numRunning() + node.backend().stats().numWaiting(), "the request ended with the connection");
     assertEquals(0, node.numBlocksInUse(), "its KV blocks are free");
+    assertTrue(steps.get() - stepsAtClose < 50, (steps.get() - stepsAtClose) + " steps ran after the client left (400 to go)");
+    node.runtime().beforeStep(() -> {});
   }
 
   @Test
