@@ -42,6 +42,8 @@ import sphinxserve.api.TextTokenizer;
  * validation, template, context, image cache, engine), with the same bearer credentials, tenant limits, draining and
  * request log line (protocol {@code http}).
  *
+ * <p>{@code GET /} serves the chat page ({@link WebPage}).
+ *
  * <p>One request at a time per connection: reading pauses while an answer streams, so a pipelining client cannot
  * interleave two responses. A connection that closes aborts its request within a step.
  */
@@ -148,6 +150,7 @@ final class OpenAiHttpServer implements AutoCloseable {
               .put("owned_by", "sphinx-serve").put("max_model_len", spec.maxContextTokens());
           direct.respond(HttpResponseStatus.OK, body, null);
         }
+        case "/", "/index.html", "/app.js", "/outputs.js", "/style.css" -> page(ctx, path.equals("/") ? "/index.html" : path, keepAlive);
         default -> direct.respond(HttpResponseStatus.NOT_FOUND,
             OpenAiResponses.error(Status.NOT_FOUND.withDescription("no route " + path + " (this node serves /v1/chat/completions, /v1/completions, /v1/models)")), null);
       }
@@ -227,6 +230,24 @@ final class OpenAiHttpServer implements AutoCloseable {
       } catch (RuntimeException e) {
         sink.fail(GenerateCalls.internal(e));
       }
+    }
+
+    /**
+     * A file of the chat page (plain HTML, CSS and JavaScript modules from the jar; no build step). The page only talks
+     * to this node's own API, so a strict content security policy costs it nothing.
+     */
+    private void page(ChannelHandlerContext ctx, String file, boolean keepAlive) {
+      byte[] bytes = WebPage.file(file);
+      io.netty.handler.codec.http.FullHttpResponse response = new io.netty.handler.codec.http.DefaultFullHttpResponse(
+          io.netty.handler.codec.http.HttpVersion.HTTP_1_1, HttpResponseStatus.OK, io.netty.buffer.Unpooled.wrappedBuffer(bytes));
+      response.headers().set(HttpHeaderNames.CONTENT_TYPE, WebPage.contentType(file))
+          .setInt(HttpHeaderNames.CONTENT_LENGTH, bytes.length)
+          .set(HttpHeaderNames.CACHE_CONTROL, "no-cache")
+          .set("content-security-policy", "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'")
+          .set("x-content-type-options", "nosniff");
+      if (!keepAlive) response.headers().set(HttpHeaderNames.CONNECTION, "close");
+      var written = ctx.writeAndFlush(response);
+      if (!keepAlive) written.addListener(io.netty.channel.ChannelFutureListener.CLOSE);
     }
 
     /** The refusal status for {@code request}'s credentials calling {@code method}, or null when allowed. */
