@@ -11,6 +11,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Properties;
+import picocli.CommandLine;
 import sphinxserve.runtime.engine.RuntimeOptions;
 import sphinxserve.scheduler.EngineConfig;
 import sphinxserve.server.image.ImageCacheConfig;
@@ -223,24 +224,7 @@ public record NodeConfig(
    * {@link IllegalArgumentException} naming the option.
    */
   public static NodeConfig parse(String[] args, Map<String, String> env) {
-    Map<String, String> flags = new LinkedHashMap<>();
-    for (int i = 0; i < args.length; i++) {
-      String arg = args[i];
-      if (!arg.startsWith("--")) throw new IllegalArgumentException("unexpected argument '" + arg + "'\n" + usage());
-      String name = arg.substring(2);
-      String value;
-      int eq = name.indexOf('=');
-      if (eq >= 0) {
-        value = name.substring(eq + 1);
-        name = name.substring(0, eq);
-      } else if (i + 1 < args.length) {
-        value = args[++i];
-      } else {
-        throw new IllegalArgumentException(name + ": missing value (--" + name + "=VALUE)");
-      }
-      if (option(name) == null) throw new IllegalArgumentException("unknown option --" + name + "\n" + usage());
-      flags.put(name, value);
-    }
+    Map<String, String> flags = parseFlags(args);
     Values values = new Values();
     for (String[] o : OPTIONS) values.put(o[0], o[1], "default");
     String configFile = flags.containsKey(CONFIG) ? flags.get(CONFIG) : env.get(envName(CONFIG));
@@ -269,6 +253,39 @@ public record NodeConfig(
     }
     flags.forEach((name, value) -> values.put(name, value, "--" + name));
     return values.build();
+  }
+
+  /**
+   * The flags in {@code args}, parsed by picocli over the option table (the client's CLI uses it too): both
+   * {@code --name value} and {@code --name=value}; an option given twice takes the later value.
+   */
+  private static Map<String, String> parseFlags(String[] args) {
+    CommandLine.Model.CommandSpec spec = CommandLine.Model.CommandSpec.create().name("sphinx-serve");
+    for (String[] o : OPTIONS) {
+      spec.addOption(CommandLine.Model.OptionSpec.builder("--" + o[0]).paramLabel("VALUE").type(String.class)
+          .description(o[2]).build());
+    }
+    spec.parser().overwrittenOptionsAllowed(true); // a later flag wins, as in a shell script that adds overrides
+    CommandLine.ParseResult result;
+    try {
+      result = new CommandLine(spec).parseArgs(args);
+    } catch (CommandLine.UnmatchedArgumentException e) {
+      String arg = e.getUnmatched().isEmpty() ? "" : e.getUnmatched().getFirst();
+      String name = arg.startsWith("--") ? arg.substring(2).replaceFirst("=.*", "") : arg;
+      throw new IllegalArgumentException((arg.startsWith("--") ? "unknown option --" + name : "unexpected argument '" + arg + "'")
+          + "\n" + usage());
+    } catch (CommandLine.MissingParameterException e) {
+      String name = e.getMissing().isEmpty() || !(e.getMissing().getFirst() instanceof CommandLine.Model.OptionSpec option)
+          ? "?" : option.longestName().substring(2);
+      throw new IllegalArgumentException(name + ": missing value (--" + name + "=VALUE)");
+    } catch (CommandLine.ParameterException e) {
+      throw new IllegalArgumentException(e.getMessage() + "\n" + usage());
+    }
+    Map<String, String> flags = new LinkedHashMap<>();
+    for (CommandLine.Model.OptionSpec option : result.matchedOptions()) {
+      flags.put(option.longestName().substring(2), option.getValue());
+    }
+    return flags;
   }
 
   /** One line per option: name, default, what it does. */
