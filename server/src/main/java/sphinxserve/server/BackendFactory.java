@@ -2,6 +2,8 @@ package sphinxserve.server;
 
 import sphinxserve.api.ModelRuntime;
 import sphinxserve.kvcache.KvCacheStorage;
+import sphinxserve.server.config.NodeConfig;
+import sphinxserve.server.generate.GenerationBackend;
 
 /** Creates the node's {@link GenerationBackend} over the opened model and its KV storage. */
 @FunctionalInterface

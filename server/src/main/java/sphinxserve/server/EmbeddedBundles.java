@@ -17,6 +17,7 @@ import sphinxserve.runtime.bundle.TrainedModel;
 import sphinxserve.runtime.graph.WeightQuantization;
 import sphinxserve.runtime.model.LlamaCheckpoint;
 import sphinxserve.runtime.model.SphinxExport;
+import sphinxserve.server.config.NodeConfig;
 
 /**
  * Resolves what the node serves into a bundle directory: {@code --model DIR} (a LLaMA-family checkpoint folder,

@@ -28,7 +28,24 @@ import sphinxserve.kvcache.KvCacheStorage;
 import sphinxserve.runtime.bundle.Bundle;
 import sphinxserve.runtime.bundle.BundleException;
 import sphinxserve.runtime.engine.OnnxModelRuntime;
+import sphinxserve.server.auth.Authenticator;
+import sphinxserve.server.auth.JwtAuthenticator;
+import sphinxserve.server.auth.TenantLimiters;
+import sphinxserve.server.auth.Tenants;
+import sphinxserve.server.auth.TlsFiles;
+import sphinxserve.server.config.HostMemory;
+import sphinxserve.server.config.KvPoolSizing;
+import sphinxserve.server.config.NodeConfig;
+import sphinxserve.server.generate.EngineBackend;
+import sphinxserve.server.generate.GenerationBackend;
+import sphinxserve.server.grpc.AuthInterceptor;
+import sphinxserve.server.grpc.LimitInterceptor;
+import sphinxserve.server.grpc.ParseErrors;
+import sphinxserve.server.grpc.SphinxService;
+import sphinxserve.server.grpc.TracingInterceptor;
+import sphinxserve.server.http.OpenAiHttpServer;
 import sphinxserve.server.image.ImageCache;
+import sphinxserve.server.telemetry.Telemetry;
 
 /**
  * A running sphinx-serve node: the Netty gRPC server with {@code sphinx.v1.Sphinx}, {@code grpc.health.v1.Health}
@@ -155,7 +172,7 @@ public final class SphinxNode implements AutoCloseable {
     if (config.httpPort() >= 0) {
       try {
         this.http = new OpenAiHttpServer(config, tls == null ? null : tls.httpContext(), runtime.spec(), modelName(bundle),
-            runtime.tokenizer(), service.calls(), backend, config.authenticates() ? new AuthInterceptor(tenants, jwt, true) : null,
+            runtime.tokenizer(), service.calls(), backend, config.authenticates() ? new Authenticator(tenants, jwt) : null,
             limiters, telemetry, service::isDraining, service.inFlight());
       } catch (RuntimeException e) {
         started.shutdownNow();

@@ -23,6 +23,9 @@ import sphinxserve.kvcache.KvCacheStorage;
 import sphinxserve.runtime.bundle.Bundle;
 import sphinxserve.runtime.engine.OnnxModelRuntime;
 import sphinxserve.runtime.engine.RuntimeOptions;
+import sphinxserve.server.SphinxNode;
+import sphinxserve.server.config.NodeConfig;
+import sphinxserve.server.generate.EngineBackend;
 import sphinxserve.server.testing.TestImages;
 
 /**

@@ -26,6 +26,7 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import sphinxserve.server.image.ImageDigest;
+import sphinxserve.server.testing.NodeExtension;
 import sphinxserve.server.testing.TestImages;
 
 /** Generate end to end: real Netty on loopback, the real engine and ONNX Runtime over the TEST bundle. */

@@ -26,6 +26,7 @@ import sphinxserve.client.Conversation;
 import sphinxserve.client.Image;
 import sphinxserve.client.RetrySettings;
 import sphinxserve.client.SphinxClient;
+import sphinxserve.server.testing.FleetExtension;
 import sphinxserve.server.testing.TestImages;
 import sphinxserve.server.testing.TestNode;
 

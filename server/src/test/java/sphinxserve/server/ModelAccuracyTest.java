@@ -33,6 +33,9 @@ import sphinxserve.client.outputs.CocoKeypoint;
 import sphinxserve.client.outputs.ParsedAnswer;
 import sphinxserve.client.outputs.Point;
 import sphinxserve.client.outputs.Region;
+import sphinxserve.server.SphinxNode;
+import sphinxserve.server.config.NodeConfig;
+import sphinxserve.server.generate.EngineBackend;
 
 /**
  * The embedded default model, SPHINX-tiny, asked about held-out scenes (tools/sphinx_tiny/heldout.py; never

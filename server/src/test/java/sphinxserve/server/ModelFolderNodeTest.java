@@ -36,6 +36,9 @@ import org.junit.jupiter.api.io.TempDir;
 import sphinxserve.runtime.testing.checkpoints.RandomCheckpoints;
 import sphinxserve.runtime.testing.checkpoints.ReferenceLlama;
 import sphinxserve.runtime.tokenizer.HfTextTokenizer;
+import sphinxserve.server.SphinxNode;
+import sphinxserve.server.config.NodeConfig;
+import sphinxserve.server.generate.EngineBackend;
 
 /**
  * {@code --model DIR}: a Hugging Face checkpoint folder served by a real node over gRPC. The answer's tokens and

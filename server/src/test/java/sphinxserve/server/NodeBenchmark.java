@@ -31,6 +31,10 @@ import sphinxserve.runtime.bundle.BundlePreset;
 import sphinxserve.runtime.engine.OnnxModelRuntime;
 import sphinxserve.runtime.engine.RuntimeOptions;
 import sphinxserve.scheduler.Engine;
+import sphinxserve.server.SphinxNode;
+import sphinxserve.server.config.NodeConfig;
+import sphinxserve.server.generate.EngineBackend;
+import sphinxserve.server.generate.PromptRenderer;
 import sphinxserve.server.testing.TestImages;
 
 /**

@@ -22,6 +22,7 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.RegisterExtension;
+import sphinxserve.server.testing.FleetExtension;
 
 /** The node's connection management, on a real node on loopback. */
 @Timeout(value = 60, unit = TimeUnit.SECONDS)

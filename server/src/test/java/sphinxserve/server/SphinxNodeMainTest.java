@@ -9,6 +9,7 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
+import sphinxserve.server.SphinxNode;
 
 /**
  * {@link SphinxNode#main}'s contract with whoever starts it (a shell, Kubernetes): a bad option ends the JVM before

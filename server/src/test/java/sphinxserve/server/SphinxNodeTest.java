@@ -18,8 +18,8 @@ import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.health.v1.HealthCheckRequest;
-import io.grpc.health.v1.HealthCheckResponse;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
+import io.grpc.health.v1.HealthCheckResponse;
 import io.grpc.health.v1.HealthGrpc;
 import io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.NettyChannelBuilder;
@@ -43,6 +43,10 @@ import sphinxserve.runtime.bundle.Bundle;
 import sphinxserve.runtime.bundle.BundlePreset;
 import sphinxserve.runtime.engine.OnnxModelRuntime;
 import sphinxserve.runtime.testing.TestBundles;
+import sphinxserve.server.SphinxNode;
+import sphinxserve.server.config.NodeConfig;
+import sphinxserve.server.generate.EngineBackend;
+import sphinxserve.server.testing.NodeExtension;
 
 /** The node's lifecycle and transport: TLS from PEM files, graceful drain on shutdown. Each test starts its own node. */
 final class SphinxNodeTest {

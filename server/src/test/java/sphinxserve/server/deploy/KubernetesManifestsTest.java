@@ -24,7 +24,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
-import sphinxserve.server.NodeConfig;
+import sphinxserve.server.config.NodeConfig;
 
 /**
  * deploy/k8s read into typed models that fail on unknown fields: fabric8's Kubernetes models (their

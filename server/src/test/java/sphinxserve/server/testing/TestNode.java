@@ -16,11 +16,11 @@ import sphinxserve.runtime.bundle.BundlePreset;
 import sphinxserve.runtime.engine.OnnxModelRuntime;
 import sphinxserve.runtime.engine.RuntimeOptions;
 import sphinxserve.runtime.testing.TestBundles;
-import sphinxserve.server.EngineBackend;
-import sphinxserve.server.NodeConfig;
 import sphinxserve.server.SphinxNode;
-import sphinxserve.server.Telemetry;
+import sphinxserve.server.config.NodeConfig;
+import sphinxserve.server.generate.EngineBackend;
 import sphinxserve.server.image.ImageCache;
+import sphinxserve.server.telemetry.Telemetry;
 
 /**
  * The one way tests start a node: a real {@link SphinxNode} (Netty on loopback, port 0) with the real

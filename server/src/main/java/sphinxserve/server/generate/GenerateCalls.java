@@ -1,0 +1,153 @@
+package sphinxserve.server.generate;
+
+import dev.sphinxserve.proto.v1.Content;
+import dev.sphinxserve.proto.v1.GenerateRequest;
+import io.grpc.Status;
+import io.opentelemetry.api.trace.Span;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import sphinxserve.api.ModelSpec;
+import sphinxserve.server.auth.Tenant;
+import sphinxserve.server.config.NodeConfig;
+import sphinxserve.server.image.EncodedImage;
+import sphinxserve.server.image.ImageCache;
+import sphinxserve.server.image.ImageRejectedException;
+import sphinxserve.server.telemetry.RequestTelemetry;
+
+/**
+ * The Generate request path both protocols share (gRPC's {@code grpc.SphinxService} and the OpenAI-compatible HTTP
+ * API): each is a thin adapter that turns its request into a {@link GenerateRequest} and its stream into a
+ * {@link GenerationSink}, then calls {@link #start}.
+ *
+ * <p>In order, failing fast and cheaply: (1) field validation ({@link RequestValidator}); (2) prompt rendering and
+ * the context and tenant checks, before any image work, since they only need the image's token count; (3) the
+ * image: bytes go through the {@link ImageCache} (single flight, batched encoding), a digest must already be held
+ * (NOT_FOUND otherwise); (4) {@link GenerationBackend#submit}. Steps 3–4 run when the image future completes, so no
+ * caller's thread waits for the encoder. Every outcome, errors included, ends in the sink.
+ */
+public final class GenerateCalls {
+
+  private final ModelSpec spec;
+  private final PromptRenderer renderer;
+  private final ImageCache images;
+  private final GenerationBackend backend;
+  private final NodeConfig config;
+
+  public GenerateCalls(ModelSpec spec, PromptRenderer renderer, ImageCache images, GenerationBackend backend, NodeConfig config) {
+    this.spec = spec;
+    this.renderer = renderer;
+    this.images = images;
+    this.backend = backend;
+    this.config = config;
+  }
+
+  /**
+   * Starts {@code request} for {@code tenant}; its output, or the status refusing it, goes to {@code sink}. The
+   * caller aborts it ({@link GenerationBackend#abort}) when its client goes away.
+   *
+   * @param arrival when the request arrived ({@link System#nanoTime})
+   * @param deadlineNanos when it must end ({@link System#nanoTime} scale), {@link Long#MAX_VALUE} for never
+   */
+  public void start(GenerateRequest request, Tenant tenant, long arrival, long deadlineNanos, RequestTelemetry telemetry,
+      GenerationSink sink) {
+    String imageField = "image";
+    String scope = tenant.cacheScope(config.shareCaches());
+    try {
+      RequestValidator.Valid valid = RequestValidator.validate(request, config.maxTurns(), config.maxPromptChars());
+      telemetry.requestId(valid.requestId());
+      RequestValidator.ImageRef ref = valid.image();
+      if (ref != null && !spec.acceptsImages()) throw RequestException.invalid(ref.field(), "this model is text-only and takes no images");
+      int[] prompt = renderer.render(request.getMessagesList(), ref != null);
+      int contextMaxTokens = checkContext(prompt.length, ref != null, request);
+      int tenantMaxTokens = tenant.limits().maxTokens();
+      if (tenantMaxTokens > 0) {
+        if (Integer.compareUnsigned(request.getSampling().getMaxTokens(), tenantMaxTokens) > 0) {
+          throw RequestException.invalid("sampling.max_tokens", "at most " + tenantMaxTokens + " for tenant " + tenant.name()
+              + " (max-tokens), got " + Integer.toUnsignedString(request.getSampling().getMaxTokens()));
+        }
+      }
+      // max_tokens 0: the tenant's cap, not the whole context
+      int maxNewTokens = tenantMaxTokens > 0 ? Math.min(contextMaxTokens, tenantMaxTokens) : contextMaxTokens;
+      if (ref != null && ref.content().getKindCase() == Content.KindCase.IMAGE) {
+        checkTenantImageBytes(tenant, ref.field() + ".image", ref.content().getImage().size());
+      }
+      CompletableFuture<PreparedRequest.ImageInput> image;
+      if (ref == null) {
+        image = CompletableFuture.completedFuture(null);
+      } else if (ref.content().getKindCase() == Content.KindCase.IMAGE) {
+        imageField = ref.field() + ".image";
+        Span span = telemetry.imageStarted();
+        CompletableFuture<ImageCache.Result> put;
+        try {
+          put = images.put(scope, ref.content().getImage().toByteArray());
+        } catch (ImageRejectedException e) {
+          telemetry.imageDone(span, false, e);
+          throw e;
+        }
+        image = put.whenComplete((r, error) -> telemetry.imageDone(span, r != null && r.cacheHit(), error))
+            .thenApply(r -> new PreparedRequest.ImageInput(r.image().embeddings(), PromptRenderer.IMAGE_START, r.cacheHit()));
+      } else {
+        String digest = ref.content().getImageDigest();
+        Span span = telemetry.imageStarted();
+        Optional<CompletableFuture<EncodedImage>> found = images.lookup(scope, digest);
+        if (found.isEmpty()) telemetry.imageDone(span, false, null);
+        CompletableFuture<EncodedImage> held = found.orElseThrow(() -> RequestException.notFound(
+            ref.field() + ".image_digest", "image " + digest + " is not held by this node; resend the image bytes (content.image) or PutImage it first"));
+        image = held.whenComplete((e, error) -> telemetry.imageDone(span, true, error))
+            .thenApply(e -> new PreparedRequest.ImageInput(e.embeddings(), PromptRenderer.IMAGE_START, true));
+      }
+      String field = imageField;
+      image.whenComplete((input, error) -> {
+        try {
+          if (error != null) {
+            sink.fail(Statuses.of(error, field));
+          } else if (!sink.isCancelled()) {
+            backend.submit(new PreparedRequest(valid.requestId(), prompt, Optional.ofNullable(input), request.getSampling(),
+                maxNewTokens, request.getPriority(), arrival, deadlineNanos, tenant.tenantSalt(config.shareCaches()), telemetry), sink);
+          }
+        } catch (RuntimeException e) { // a stream must end with a status, never hang on a failed callback
+          sink.fail(internal(e));
+        }
+      });
+    } catch (RequestException | ImageRejectedException e) {
+      sink.fail(Statuses.of(e, imageField));
+    } catch (RuntimeException e) {
+      sink.fail(internal(e));
+    }
+  }
+
+  public static Status internal(RuntimeException e) {
+    return Status.INTERNAL.withDescription("the request failed inside the node: " + e).withCause(e);
+  }
+
+  /** Refuses an image over the tenant's {@code max-image-bytes} with INVALID_ARGUMENT naming {@code field}. */
+  public static void checkTenantImageBytes(Tenant tenant, String field, int numBytes) {
+    long max = tenant.limits().maxImageBytes();
+    if (max > 0 && numBytes > max) {
+      throw RequestException.invalid(field, numBytes + " bytes, at most " + max + " for tenant " + tenant.name() + " (max-image-bytes)");
+    }
+  }
+
+  /** Checks that the prompt and the requested tokens fit the context; returns the tokens to generate at most. */
+  private int checkContext(int numPromptTokens, boolean withImage, GenerateRequest request) {
+    int context = spec.maxContextTokens();
+    if (numPromptTokens >= context) {
+      throw RequestException.invalid("messages", "the prompt takes " + numPromptTokens + " tokens"
+          + (withImage ? " (" + spec.vision().tokensPerImage() + " of them the image)" : "")
+          + ", but the model's context holds " + context + " including at least one generated token");
+    }
+    long room = context - numPromptTokens;
+    long maxTokens = Integer.toUnsignedLong(request.getSampling().getMaxTokens());
+    if (maxTokens > room) {
+      throw RequestException.invalid("sampling.max_tokens", maxTokens + " tokens after a prompt of " + numPromptTokens
+          + " exceed the model's context of " + context + " (at most " + room + ")");
+    }
+    long minTokens = Integer.toUnsignedLong(request.getSampling().getMinTokens());
+    if (minTokens > room) {
+      throw RequestException.invalid("sampling.min_tokens", minTokens + " tokens after a prompt of " + numPromptTokens
+          + " exceed the model's context of " + context + " (at most " + room + ")");
+    }
+    return (int) (maxTokens == 0 ? room : maxTokens);
+  }
+
+}

@@ -1,0 +1,164 @@
+package sphinxserve.server.http;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.sphinxserve.proto.v1.FinishReason;
+import dev.sphinxserve.proto.v1.GenerateResponse;
+import dev.sphinxserve.proto.v1.TokenLogprobs;
+import io.grpc.Status;
+import io.netty.buffer.Unpooled;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.handler.codec.http.DefaultFullHttpResponse;
+import io.netty.handler.codec.http.DefaultHttpContent;
+import io.netty.handler.codec.http.DefaultHttpResponse;
+import io.netty.handler.codec.http.FullHttpResponse;
+import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpHeaderValues;
+import io.netty.handler.codec.http.HttpResponse;
+import io.netty.handler.codec.http.HttpResponseStatus;
+import io.netty.handler.codec.http.HttpVersion;
+import io.netty.handler.codec.http.LastHttpContent;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicBoolean;
+import sphinxserve.server.auth.TenantLimiter;
+import sphinxserve.server.generate.GenerationSink;
+import sphinxserve.server.telemetry.RequestTelemetry;
+
+/**
+ * The {@link GenerationSink} of one OpenAI-style HTTP request: Server-Sent Events ({@code data: {chunk}} per
+ * response, an optional usage chunk, {@code data: [DONE]}) or, without {@code stream}, one JSON body when the
+ * answer is complete. Errors before the first byte are an HTTP status with OpenAI's error body; after it, an
+ * {@code error} event ends the stream.
+ *
+ * <p>Threading: Netty's writes may come from any thread and are queued on the channel's event loop in order, so
+ * the engine thread writes and moves on; calls for one request come from one thread at a time (the sink contract).
+ * A client that goes away flips {@link #isCancelled} (the handler also aborts the request in the backend).
+ */
+public final class HttpSink implements GenerationSink {
+
+  private final Channel channel;
+  private final OpenAiResponses format;
+  private final OpenAiRequests.Parsed request;
+  private final boolean keepAlive;
+  private final String requestId;
+  private final RequestTelemetry telemetry;
+  private final TenantLimiter limiter;
+  private final Runnable onEnd;
+  private final AtomicBoolean ended = new AtomicBoolean();
+  private volatile boolean cancelled;
+  private boolean started;
+  // Without streaming: the answer so far.
+  private final StringBuilder text = new StringBuilder();
+  private final List<TokenLogprobs> logprobs = new ArrayList<>();
+
+  public HttpSink(Channel channel, OpenAiResponses format, OpenAiRequests.Parsed request, boolean keepAlive, String requestId,
+      RequestTelemetry telemetry, TenantLimiter limiter, Runnable onEnd) {
+    this.channel = channel;
+    this.format = format;
+    this.request = request;
+    this.keepAlive = keepAlive;
+    this.requestId = requestId;
+    this.telemetry = telemetry;
+    this.limiter = limiter;
+    this.onEnd = onEnd;
+  }
+
+  /** The client went away: nothing more is written. */
+  public void cancel() {
+    cancelled = true;
+    end(Status.CANCELLED);
+  }
+
+  @Override
+  public boolean isCancelled() {
+    return cancelled;
+  }
+
+  @Override
+  public void emit(GenerateResponse r) {
+    if (ended.get()) return;
+    if (limiter != null) limiter.chargeTokens(r.getTokenIdsCount());
+    boolean last = r.getFinishReason() != FinishReason.FINISH_REASON_UNSPECIFIED;
+    if (request.stream()) {
+      if (!started) {
+        started = true;
+        HttpResponse head = new DefaultHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.OK);
+        head.headers().set(HttpHeaderNames.CONTENT_TYPE, "text/event-stream; charset=utf-8")
+            .set(HttpHeaderNames.CACHE_CONTROL, HttpHeaderValues.NO_CACHE)
+            .set(HttpHeaderNames.TRANSFER_ENCODING, HttpHeaderValues.CHUNKED)
+            .set("x-request-id", requestId);
+        channel.write(head);
+        event(format.chunk(r, true));
+      } else {
+        event(format.chunk(r, false));
+      }
+      if (last) {
+        if (request.includeUsage()) event(format.usageChunk(r.getUsage()));
+        done();
+      } else {
+        channel.flush();
+      }
+    } else {
+      text.append(r.getText());
+      logprobs.addAll(r.getLogprobsList());
+      if (last) {
+        started = true;
+        respond(HttpResponseStatus.OK, format.complete(text.toString(), r.getFinishReason(), r.getUsage(), logprobs), null);
+      }
+    }
+    if (last) end(Status.OK);
+  }
+
+  @Override
+  public void fail(Status status) {
+    if (ended.get()) return;
+    if (!started) {
+      started = true;
+      respond(OpenAiResponses.httpStatus(status.getCode()), OpenAiResponses.error(status),
+          status.getCode() == Status.Code.RESOURCE_EXHAUSTED ? "1" : null);
+    } else {
+      event(OpenAiResponses.error(status));
+      done();
+    }
+    end(status);
+  }
+
+  /** Writes a whole response (an error before streaming, or the answer without streaming). */
+  public void respond(HttpResponseStatus status, ObjectNode body, String retryAfterSeconds) {
+    byte[] bytes = json(body).getBytes(StandardCharsets.UTF_8);
+    FullHttpResponse response = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, status, Unpooled.wrappedBuffer(bytes));
+    response.headers().set(HttpHeaderNames.CONTENT_TYPE, HttpHeaderValues.APPLICATION_JSON)
+        .setInt(HttpHeaderNames.CONTENT_LENGTH, bytes.length).set("x-request-id", requestId);
+    if (retryAfterSeconds != null) response.headers().set(HttpHeaderNames.RETRY_AFTER, retryAfterSeconds);
+    if (!keepAlive) response.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.CLOSE);
+    var written = channel.writeAndFlush(response);
+    if (!keepAlive) written.addListener(ChannelFutureListener.CLOSE);
+  }
+
+  private void event(ObjectNode data) {
+    channel.write(new DefaultHttpContent(Unpooled.copiedBuffer("data: " + json(data) + "\n\n", StandardCharsets.UTF_8)));
+  }
+
+  private void done() {
+    channel.write(new DefaultHttpContent(Unpooled.copiedBuffer("data: [DONE]\n\n", StandardCharsets.UTF_8)));
+    var written = channel.writeAndFlush(LastHttpContent.EMPTY_LAST_CONTENT);
+    if (!keepAlive) written.addListener(ChannelFutureListener.CLOSE);
+  }
+
+  private void end(Status status) {
+    if (!ended.compareAndSet(false, true)) return;
+    telemetry.closed(status);
+    onEnd.run();
+  }
+
+  private static String json(ObjectNode node) {
+    try {
+      return OpenAiResponses.JSON.writeValueAsString(node);
+    } catch (JsonProcessingException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+}

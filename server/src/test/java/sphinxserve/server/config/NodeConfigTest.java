@@ -1,0 +1,263 @@
+package sphinxserve.server.config;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import sphinxserve.runtime.engine.RuntimeOptions;
+import sphinxserve.scheduler.EngineConfig;
+import sphinxserve.server.SphinxNode;
+import sphinxserve.server.config.KvCacheMemory;
+import sphinxserve.server.config.NodeConfig;
+
+final class NodeConfigTest {
+
+  @TempDir
+  static Path dir;
+
+  private static Path file(String name, String text) throws IOException {
+    return Files.writeString(dir.resolve(name), text);
+  }
+
+  private static String error(String[] args, Map<String, String> env) {
+    return assertThrows(IllegalArgumentException.class, () -> NodeConfig.parse(args, env)).getMessage();
+  }
+
+  private static String error(String... args) {
+    return error(args, Map.of());
+  }
+
+  @Test
+  void model_aFolderServedInsteadOfTheBundleWithItsOwnOptions() throws IOException {
+    Path model = Files.createDirectories(dir.resolve("Some-Model"));
+    NodeConfig c = NodeConfig.parse(new String[] {"--model", model.toString(), "--quantize", "INT4", "--max-context", "4096"}, Map.of());
+    assertEquals(model, c.model());
+    assertEquals("int4", c.quantize());
+    assertEquals(4096, c.maxContext());
+    assertEquals(null, NodeConfig.defaults().model());
+    assertTrue(error("--model", dir.resolve("missing").toString()).startsWith("model: directory"));
+    assertTrue(error("--model", model.toString(), "--bundle", "embedded:bench").startsWith("model: serves instead of --bundle"));
+    assertTrue(error("--quantize", "int4").startsWith("quantize: applies to --model only"));
+    assertTrue(error("--model", model.toString(), "--quantize", "int3").startsWith("quantize: must be none, int8 or int4"));
+  }
+
+  @Test
+  void parse_flagsOverEnvironmentOverFileOverDefaults() throws IOException {
+    Path config = file("precedence.properties", """
+        # every source sets port; file-only and file+env options
+        port = 5000
+        max-image-jobs = 2
+        kv-blocks=512
+        image-timeout: 2s
+        """);
+    NodeConfig c = NodeConfig.parse(new String[] {"--config", config.toString(), "--port=7000", "--image-cache-bytes", "512m"},
+        Map.of("SPHINX_PORT", "6000", "SPHINX_MAX_IMAGE_JOBS", "3"));
+    assertEquals(7000, c.port(), "flag over env and file");
+    assertEquals(3, c.maxImageJobs(), "env over file");
+    assertEquals(512, c.kvBlocks(), "file over default");
+    assertEquals(Duration.ofSeconds(2), c.imageTimeout());
+    assertEquals(512L << 20, c.imageCacheBytes());
+    assertEquals(16 << 20, c.maxMessageBytes(), "default");
+    assertEquals("embedded:sphinx-tiny", c.bundle());
+  }
+
+  @Test
+  void parse_maxConnectionAge_isOffByDefaultAndReadFromTheEnvironment() {
+    assertEquals(0, NodeConfig.defaults().maxConnectionAgeSeconds());
+    assertEquals(300, NodeConfig.parse(new String[0], Map.of("SPHINX_MAX_CONNECTION_AGE_SECONDS", "300")).maxConnectionAgeSeconds());
+    assertTrue(assertThrows(IllegalArgumentException.class,
+        () -> NodeConfig.parse(new String[] {"--max-connection-age-seconds=-1"}, Map.of()))
+        .getMessage().startsWith("max-connection-age-seconds:"));
+    assertTrue(NodeConfig.usage().contains("--max-connection-age-seconds"));
+  }
+
+  @Test
+  void parse_configFromEnvironment_isRead() throws IOException {
+    Path config = file("env.properties", "max-running-requests=3\n");
+    assertEquals(3, NodeConfig.parse(new String[0], Map.of("SPHINX_CONFIG", config.toString())).maxRunningRequests());
+  }
+
+  @Test
+  void parse_defaults_plaintextCpuAndTheEngineDefaults() {
+    NodeConfig c = NodeConfig.defaults();
+    assertFalse(c.tls());
+    assertNull(c.tlsCert());
+    assertEquals(RuntimeOptions.ExecutionProvider.CPU, c.runtimeOptions().provider());
+    assertEquals(Duration.ofSeconds(30), c.imageTimeout());
+    EngineConfig engine = c.engineConfig();
+    assertEquals(EngineConfig.defaults().maxNumBatchedTokens(), engine.maxNumBatchedTokens());
+    assertEquals(64, engine.maxNumSeqs());
+    assertEquals(256, engine.maxWaiting());
+  }
+
+  @Test
+  void parse_schedulerAndProviderKnobs_reachEngineAndRuntimeOptions() {
+    NodeConfig c = NodeConfig.parse(new String[] {"--max-batched-tokens=512", "--max-running-requests=8", "--max-waiting-requests=9",
+        "--priority-aging-seconds=2.5", "--kv-blocks=100", "--kv-block-size=32", "--provider=CPU", "--device-id=1", "--ort-threads=3"}, Map.of());
+    EngineConfig engine = c.engineConfig();
+    assertEquals(512, engine.maxNumBatchedTokens());
+    assertEquals(8, engine.maxNumSeqs());
+    assertEquals(9, engine.maxWaiting());
+    assertEquals(2.5, engine.priorityAgingSeconds());
+    assertEquals(100, c.kvBlocks());
+    assertEquals(32, c.kvBlockSize());
+    assertEquals(new RuntimeOptions(RuntimeOptions.ExecutionProvider.CPU, 1, 3, false, true), c.runtimeOptions());
+  }
+
+  @Test
+  void parse_kvDefaults_blocksAutoAndHalfTheMemoryLeft() {
+    NodeConfig c = NodeConfig.defaults();
+    assertEquals(0, c.kvBlocks(), "auto");
+    assertEquals(KvCacheMemory.ofFraction(0.5), c.kvCacheMemory());
+    assertTrue(NodeConfig.usage().contains("--kv-cache-memory "));
+  }
+
+  @ParameterizedTest
+  @CsvSource(delimiter = '|', textBlock = """
+      4g         | 4294967296 | 0
+      512m       | 536870912  | 0
+      1048576    | 1048576    | 0
+      0.9        | 0          | 0.9
+      1.0        | 0          | 1.0
+      .25        | 0          | 0.25
+      """)
+  void parse_kvCacheMemory_bytesOrFraction(String value, long bytes, double fraction) {
+    KvCacheMemory m = NodeConfig.parse(new String[] {"--kv-cache-memory=" + value}, Map.of()).kvCacheMemory();
+    assertEquals(new KvCacheMemory(bytes, fraction), m);
+    assertEquals(fraction > 0, m.isFraction());
+  }
+
+  @Test
+  void parse_kvBlocksAndKvCacheMemory_bothKeptBlocksAutoAgainFromAFlag() {
+    NodeConfig c = NodeConfig.parse(new String[] {"--kv-cache-memory=2g"}, Map.of("SPHINX_KV_BLOCKS", "300"));
+    assertEquals(300, c.kvBlocks(), "the override SphinxNode applies first");
+    assertEquals(KvCacheMemory.ofBytes(2L << 30), c.kvCacheMemory());
+    assertEquals(0, NodeConfig.parse(new String[] {"--kv-blocks=auto"}, Map.of("SPHINX_KV_BLOCKS", "300")).kvBlocks());
+  }
+
+  @ParameterizedTest
+  @CsvSource({"cuda", "tensorrt", "CUDA", "TensorRT"})
+  void parse_gpuProvider_isRefusedWithTheReason(String provider) throws IOException {
+    String expected = "provider: not supported yet, use cpu: the KV pools live in host memory, so ONNX Runtime would copy"
+        + " every pool to the GPU and back at each step";
+    String fromFlag = error("--provider=" + provider);
+    assertTrue(fromFlag.startsWith(expected), fromFlag);
+    assertTrue(fromFlag.endsWith("got '" + provider + "' (from --provider)"), fromFlag);
+    String fromEnv = error(new String[0], Map.of("SPHINX_PROVIDER", provider));
+    assertTrue(fromEnv.startsWith(expected) && fromEnv.endsWith("(from SPHINX_PROVIDER)"), fromEnv);
+    Path config = file("gpu-" + provider + ".properties", "provider=" + provider + "\n");
+    String fromFile = error("--config=" + config);
+    assertTrue(fromFile.startsWith(expected) && fromFile.endsWith("(from " + config + ")"), fromFile);
+  }
+
+  @Test
+  void parse_tlsCertAndKey_bothSetServesTls() throws IOException {
+    Path cert = file("cert.pem", "x");
+    Path key = file("key.pem", "y");
+    NodeConfig c = NodeConfig.parse(new String[] {"--tls-cert=" + cert, "--tls-key=" + key}, Map.of());
+    assertTrue(c.tls());
+    assertEquals(cert, c.tlsCert());
+    assertEquals(key, c.tlsKey());
+  }
+
+  @ParameterizedTest
+  @CsvSource(delimiter = '|', textBlock = """
+      --kv-block-size=7            | kv-block-size: must be a power of two between 1 and 256, got '7' (from --kv-block-size)
+      --kv-block-size=512          | kv-block-size: must be an integer in 1..256, got '512'
+      --kv-blocks=0                | kv-blocks: must be auto or an integer in 1..2147483647, got '0' (from --kv-blocks)
+      --kv-blocks=many             | kv-blocks: must be auto or an integer in 1..
+      --kv-cache-memory=1          | kv-cache-memory: must be a fraction in (0,1] with a decimal point (e.g. 0.5, 1.0) or a size of at least 1m
+      --kv-cache-memory=1.5        | kv-cache-memory: must be a fraction in (0,1]
+      --kv-cache-memory=0.0        | kv-cache-memory: must be a fraction in (0,1]
+      --kv-cache-memory=-0.5       | kv-cache-memory: must be a fraction in (0,1]
+      --kv-cache-memory=512k       | kv-cache-memory: must be a fraction in (0,1] with a decimal point (e.g. 0.5, 1.0) or a size of at least 1m
+      --kv-cache-memory=lots       | kv-cache-memory: must be a fraction
+      --kv-cache-memory=50%        | kv-cache-memory: must be a fraction
+      --kv-cache-memory=-4g        | kv-cache-memory: must be a fraction
+      --kv-cache-memory=0.5e1      | kv-cache-memory: must be a fraction
+      --port=x                     | port: must be an integer in 0..65535, got 'x' (from --port)
+      --port=70000                 | port: must be an integer in 0..65535, got '70000'
+      --image-cache-bytes=lots     | image-cache-bytes: must be a size in bytes
+      --image-timeout=0s           | image-timeout: must be a positive duration
+      --image-timeout=soon         | image-timeout: must be a positive duration
+      --provider=tpu               | provider: must be cpu (cuda and tensorrt are not supported yet), got 'tpu'
+      --priority-aging-seconds=0   | priority-aging-seconds: must be a positive number, got '0'
+      --max-batched-tokens=0       | max-batched-tokens: must be an integer in 1..
+      --max-waiting-requests=-1    | max-waiting-requests: must be an integer in 1..
+      --tls-cert=/no/such/cert.pem | tls-cert: file /no/such/cert.pem not found (from --tls-cert)
+      --config=/no/such/node.conf  | config: file /no/such/node.conf not found (from --config)
+      --nope=1                     | unknown option --nope
+      --port                       | port: missing value
+      """)
+  void parse_badFlag_messageNamesTheOption(String flag, String expected) {
+    String message = error(flag);
+    assertTrue(message.startsWith(expected), "expected '" + expected + "…', got '" + message + "'");
+  }
+
+  @Test
+  void parse_badValueFromEnvironmentOrFile_saysWhereItCameFrom() throws IOException {
+    assertTrue(error(new String[0], Map.of("SPHINX_KV_BLOCK_SIZE", "24")).endsWith("got '24' (from SPHINX_KV_BLOCK_SIZE)"));
+    Path config = file("bad.properties", "kv-block-size=3\n");
+    String message = error("--config=" + config);
+    assertTrue(message.startsWith("kv-block-size: must be a power of two"), message);
+    assertTrue(message.endsWith("(from " + config + ")"), message);
+  }
+
+  @Test
+  void parse_unknownKeyInFile_namesKeyAndFile() throws IOException {
+    Path config = file("unknown.properties", "kv_blocks=3\n");
+    String message = error("--config=" + config);
+    assertTrue(message.startsWith("config: unknown option 'kv_blocks' in " + config), message);
+  }
+
+  @Test
+  void parse_onlyOneOfCertAndKey_namesTheMissingOne() throws IOException {
+    Path cert = file("only-cert.pem", "x");
+    assertTrue(error("--tls-cert=" + cert).startsWith("tls-key: required when tls-cert is set (from --tls-cert)"));
+    assertTrue(error(new String[0], Map.of("SPHINX_TLS_KEY", cert.toString())).startsWith("tls-cert: required when tls-key is set (from SPHINX_TLS_KEY)"));
+  }
+
+  @Test
+  void parse_securityOptions_defaultsAndValues() throws IOException {
+    NodeConfig d = NodeConfig.defaults();
+    assertEquals(NodeConfig.Plaintext.LOOPBACK, d.plaintext());
+    assertEquals(NodeConfig.Reflection.OPEN, d.reflection());
+    assertFalse(d.authenticates());
+    assertFalse(d.shareCaches());
+    assertEquals(64, d.maxTurns());
+    assertEquals(Duration.ofSeconds(20), d.permitKeepAlive());
+    Path tenants = file("t.properties", "a.methods=*\n");
+    NodeConfig c = NodeConfig.parse(new String[] {"--tenants=" + tenants, "--reflection=off", "--share-caches=true",
+        "--plaintext=all-interfaces", "--max-connection-idle=2m"}, Map.of());
+    assertTrue(c.authenticates());
+    assertEquals(NodeConfig.Reflection.OFF, c.reflection());
+    assertTrue(c.shareCaches());
+    assertEquals(NodeConfig.Plaintext.ALL_INTERFACES, c.plaintext());
+    assertEquals(Duration.ofMinutes(2), c.maxConnectionIdle());
+  }
+
+  @Test
+  void parse_badSecurityOptions_failNamingThem() throws IOException {
+    Path jwks = file("jwks.json", "{\"keys\":[]}");
+    Path ca = file("ca.pem", "x");
+    assertEquals("tls-cert: required, plaintext is off (from --plaintext)", error("--plaintext=off"));
+    assertEquals("jwt-issuer: required when jwt-jwks is set (from --jwt-jwks)", error("--jwt-jwks=" + jwks));
+    assertEquals("jwt-audience: required when jwt-jwks is set (from --jwt-jwks)", error("--jwt-jwks=" + jwks, "--jwt-issuer=i"));
+    assertTrue(error("--tls-client-ca=" + ca).startsWith("tls-client-ca: needs tls-cert and tls-key"));
+    assertTrue(error("--reflection=maybe").startsWith("reflection: must be open, authenticated or off, got 'maybe'"));
+    assertTrue(error("--share-caches=yes").startsWith("share-caches: must be true or false"));
+    assertTrue(error("--plaintext=yes").startsWith("plaintext: must be loopback, all-interfaces or off"));
+    assertTrue(error("--max-turns=0").startsWith("max-turns: must be an integer in 1.."));
+  }
+}
