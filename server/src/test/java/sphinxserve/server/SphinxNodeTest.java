@@ -49,7 +49,7 @@ import sphinxserve.server.generate.EngineBackend;
 import sphinxserve.server.testing.NodeExtension;
 
 /** The node's lifecycle and transport: TLS from PEM files, graceful drain on shutdown. Each test starts its own node. */
-final class SphinxNodeTest {
+public final class SphinxNodeTest {
 
   @TempDir
   Path dir;
@@ -388,7 +388,7 @@ final class SphinxNodeTest {
    * A self-signed EC certificate for {@code localhost} / 127.0.0.1 made by the JDK's keytool, written as PEM
    * files: {certificate, PKCS#8 private key}.
    */
-  static Path[] selfSigned(Path dir) throws IOException, InterruptedException, java.security.GeneralSecurityException {
+  public static Path[] selfSigned(Path dir) throws IOException, InterruptedException, java.security.GeneralSecurityException {
     return selfSigned(dir, "node");
   }
 

@@ -62,6 +62,20 @@ public final class OpenAiHttpServer implements AutoCloseable {
 
   private static final Logger LOG = LoggerFactory.getLogger(OpenAiHttpServer.class);
 
+  /** Reads trace context from HTTP headers. */
+  private static final io.opentelemetry.context.propagation.TextMapGetter<io.netty.handler.codec.http.HttpHeaders> HEADERS =
+      new io.opentelemetry.context.propagation.TextMapGetter<>() {
+        @Override
+        public Iterable<String> keys(io.netty.handler.codec.http.HttpHeaders carrier) {
+          return carrier.names();
+        }
+
+        @Override
+        public String get(io.netty.handler.codec.http.HttpHeaders carrier, String key) {
+          return carrier == null ? null : carrier.get(key);
+        }
+      };
+
   private final ModelSpec spec;
   private final String modelName;
   private final TextTokenizer tokenizer;
@@ -170,8 +184,11 @@ public final class OpenAiHttpServer implements AutoCloseable {
     private void generate(ChannelHandlerContext ctx, FullHttpRequest request, String path, boolean keepAlive, String requestId) {
       long arrival = System.nanoTime();
       String method = "POST " + path;
-      RequestTelemetry telemetryOfCall = new RequestTelemetry(telemetry, RequestTelemetry.serverSpan(telemetry, method,
-          io.opentelemetry.context.Context.root()), method, arrival, "http");
+      // A caller's W3C trace context (traceparent) continues here, as over gRPC.
+      io.opentelemetry.context.Context parent = telemetry.propagator().extract(io.opentelemetry.context.Context.root(),
+          request.headers(), HEADERS);
+      RequestTelemetry telemetryOfCall = new RequestTelemetry(telemetry, RequestTelemetry.serverSpan(telemetry, method, parent),
+          method, arrival, "http");
       telemetryOfCall.requestId(requestId);
       OpenAiResponses.Kind kind = path.endsWith("/chat/completions") ? OpenAiResponses.Kind.CHAT : OpenAiResponses.Kind.COMPLETION;
       HttpSink early = new HttpSink(ctx.channel(), null, null, keepAlive, requestId, telemetryOfCall, null, () -> {});

@@ -142,6 +142,51 @@ class OpenAiHttpTest {
   }
 
   @Test
+  void followUpTurnResendingTheImage_isAnImageCacheHit() throws Exception {
+    String png = "data:image/png;base64," + Base64.getEncoder().encodeToString(TestImages.png(TestImages.noise(80, 60, 7)));
+    ObjectNode first = chat("ignored", 3);
+    var parts = ((ObjectNode) first.withArray("messages").get(0)).putArray("content");
+    parts.addObject().put("type", "image_url").putObject("image_url").put("url", png);
+    parts.addObject().put("type", "text").put("text", "What is in the image?");
+    HttpResponse<String> r1 = post("/v1/chat/completions", first.toString());
+    assertEquals(200, r1.statusCode(), r1.body());
+    long hits = node.images().numHits();
+    ObjectNode second = first.deepCopy();
+    second.withArray("messages").addObject().put("role", "assistant")
+        .put("content", JSON.readTree(r1.body()).path("choices").get(0).path("message").path("content").asText());
+    second.withArray("messages").addObject().put("role", "user").put("content", "And where?");
+    HttpResponse<String> r2 = post("/v1/chat/completions", second.toString());
+    assertEquals(200, r2.statusCode(), r2.body());
+    assertEquals(hits + 1, node.images().numHits(), "the follow-up found the image the first turn encoded");
+    assertTrue(JSON.readTree(r2.body()).path("usage").path("prompt_tokens_details").path("cached_tokens").asInt() > 0,
+        "and reused the first turn's prefix: " + r2.body());
+  }
+
+  @Test
+  void tls_theSameFilesServeHttps(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+    java.nio.file.Path[] pem = sphinxserve.server.SphinxNodeTest.selfSigned(dir);
+    try (TestNode secured = TestNode.start("--tls-cert=" + pem[0], "--tls-key=" + pem[1])) {
+      java.security.KeyStore trust = java.security.KeyStore.getInstance(java.security.KeyStore.getDefaultType());
+      trust.load(null, null);
+      try (InputStream in = java.nio.file.Files.newInputStream(pem[0])) {
+        trust.setCertificateEntry("node", java.security.cert.CertificateFactory.getInstance("X.509").generateCertificate(in));
+      }
+      javax.net.ssl.TrustManagerFactory tmf = javax.net.ssl.TrustManagerFactory.getInstance(javax.net.ssl.TrustManagerFactory.getDefaultAlgorithm());
+      tmf.init(trust);
+      javax.net.ssl.SSLContext ssl = javax.net.ssl.SSLContext.getInstance("TLS");
+      ssl.init(null, tmf.getTrustManagers(), null);
+      HttpClient https = HttpClient.newBuilder().sslContext(ssl).version(HttpClient.Version.HTTP_1_1).build();
+      HttpResponse<String> r = https.send(HttpRequest.newBuilder(URI.create("https://localhost:" + secured.node().httpPort() + "/v1/models")).build(),
+          HttpResponse.BodyHandlers.ofString());
+      assertEquals(200, r.statusCode());
+      var plaintext = org.junit.jupiter.api.Assertions.assertThrows(java.io.IOException.class, () -> http.send(
+          HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + secured.node().httpPort() + "/v1/models")).timeout(Duration.ofSeconds(5)).build(),
+          HttpResponse.BodyHandlers.ofString()));
+      assertNotNull(plaintext);
+    }
+  }
+
+  @Test
   void completions_takeAPlainPrompt() throws Exception {
     ObjectNode body = JSON.createObjectNode().put("prompt", "Say something.").put("max_tokens", 5).put("temperature", 0).put("ignore_eos", true);
     HttpResponse<String> r = post("/v1/completions", body.toString());
