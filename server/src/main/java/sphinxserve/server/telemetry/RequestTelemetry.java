@@ -2,6 +2,7 @@ package sphinxserve.server.telemetry;
 
 import io.grpc.Status;
 import io.opentelemetry.api.common.AttributeKey;
+import io.opentelemetry.api.common.Attributes;
 import io.opentelemetry.api.trace.Span;
 import io.opentelemetry.api.trace.SpanKind;
 import io.opentelemetry.api.trace.StatusCode;
@@ -58,6 +59,13 @@ public final class RequestTelemetry {
 
   private static final Telemetry DISABLED = Telemetry.disabled();
 
+  /** The protocol attribute of the latency histograms (one constant per protocol: recording allocates nothing). */
+  static final AttributeKey<String> PROTOCOL = AttributeKey.stringKey("sphinx.protocol");
+  private static final Attributes GRPC_ATTRIBUTES = Attributes.of(PROTOCOL, "grpc");
+  private static final Attributes HTTP_ATTRIBUTES = Attributes.of(PROTOCOL, "http");
+
+  private final String protocol;
+  private final Attributes attributes;
   private final Telemetry telemetry;
   private final Span serverSpan;
   private final Context context;
@@ -82,10 +90,11 @@ public final class RequestTelemetry {
     this(telemetry, serverSpan, method, arrivalNanos, "grpc");
   }
 
-  /** A call of {@code protocol} ({@code grpc} or {@code http}: the log line and the span say which). */
+  /** A call of {@code protocol} ({@code grpc} or {@code http}: the log line, the span and the histograms say which). */
   public RequestTelemetry(Telemetry telemetry, Span serverSpan, String method, long arrivalNanos, String protocol) {
     this.protocol = protocol;
-    serverSpan.setAttribute("sphinx.protocol", protocol);
+    this.attributes = protocol.equals("http") ? HTTP_ATTRIBUTES : GRPC_ATTRIBUTES;
+    serverSpan.setAttribute(PROTOCOL, protocol);
     this.telemetry = telemetry;
     this.serverSpan = serverSpan;
     this.context = Context.root().with(serverSpan);
@@ -94,8 +103,6 @@ public final class RequestTelemetry {
   }
 
   /** The current gRPC call's telemetry, or a detached one recording nothing (no interceptor installed). */
-  private final String protocol;
-
   public static RequestTelemetry current() {
     RequestTelemetry current = KEY.get();
     return current != null ? current : new RequestTelemetry(DISABLED, Span.getInvalid(), "", System.nanoTime());
@@ -145,7 +152,7 @@ public final class RequestTelemetry {
   /** First admission (engine thread): queueing ends, prefill starts. */
   public void scheduled() {
     long now = System.nanoTime();
-    telemetry.queueTime.record((now - submitNanos) / 1e9);
+    telemetry.queueTime.record((now - submitNanos) / 1e9, attributes);
     queueSpan.end();
     prefillSpan = child("sphinx.prefill");
   }
@@ -158,10 +165,10 @@ public final class RequestTelemetry {
   /** A generated token at {@code nowNanos} (engine thread): TTFT on the first, inter-token latency after. */
   public void token(long nowNanos) {
     if (anyToken) {
-      telemetry.interTokenLatency.record((nowNanos - lastTokenNanos) / 1e9);
+      telemetry.interTokenLatency.record((nowNanos - lastTokenNanos) / 1e9, attributes);
     } else {
       anyToken = true;
-      telemetry.timeToFirstToken.record((nowNanos - arrivalNanos) / 1e9);
+      telemetry.timeToFirstToken.record((nowNanos - arrivalNanos) / 1e9, attributes);
       prefillSpan.end();
       decodeSpan = child("sphinx.decode");
     }
@@ -171,7 +178,7 @@ public final class RequestTelemetry {
   /** The engine finished the request (engine thread): the open phase span ends, e2e latency is recorded. */
   public void finished(FinishReason reason, Usage finalUsage) {
     long now = System.nanoTime();
-    telemetry.e2eLatency.record((now - arrivalNanos) / 1e9);
+    telemetry.e2eLatency.record((now - arrivalNanos) / 1e9, attributes);
     finishReason = reason;
     usage = finalUsage;
     queueSpan.end(); // ending an ended span is a no-op; a request can finish in any phase

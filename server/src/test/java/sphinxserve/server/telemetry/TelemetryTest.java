@@ -98,10 +98,10 @@ final class TelemetryTest {
     waitUntil(() -> NODE.backend().stats().numRunning() == 0 && NODE.backend().kvStats().numInUseBlocks() == 0);
 
     Map<String, Double> after = scrape(METRICS_PORT);
-    assertEquals(numCompleted, delta(before, after, "sphinx_request_time_to_first_token_seconds_count"), "TTFT: one per completed request");
-    assertEquals(numCompleted, delta(before, after, "sphinx_request_e2e_latency_seconds_count"));
-    assertEquals(numCompleted, delta(before, after, "sphinx_request_queue_time_seconds_count"));
-    assertEquals(numTokens - numCompleted, delta(before, after, "sphinx_request_inter_token_latency_seconds_count"),
+    assertEquals(numCompleted, delta(before, after, "sphinx_request_time_to_first_token_seconds_count{sphinx_protocol=\"grpc\"}"), "TTFT: one per completed request");
+    assertEquals(numCompleted, delta(before, after, "sphinx_request_e2e_latency_seconds_count{sphinx_protocol=\"grpc\"}"));
+    assertEquals(numCompleted, delta(before, after, "sphinx_request_queue_time_seconds_count{sphinx_protocol=\"grpc\"}"));
+    assertEquals(numTokens - numCompleted, delta(before, after, "sphinx_request_inter_token_latency_seconds_count{sphinx_protocol=\"grpc\"}"),
         "one inter-token gap per token after the first");
     assertEquals(numTokens, delta(before, after, "sphinx_tokens_generation_total"));
     assertTrue(delta(before, after, "sphinx_tokens_prompt_total") > NODE.bundle().spec().vision().tokensPerImage());
@@ -115,10 +115,23 @@ final class TelemetryTest {
     assertEquals(0.0, after.get("sphinx_scheduler_waiting"));
     assertEquals(0.0, after.getOrDefault("sphinx_scheduler_preemptions_total", 0.0));
     // The TTFT histogram has the buckets DESIGN.md asks for: 10 ms to 60 s.
-    assertTrue(after.containsKey("sphinx_request_time_to_first_token_seconds_bucket{le=\"0.01\"}"));
-    assertTrue(after.containsKey("sphinx_request_time_to_first_token_seconds_bucket{le=\"60.0\"}"));
-    assertTrue(after.containsKey("sphinx_request_inter_token_latency_seconds_bucket{le=\"0.001\"}"));
-    assertTrue(after.containsKey("sphinx_request_inter_token_latency_seconds_bucket{le=\"5.0\"}"));
+    assertTrue(after.containsKey("sphinx_request_time_to_first_token_seconds_bucket{le=\"0.01\",sphinx_protocol=\"grpc\"}"));
+    assertTrue(after.containsKey("sphinx_request_time_to_first_token_seconds_bucket{le=\"60.0\",sphinx_protocol=\"grpc\"}"));
+    assertTrue(after.containsKey("sphinx_request_inter_token_latency_seconds_bucket{le=\"0.001\",sphinx_protocol=\"grpc\"}"));
+    assertTrue(after.containsKey("sphinx_request_inter_token_latency_seconds_bucket{le=\"5.0\",sphinx_protocol=\"grpc\"}"));
+  }
+
+  @Test
+  void metrics_httpRequests_carryTheirProtocol() throws Exception {
+    Map<String, Double> before = scrape(METRICS_PORT);
+    HttpResponse<String> r = HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + NODE.node().httpPort() + "/v1/chat/completions"))
+        .POST(HttpRequest.BodyPublishers.ofString("{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"max_tokens\": 3}"))
+        .build(), HttpResponse.BodyHandlers.ofString());
+    assertEquals(200, r.statusCode(), r.body());
+    waitUntil(() -> NODE.backend().stats().numRunning() == 0);
+    Map<String, Double> after = scrape(METRICS_PORT);
+    assertEquals(1, delta(before, after, "sphinx_request_e2e_latency_seconds_count{sphinx_protocol=\"http\"}"), "one HTTP request");
+    assertEquals(0, delta(before, after, "sphinx_request_e2e_latency_seconds_count{sphinx_protocol=\"grpc\"}"));
   }
 
   @Test
@@ -254,6 +267,15 @@ final class TelemetryTest {
     return after.getOrDefault(sample, 0.0) - before.getOrDefault(sample, 0.0);
   }
 
+  /** {@code name{b="1",a="2"}} as {@code name{a="2",b="1"}}: the exporter's label order is not the test's business. */
+  private static String sortedLabels(String sample) {
+    int brace = sample.indexOf('{');
+    if (brace < 0) return sample;
+    java.util.List<String> labels = new java.util.ArrayList<>(java.util.List.of(sample.substring(brace + 1, sample.length() - 1).split(",(?=[a-z_]+=)")));
+    java.util.Collections.sort(labels);
+    return sample.substring(0, brace) + "{" + String.join(",", labels) + "}";
+  }
+
   /**
    * Scrapes {@code /metrics} over HTTP: sample name with its labels, minus the {@code otel_scope_*} ones, → value.
    */
@@ -266,7 +288,7 @@ final class TelemetryTest {
       if (line.isBlank() || line.startsWith("#")) continue;
       int space = line.lastIndexOf(' ');
       String name = line.substring(0, space).replaceAll("otel_scope_[a-z_]+=\"[^\"]*\",?", "").replace(",}", "}").replace("{}", "");
-      samples.put(name, Double.parseDouble(line.substring(space + 1)));
+      samples.put(sortedLabels(name), Double.parseDouble(line.substring(space + 1)));
     }
     return samples;
   }
