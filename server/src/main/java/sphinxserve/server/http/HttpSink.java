@@ -127,7 +127,13 @@ public final class HttpSink implements GenerationSink {
   }
 
   /** Writes a whole response (an error before streaming, or the answer without streaming). */
-  public void respond(HttpResponseStatus status, ObjectNode body, String retryAfterSeconds) {
+  void respond(HttpResponseStatus status, ObjectNode body, String retryAfterSeconds) {
+    respond(channel, keepAlive, requestId, status, body, retryAfterSeconds);
+  }
+
+  /** A whole JSON response on {@code channel}, closing it afterwards unless {@code keepAlive}. */
+  static void respond(Channel channel, boolean keepAlive, String requestId, HttpResponseStatus status, ObjectNode body,
+      String retryAfterSeconds) {
     byte[] bytes = json(body).getBytes(StandardCharsets.UTF_8);
     FullHttpResponse response = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, status, Unpooled.wrappedBuffer(bytes));
     response.headers().set(HttpHeaderNames.CONTENT_TYPE, HttpHeaderValues.APPLICATION_JSON)

@@ -155,11 +155,10 @@ public final class OpenAiHttpServer implements AutoCloseable {
       boolean keepAlive = HttpUtil.isKeepAlive(request);
       String requestId = request.headers().get("x-request-id");
       if (requestId == null || requestId.isBlank() || requestId.length() > 128) requestId = UUID.randomUUID().toString();
-      HttpSink direct = new HttpSink(ctx.channel(), null, null, keepAlive, requestId, RequestTelemetry.current(), null, () -> {});
       switch (path) {
         case "/v1/chat/completions", "/v1/completions" -> {
           if (!request.method().equals(HttpMethod.POST)) {
-            direct.respond(HttpResponseStatus.METHOD_NOT_ALLOWED, OpenAiResponses.error(Status.INVALID_ARGUMENT.withDescription(path + " takes POST")), null);
+            respond(ctx, keepAlive, requestId, HttpResponseStatus.METHOD_NOT_ALLOWED, OpenAiResponses.error(Status.INVALID_ARGUMENT.withDescription(path + " takes POST")), null);
             return;
           }
           generate(ctx, request, path, keepAlive, requestId);
@@ -167,16 +166,16 @@ public final class OpenAiHttpServer implements AutoCloseable {
         case "/v1/models" -> {
           Status refused = authenticate(request, "GetModelInfo");
           if (refused != null) {
-            direct.respond(OpenAiResponses.httpStatus(refused.getCode()), OpenAiResponses.error(refused), null);
+            respond(ctx, keepAlive, requestId, OpenAiResponses.httpStatus(refused.getCode()), OpenAiResponses.error(refused), null);
             return;
           }
           ObjectNode body = OpenAiResponses.JSON.createObjectNode().put("object", "list");
           body.putArray("data").addObject().put("id", modelName).put("object", "model").put("created", 0)
               .put("owned_by", "sphinx-serve").put("max_model_len", spec.maxContextTokens());
-          direct.respond(HttpResponseStatus.OK, body, null);
+          respond(ctx, keepAlive, requestId, HttpResponseStatus.OK, body, null);
         }
         case "/", "/index.html", "/app.js", "/outputs.js", "/style.css" -> page(ctx, path.equals("/") ? "/index.html" : path, keepAlive);
-        default -> direct.respond(HttpResponseStatus.NOT_FOUND,
+        default -> respond(ctx, keepAlive, requestId, HttpResponseStatus.NOT_FOUND,
             OpenAiResponses.error(Status.NOT_FOUND.withDescription("no route " + path + " (this node serves /v1/chat/completions, /v1/completions, /v1/models)")), null);
       }
     }
@@ -276,6 +275,11 @@ public final class OpenAiHttpServer implements AutoCloseable {
       if (!keepAlive) response.headers().set(HttpHeaderNames.CONNECTION, "close");
       var written = ctx.writeAndFlush(response);
       if (!keepAlive) written.addListener(io.netty.channel.ChannelFutureListener.CLOSE);
+    }
+
+    private void respond(ChannelHandlerContext ctx, boolean keepAlive, String requestId, HttpResponseStatus status,
+        ObjectNode body, String retryAfterSeconds) {
+      HttpSink.respond(ctx.channel(), keepAlive, requestId, status, body, retryAfterSeconds);
     }
 
     /** The refusal status for {@code request}'s credentials calling {@code method}, or null when allowed. */
