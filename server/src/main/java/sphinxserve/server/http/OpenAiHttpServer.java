@@ -190,7 +190,9 @@ public final class OpenAiHttpServer implements AutoCloseable {
           method, arrival, "http");
       telemetryOfCall.requestId(requestId);
       OpenAiResponses.Kind kind = path.endsWith("/chat/completions") ? OpenAiResponses.Kind.CHAT : OpenAiResponses.Kind.COMPLETION;
-      HttpSink early = new HttpSink(ctx.channel(), null, null, keepAlive, requestId, telemetryOfCall, null, () -> {});
+      // Counted before the draining check, as gRPC's Generate: a drain that starts meanwhile still waits for this call.
+      inFlight.enter();
+      HttpSink early = new HttpSink(ctx.channel(), null, null, keepAlive, requestId, telemetryOfCall, null, inFlight::exit);
       if (draining.getAsBoolean()) {
         early.fail(Status.UNAVAILABLE.withDescription("node is draining; retry on another node"));
         return;
@@ -234,24 +236,25 @@ public final class OpenAiHttpServer implements AutoCloseable {
           early.respond(HttpResponseStatus.TOO_MANY_REQUESTS, OpenAiResponses.error(Status.RESOURCE_EXHAUSTED.withDescription(refusal.description())),
               Long.toString(Math.max(1, (refusal.retryAfterMillis() + 999) / 1000)));
           telemetryOfCall.closed(Status.RESOURCE_EXHAUSTED);
+          inFlight.exit();
           return;
         }
       }
-      inFlight.enter();
       Channel channel = ctx.channel();
       channel.config().setAutoRead(false); // one request at a time per connection
       OpenAiResponses format = new OpenAiResponses(kind, requestId, modelName, tokenizer, parsed.topLogprobs());
+      java.util.concurrent.atomic.AtomicReference<io.netty.channel.ChannelFutureListener> onClose = new java.util.concurrent.atomic.AtomicReference<>();
       HttpSink sink = new HttpSink(channel, format, parsed, keepAlive, requestId, telemetryOfCall, limiter, () -> {
         if (limiter != null) limiter.streamEnded();
         inFlight.exit();
+        channel.closeFuture().removeListener(onClose.get()); // a keep-alive connection serves many requests
         channel.config().setAutoRead(true);
       });
-      channel.closeFuture().addListener(f -> {
-        if (!sink.isCancelled()) {
-          sink.cancel();
-          backend.abort(sink);
-        }
+      onClose.set(f -> {
+        sink.cancel(); // the client went away mid-answer
+        backend.abort(sink);
       });
+      channel.closeFuture().addListener(onClose.get());
       try {
         calls.start(parsed.request(), tenant, arrival, Long.MAX_VALUE, telemetryOfCall, sink);
       } catch (RuntimeException e) {
