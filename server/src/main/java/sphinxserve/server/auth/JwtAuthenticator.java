@@ -39,7 +39,7 @@ public final class JwtAuthenticator {
   private static final Logger LOG = LoggerFactory.getLogger(JwtAuthenticator.class);
 
   /** How often the JWKS file's modification time is looked at. */
-  public static final long RECHECK_SECONDS = 5;
+  static final long RECHECK_SECONDS = 5;
 
   /** Signature algorithms accepted: public-key ones only. */
   private static final Set<JWSAlgorithm> ALGORITHMS = Set.of(JWSAlgorithm.RS256, JWSAlgorithm.RS384, JWSAlgorithm.RS512,
@@ -73,14 +73,14 @@ public final class JwtAuthenticator {
   }
 
   /** Whether {@code token} has a JWT's shape: three non-empty parts separated by dots. */
-  public static boolean looksLikeJwt(String token) {
+  static boolean looksLikeJwt(String token) {
     int first = token.indexOf('.');
     int second = first < 0 ? -1 : token.indexOf('.', first + 1);
     return first > 0 && second > first + 1 && second < token.length() - 1 && token.indexOf('.', second + 1) < 0;
   }
 
   /** The tenant the verified token names; UNAUTHENTICATED (with the reason, never the token) when it does not verify. */
-  public String tenantOf(String token) {
+  String tenantOf(String token) {
     JWTClaimsSet claims;
     try {
       claims = processor.process(token, null);

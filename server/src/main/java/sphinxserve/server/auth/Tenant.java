@@ -21,7 +21,7 @@ public record Tenant(String name, Set<String> methods, TenantLimits limits) {
   public static final Context.Key<Tenant> KEY = Context.key("sphinx-tenant");
 
   /** Allows every method. */
-  public static final String ALL_METHODS = "*";
+  static final String ALL_METHODS = "*";
 
   /** The tenant of every call when the node does not authenticate. */
   public static final Tenant ANONYMOUS = new Tenant("anonymous", Set.of(ALL_METHODS), TenantLimits.NONE);

@@ -13,5 +13,5 @@ package sphinxserve.server.auth;
 public record TenantLimits(double requestsPerSecond, double tokensPerSecond, int maxStreams, int maxTokens, long maxImageBytes) {
 
   /** No limits beyond the node's own. */
-  public static final TenantLimits NONE = new TenantLimits(0, 0, 0, 0, 0);
+  static final TenantLimits NONE = new TenantLimits(0, 0, 0, 0, 0);
 }

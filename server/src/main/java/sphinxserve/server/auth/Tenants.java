@@ -51,7 +51,7 @@ public final class Tenants {
       "tokens-per-second", "max-streams", "max-tokens", "max-image-bytes");
 
   /** The methods of {@code sphinx.v1.Sphinx} a tenant can be allowed. */
-  public static final Set<String> METHODS = Set.of("Generate", "PutImage", "GetModelInfo");
+  static final Set<String> METHODS = Set.of("Generate", "PutImage", "GetModelInfo");
 
   private final Map<String, Tenant> byName;
   private final Map<String, Tenant> byKeyHash;
@@ -116,12 +116,12 @@ public final class Tenants {
   }
 
   /** The tenant whose API key is {@code key}, or null. */
-  public Tenant byKey(String key) {
+  Tenant byKey(String key) {
     return byKeyHash.get(sha256(key));
   }
 
   /** The tenant named {@code name}, or null. */
-  public Tenant byName(String name) {
+  Tenant byName(String name) {
     return byName.get(name);
   }
 

@@ -26,7 +26,7 @@ import java.util.List;
 public record HostMemory(long totalBytes, String totalSource, long heapMaxBytes) {
 
   /** Where Linux mounts the cgroup hierarchies. */
-  public static final Path CGROUP_ROOT = Path.of("/sys/fs/cgroup");
+  static final Path CGROUP_ROOT = Path.of("/sys/fs/cgroup");
 
   /** This process's memory, read from the running system. */
   public static HostMemory probe() {

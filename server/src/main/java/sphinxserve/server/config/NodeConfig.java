@@ -154,7 +154,7 @@ public record NodeConfig(
   public static final String EMBEDDED = "embedded:";
 
   /** The option naming the configuration file (a flag or {@code SPHINX_CONFIG}; not valid inside the file). */
-  public static final String CONFIG = "config";
+  static final String CONFIG = "config";
 
   /** Largest KV block size accepted (tokens). */
   private static final int MAX_KV_BLOCK_SIZE = 256;

@@ -32,7 +32,7 @@ import sphinxserve.runtime.tokenizer.HfTextTokenizer;
 public final class PromptRenderer {
 
   /** Index of the first image position: right after BOS. */
-  public static final int IMAGE_START = 1;
+  static final int IMAGE_START = 1;
 
   private final ModelSpec spec;
   private final TextTokenizer tokenizer;

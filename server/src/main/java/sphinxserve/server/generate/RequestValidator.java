@@ -15,19 +15,19 @@ import sphinxserve.server.image.ImageDigest;
  * ({@code messages[1].role}, {@code sampling.top_p}). Context-length checks need the rendered prompt and
  * live in {@code grpc.SphinxService}.
  */
-public final class RequestValidator {
+final class RequestValidator {
 
   /** Longest {@code request_id}. */
-  public static final int MAX_REQUEST_ID_CHARS = 128;
+  static final int MAX_REQUEST_ID_CHARS = 128;
   /** Most stop strings. */
-  public static final int MAX_STOP_STRINGS = 8;
+  static final int MAX_STOP_STRINGS = 8;
   /** Longest stop string in UTF-8 bytes. */
-  public static final int MAX_STOP_BYTES = 64;
+  static final int MAX_STOP_BYTES = 64;
   /** Most top log-probabilities per position. */
-  public static final int MAX_LOGPROBS = 20;
+  static final int MAX_LOGPROBS = 20;
   /** Priority range. */
-  public static final int MIN_PRIORITY = -100;
-  public static final int MAX_PRIORITY = 100;
+  static final int MIN_PRIORITY = -100;
+  static final int MAX_PRIORITY = 100;
 
   /**
    * Where the conversation's image is, if it has one.
@@ -35,7 +35,7 @@ public final class RequestValidator {
    * @param field the content's path, e.g. {@code messages[0].content[1]}
    * @param content the content ({@code image} or {@code image_digest})
    */
-  public record ImageRef(String field, Content content) {}
+  record ImageRef(String field, Content content) {}
 
   /**
    * A request that passed validation.
@@ -43,7 +43,7 @@ public final class RequestValidator {
    * @param requestId the given id or a fresh UUID
    * @param image the image reference, or null
    */
-  public record Valid(String requestId, GenerateRequest request, ImageRef image) {}
+  record Valid(String requestId, GenerateRequest request, ImageRef image) {}
 
   private RequestValidator() {}
 

@@ -27,7 +27,7 @@ import sphinxserve.server.auth.TenantLimiters;
 public final class LimitInterceptor implements ServerInterceptor {
 
   /** The trailer's name. */
-  public static final String RETRY_AFTER_NAME = "retry-after-ms";
+  static final String RETRY_AFTER_NAME = "retry-after-ms";
 
   /** Trailer: when a refused call may be retried, in milliseconds. */
   public static final Metadata.Key<String> RETRY_AFTER = Metadata.Key.of(RETRY_AFTER_NAME, Metadata.ASCII_STRING_MARSHALLER);

@@ -22,7 +22,7 @@ import sphinxserve.server.generate.GenerationSink;
  * too slow to keep up is one the deadline ends. Cancellation flips {@link #isCancelled} and runs {@code onCancel}
  * (the backend's abort).
  */
-public final class StreamSink implements GenerationSink {
+final class StreamSink implements GenerationSink {
 
   private final ServerCallStreamObserver<GenerateResponse> call;
   private final Executor executor;
@@ -38,7 +38,7 @@ public final class StreamSink implements GenerationSink {
    * Attaches to {@code call}; must run inside the gRPC handler (gRPC freezes the handlers after it returns).
    * {@code onEnd} runs once when the call ends: completed, failed or cancelled.
    */
-  public StreamSink(ServerCallStreamObserver<GenerateResponse> call, Executor executor, Runnable onEnd) {
+  StreamSink(ServerCallStreamObserver<GenerateResponse> call, Executor executor, Runnable onEnd) {
     this.call = call;
     this.executor = executor;
     this.onEnd = onEnd;
@@ -55,7 +55,7 @@ public final class StreamSink implements GenerationSink {
   }
 
   /** Runs {@code action} when the client cancels or the deadline passes (not if that already happened). */
-  public void onCancel(Runnable action) {
+  void onCancel(Runnable action) {
     this.onCancel = action;
   }
 

@@ -37,7 +37,7 @@ import sphinxserve.server.telemetry.RequestTelemetry;
  * the engine thread writes and moves on; calls for one request come from one thread at a time (the sink contract).
  * A client that goes away flips {@link #isCancelled} (the handler also aborts the request in the backend).
  */
-public final class HttpSink implements GenerationSink {
+final class HttpSink implements GenerationSink {
 
   private final Channel channel;
   private final OpenAiResponses format;
@@ -54,7 +54,7 @@ public final class HttpSink implements GenerationSink {
   private final StringBuilder text = new StringBuilder();
   private final List<TokenLogprobs> logprobs = new ArrayList<>();
 
-  public HttpSink(Channel channel, OpenAiResponses format, OpenAiRequests.Parsed request, boolean keepAlive, String requestId,
+  HttpSink(Channel channel, OpenAiResponses format, OpenAiRequests.Parsed request, boolean keepAlive, String requestId,
       RequestTelemetry telemetry, TenantLimiter limiter, Runnable onEnd) {
     this.channel = channel;
     this.format = format;

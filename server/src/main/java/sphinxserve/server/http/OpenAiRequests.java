@@ -18,7 +18,7 @@ import sphinxserve.server.generate.RequestException;
  * {@code repetition_penalty}, {@code min_tokens}, {@code ignore_eos}). Errors name the field in OpenAI's
  * {@code param} form ({@code messages[0].content[1].image_url.url}).
  */
-public final class OpenAiRequests {
+final class OpenAiRequests {
 
   /**
    * A translated request and what the response needs that the gRPC request does not carry.
@@ -28,7 +28,7 @@ public final class OpenAiRequests {
    * @param logprobs whether to return log-probabilities
    * @param topLogprobs alternatives per position (0..20)
    */
-  public record Parsed(GenerateRequest request, boolean stream, boolean includeUsage, boolean logprobs, int topLogprobs) {}
+  record Parsed(GenerateRequest request, boolean stream, boolean includeUsage, boolean logprobs, int topLogprobs) {}
 
   /** Fields whose presence asks for what the node does not do; refused rather than silently ignored. */
   private static final Set<String> UNSUPPORTED = Set.of("tools", "functions", "function_call", "audio", "prediction");
@@ -160,7 +160,7 @@ public final class OpenAiRequests {
   }
 
   /** The bytes of a {@code data:[type];base64,...} URL; anything else is refused, since the node fetches nothing. */
-  public static byte[] dataUrl(String url, String field) {
+  static byte[] dataUrl(String url, String field) {
     if (url.startsWith("http://") || url.startsWith("https://")) {
       throw invalid(field, "the node fetches nothing from the network: send the image inline as a data: URL (data:image/png;base64,...)");
     }

@@ -18,7 +18,7 @@ import sphinxserve.api.TextTokenizer;
  * {@code chat.completion.chunk} (Server-Sent Events), the {@code text_completion} equivalents, errors as
  * {@code {"error": {"message", "type", "param", "code"}}} with the HTTP status a gRPC status maps to.
  */
-public final class OpenAiResponses {
+final class OpenAiResponses {
 
   public static final ObjectMapper JSON = new ObjectMapper();
 
@@ -45,7 +45,7 @@ public final class OpenAiResponses {
   private final TextTokenizer tokenizer;
   private final int topLogprobs;
 
-  public OpenAiResponses(Kind kind, String requestId, String model, TextTokenizer tokenizer, int topLogprobs) {
+  OpenAiResponses(Kind kind, String requestId, String model, TextTokenizer tokenizer, int topLogprobs) {
     this.kind = kind;
     this.id = kind.idPrefix + requestId;
     this.model = model;
@@ -81,7 +81,7 @@ public final class OpenAiResponses {
   }
 
   /** The last streamed chunk when usage is asked for: no choices, the usage. */
-  public ObjectNode usageChunk(Usage usage) {
+  ObjectNode usageChunk(Usage usage) {
     ObjectNode chunk = head(kind.chunkObject);
     chunk.putArray("choices");
     usage(chunk, usage);
@@ -138,7 +138,7 @@ public final class OpenAiResponses {
   }
 
   /** The HTTP status of a gRPC status (OpenAI's: 400, 401, 403, 404, 429, 500, 503, 504). */
-  public static HttpResponseStatus httpStatus(Status.Code code) {
+  static HttpResponseStatus httpStatus(Status.Code code) {
     return switch (code) {
       case INVALID_ARGUMENT, OUT_OF_RANGE, FAILED_PRECONDITION -> HttpResponseStatus.BAD_REQUEST;
       case UNAUTHENTICATED -> HttpResponseStatus.UNAUTHORIZED;

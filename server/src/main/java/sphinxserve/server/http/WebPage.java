@@ -11,10 +11,10 @@ import java.util.concurrent.ConcurrentHashMap;
  * The chat page's files, shipped in the node's jar under {@code /sphinxserve/server/web/}: plain HTML, CSS and
  * JavaScript modules, so the Maven build has no Node step. Read once, kept in memory (a few kilobytes).
  */
-public final class WebPage {
+final class WebPage {
 
   /** The files served, by path. */
-  public static final List<String> FILES = List.of("/index.html", "/app.js", "/outputs.js", "/style.css");
+  static final List<String> FILES = List.of("/index.html", "/app.js", "/outputs.js", "/style.css");
 
   private static final Map<String, byte[]> CACHE = new ConcurrentHashMap<>();
 
@@ -34,7 +34,7 @@ public final class WebPage {
   }
 
   /** The media type of a page file. */
-  public static String contentType(String path) {
+  static String contentType(String path) {
     if (path.endsWith(".html")) return "text/html; charset=utf-8";
     if (path.endsWith(".js")) return "text/javascript; charset=utf-8";
     if (path.endsWith(".css")) return "text/css; charset=utf-8";

@@ -43,15 +43,15 @@ public final class RequestTelemetry {
   public static final io.grpc.Context.Key<RequestTelemetry> KEY = io.grpc.Context.key("sphinx-request-telemetry");
 
   /** The logger of the per-call lines. */
-  public static final Logger REQUESTS = LoggerFactory.getLogger("sphinxserve.requests");
+  static final Logger REQUESTS = LoggerFactory.getLogger("sphinxserve.requests");
 
-  public static final AttributeKey<String> REQUEST_ID = AttributeKey.stringKey("sphinx.request_id");
-  public static final AttributeKey<String> IMAGE_CACHE_RESULT = AttributeKey.stringKey("sphinx.image_cache.result");
-  public static final AttributeKey<String> FINISH_REASON = AttributeKey.stringKey("sphinx.finish_reason");
-  public static final AttributeKey<Long> INPUT_TOKENS = AttributeKey.longKey("gen_ai.usage.input_tokens");
-  public static final AttributeKey<Long> OUTPUT_TOKENS = AttributeKey.longKey("gen_ai.usage.output_tokens");
-  public static final AttributeKey<Long> CACHED_TOKENS = AttributeKey.longKey("sphinx.usage.cached_prompt_tokens");
-  public static final AttributeKey<Long> GRPC_STATUS = AttributeKey.longKey("rpc.grpc.status_code");
+  static final AttributeKey<String> REQUEST_ID = AttributeKey.stringKey("sphinx.request_id");
+  static final AttributeKey<String> IMAGE_CACHE_RESULT = AttributeKey.stringKey("sphinx.image_cache.result");
+  static final AttributeKey<String> FINISH_REASON = AttributeKey.stringKey("sphinx.finish_reason");
+  static final AttributeKey<Long> INPUT_TOKENS = AttributeKey.longKey("gen_ai.usage.input_tokens");
+  static final AttributeKey<Long> OUTPUT_TOKENS = AttributeKey.longKey("gen_ai.usage.output_tokens");
+  static final AttributeKey<Long> CACHED_TOKENS = AttributeKey.longKey("sphinx.usage.cached_prompt_tokens");
+  static final AttributeKey<Long> GRPC_STATUS = AttributeKey.longKey("rpc.grpc.status_code");
 
   /** gRPC codes that mark a server span as an error (OpenTelemetry's RPC conventions); the rest are the caller's. */
   private static final Set<Status.Code> SERVER_ERRORS = EnumSet.of(Status.Code.UNKNOWN, Status.Code.DEADLINE_EXCEEDED,
@@ -194,7 +194,7 @@ public final class RequestTelemetry {
 
   /** The call ended with {@code status} (closed or cancelled): ends the server span, writes the log line. Once. */
   /** The tenant, as the log line and the limits know it ("" without authentication). */
-  public String tenantName() {
+  String tenantName() {
     return tenant;
   }
 

@@ -40,26 +40,26 @@ import sphinxserve.server.image.ImageCache;
 public final class Telemetry implements AutoCloseable {
 
   /** Instrumentation scope of every instrument and span. */
-  public static final String SCOPE = "sphinxserve.server";
+  static final String SCOPE = "sphinxserve.server";
 
   /** TTFT buckets, seconds: 10 ms to 60 s. */
-  public static final List<Double> TTFT_BUCKETS = List.of(0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75,
+  static final List<Double> TTFT_BUCKETS = List.of(0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75,
       1.0, 1.5, 2.0, 2.5, 5.0, 7.5, 10.0, 20.0, 30.0, 60.0);
 
   /** Inter-token latency buckets, seconds: 1 ms to 5 s. */
-  public static final List<Double> INTER_TOKEN_BUCKETS = List.of(0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025,
+  static final List<Double> INTER_TOKEN_BUCKETS = List.of(0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025,
       0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0);
 
   /** Queue-time buckets, seconds: 1 ms to 5 min. */
-  public static final List<Double> QUEUE_BUCKETS = List.of(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+  static final List<Double> QUEUE_BUCKETS = List.of(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
       2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0);
 
   /** End-to-end latency buckets, seconds: 10 ms to 30 min. */
-  public static final List<Double> E2E_BUCKETS = List.of(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0,
+  static final List<Double> E2E_BUCKETS = List.of(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0,
       20.0, 30.0, 40.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1800.0);
 
   /** The {@code result} attribute of {@code sphinx.image_cache.lookups}. */
-  public static final AttributeKey<String> RESULT = AttributeKey.stringKey("result");
+  static final AttributeKey<String> RESULT = AttributeKey.stringKey("result");
 
   private final OpenTelemetry openTelemetry;
   private final OpenTelemetrySdk sdk; // null when disabled
@@ -67,10 +67,10 @@ public final class Telemetry implements AutoCloseable {
   private final Tracer tracer;
   private final Meter meter;
   private final List<AutoCloseable> observers = new ArrayList<>();
-  public final DoubleHistogram timeToFirstToken;
-  public final DoubleHistogram interTokenLatency;
-  public final DoubleHistogram queueTime;
-  public final DoubleHistogram e2eLatency;
+  final DoubleHistogram timeToFirstToken;
+  final DoubleHistogram interTokenLatency;
+  final DoubleHistogram queueTime;
+  final DoubleHistogram e2eLatency;
 
   private Telemetry(OpenTelemetry openTelemetry, OpenTelemetrySdk sdk, boolean enabled) {
     this.openTelemetry = openTelemetry;
@@ -146,7 +146,7 @@ public final class Telemetry implements AutoCloseable {
     return openTelemetry;
   }
 
-  public Tracer tracer() {
+  Tracer tracer() {
     return tracer;
   }
 
