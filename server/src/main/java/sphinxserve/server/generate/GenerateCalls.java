@@ -57,7 +57,7 @@ public final class GenerateCalls {
       telemetry.requestId(valid.requestId());
       RequestValidator.ImageRef ref = valid.image();
       if (ref != null && !spec.acceptsImages()) throw RequestException.invalid(ref.field(), "this model is text-only and takes no images");
-      int[] prompt = renderer.render(request.getMessagesList(), ref != null);
+      int[] prompt = request.getPromptTokenIdsCount() > 0 ? rawPrompt(request) : renderer.render(request.getMessagesList(), ref != null);
       int contextMaxTokens = checkContext(prompt.length, ref != null, request);
       int tenantMaxTokens = tenant.limits().maxTokens();
       if (tenantMaxTokens > 0) {
@@ -114,6 +114,19 @@ public final class GenerateCalls {
     } catch (RuntimeException e) {
       sink.fail(internal(e));
     }
+  }
+
+  /** {@code prompt_token_ids} as the prompt, every id inside the vocabulary (an id past it would address image rows). */
+  private int[] rawPrompt(GenerateRequest request) {
+    int[] ids = new int[request.getPromptTokenIdsCount()];
+    for (int i = 0; i < ids.length; i++) {
+      int id = request.getPromptTokenIds(i);
+      if (id < 0 || id >= spec.vocabSize()) {
+        throw RequestException.invalid("prompt_token_ids[" + i + "]", Integer.toUnsignedString(id) + " is outside the vocabulary of " + spec.vocabSize());
+      }
+      ids[i] = id;
+    }
+    return ids;
   }
 
   public static Status internal(RuntimeException e) {

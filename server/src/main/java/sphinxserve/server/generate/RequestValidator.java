@@ -72,7 +72,13 @@ final class RequestValidator {
       throw RequestException.invalid("request_id", "at most " + MAX_REQUEST_ID_CHARS + " characters (got " + requestId.length() + ")");
     }
     if (requestId.isEmpty()) requestId = UUID.randomUUID().toString();
-    ImageRef image = validateMessages(request);
+    ImageRef image;
+    if (request.getPromptTokenIdsCount() > 0) {
+      if (request.getMessagesCount() > 0) throw RequestException.invalid("prompt_token_ids", "set either messages or prompt_token_ids, not both");
+      image = null;
+    } else {
+      image = validateMessages(request);
+    }
     if (request.hasSampling()) validateSampling(request.getSampling());
     if (request.getPriority() < MIN_PRIORITY || request.getPriority() > MAX_PRIORITY) {
       throw RequestException.invalid("priority", "must be in " + MIN_PRIORITY + ".." + MAX_PRIORITY + " (got " + request.getPriority() + ")");
@@ -82,7 +88,7 @@ final class RequestValidator {
 
   private static ImageRef validateMessages(GenerateRequest request) {
     int n = request.getMessagesCount();
-    if (n == 0) throw RequestException.invalid("messages", "at least one message is required");
+    if (n == 0) throw RequestException.invalid("messages", "at least one message (or prompt_token_ids) is required");
     ImageRef image = null;
     for (int i = 0; i < n; i++) {
       Message m = request.getMessages(i);

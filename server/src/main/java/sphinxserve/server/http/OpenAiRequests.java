@@ -44,14 +44,24 @@ final class OpenAiRequests {
     return finish(body, request);
   }
 
-  /** A {@code /v1/completions} body: its prompt is one user turn (the node renders every prompt with the model's template). */
-  public static Parsed completion(JsonNode body, String requestId) {
+  /**
+   * A {@code /v1/completions} body: a string prompt is one user turn rendered with the model's template; an array of
+   * token ids is the prompt as it is (no template, no BOS), as OpenAI and vLLM take it.
+   */
+  static Parsed completion(JsonNode body, String requestId) {
     JsonNode prompt = body.get("prompt");
-    if (prompt == null || !prompt.isTextual()) {
-      throw invalid("prompt", "must be a string (arrays of prompts and token ids are not supported)");
+    GenerateRequest.Builder request = GenerateRequest.newBuilder().setRequestId(requestId);
+    if (prompt != null && prompt.isTextual()) {
+      request.addMessages(Message.newBuilder().setRole(Role.USER).addContent(Content.newBuilder().setText(prompt.asText())));
+    } else if (prompt != null && prompt.isArray() && !prompt.isEmpty() && prompt.get(0).canConvertToExactIntegral()) {
+      for (int i = 0; i < prompt.size(); i++) {
+        JsonNode id = prompt.get(i);
+        if (!id.canConvertToExactIntegral() || !id.canConvertToInt() || id.asInt() < 0) throw invalid("prompt[" + i + "]", "must be a token id");
+        request.addPromptTokenIds(id.asInt());
+      }
+    } else {
+      throw invalid("prompt", "must be a string or an array of token ids (several prompts per request are not supported)");
     }
-    GenerateRequest.Builder request = GenerateRequest.newBuilder().setRequestId(requestId)
-        .addMessages(Message.newBuilder().setRole(Role.USER).addContent(Content.newBuilder().setText(prompt.asText())));
     return finish(body, request);
   }
 

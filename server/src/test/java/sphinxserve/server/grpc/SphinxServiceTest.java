@@ -242,6 +242,8 @@ final class SphinxServiceTest {
   static Stream<Arguments> invalidRequests() {
     return Stream.of(
         Arguments.of(GenerateRequest.getDefaultInstance(), "messages: at least one message"),
+        Arguments.of(GenerateRequest.newBuilder().addMessages(user(text("x"))).addPromptTokenIds(1).build(), "prompt_token_ids: set either messages or prompt_token_ids"),
+        Arguments.of(GenerateRequest.newBuilder().addPromptTokenIds(1).addPromptTokenIds(1 << 30).build(), "prompt_token_ids[1]: 1073741824 is outside the vocabulary"),
         Arguments.of(GenerateRequest.newBuilder().addMessages(assistant("x")).build(), "messages[0].role: must be USER"),
         Arguments.of(GenerateRequest.newBuilder().addMessages(Message.newBuilder().addContent(text("x"))).build(), "messages[0].role: must be SYSTEM, USER or ASSISTANT"),
         Arguments.of(GenerateRequest.newBuilder().addMessages(user(text("a"))).addMessages(system("b")).build(), "messages[1].role: SYSTEM is allowed only as the first message"),

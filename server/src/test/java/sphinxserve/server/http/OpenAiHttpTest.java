@@ -198,6 +198,17 @@ class OpenAiHttpTest {
   }
 
   @Test
+  void completions_takeATokenArrayAsTheRawPrompt() throws Exception {
+    ObjectNode body = JSON.createObjectNode().put("max_tokens", 4).put("temperature", 0).put("ignore_eos", true);
+    body.putArray("prompt").add(1).add(40).add(41).add(42).add(43);
+    HttpResponse<String> r = post("/v1/completions", body.toString());
+    assertEquals(200, r.statusCode(), r.body());
+    assertEquals(5, JSON.readTree(r.body()).path("usage").path("prompt_tokens").asInt(), "the ids as they are: no template, no BOS");
+    body.putArray("prompt").add(1).add(node.bundle().spec().vocabSize());
+    assertError(post("/v1/completions", body.toString()), 400, "prompt_token_ids[1]");
+  }
+
+  @Test
   void errors_inOpenAisShapeNamingTheField() throws Exception {
     assertError(post("/v1/chat/completions", chat("x", 4).put("temperature", 5).toString()), 400, "temperature");
     assertError(post("/v1/chat/completions", chat("x", 4).put("n", 2).toString()), 400, "n");
