@@ -1,0 +1,124 @@
+package sphinxserve.server;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.ThreadLocalRandom;
+
+/**
+ * The same load against any OpenAI-compatible server — the node's HTTP API and llama.cpp's llama-server alike — so
+ * the peer table compares like with like (bin/bench-peers): per case, N concurrent streamed {@code /v1/completions}
+ * requests, each a raw prompt of P token ids (BOS, then ids spread over the vocabulary, different per request, as
+ * shared/peers/peer-server.mjs makes them), T greedy tokens with EOS ignored. Prints one JSON line per case: output
+ * tokens per second over the case's wall time, median time to first token.
+ *
+ * <p>{@code --url http://127.0.0.1:8080 [--cases 1x64,8x64,16x64,32x64,8x1000] [--tokens 64] [--label node-fp32]}
+ */
+public final class OpenAiLoadBenchmark {
+
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  private record Result(int tokens, long ttftMillis) {}
+
+  private OpenAiLoadBenchmark() {}
+
+  public static void main(String[] args) throws Exception {
+    String url = "http://127.0.0.1:8080";
+    String cases = "1x64,8x64,16x64,32x64,8x1000";
+    int tokens = 64;
+    String label = "";
+    for (int i = 0; i < args.length; i++) {
+      switch (args[i]) {
+        case "--url" -> url = args[++i];
+        case "--cases" -> cases = args[++i];
+        case "--tokens" -> tokens = Integer.parseInt(args[++i]);
+        case "--label" -> label = args[++i];
+        default -> throw new IllegalArgumentException("unknown argument " + args[i]);
+      }
+    }
+    HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(Duration.ofSeconds(10))
+        .executor(Executors.newVirtualThreadPerTaskExecutor()).build();
+    int salt = ThreadLocalRandom.current().nextInt(20000);
+    one(http, url, new int[] {1, 2, 3, 4}, 4); // warm-up
+    for (String c : cases.split(",")) {
+      String[] np = c.split("x");
+      int n = Integer.parseInt(np[0]);
+      int p = Integer.parseInt(np[1]);
+      long start = System.nanoTime();
+      List<Future<Result>> futures = new ArrayList<>();
+      String target = url;
+      int t = tokens;
+      try (var pool = Executors.newVirtualThreadPerTaskExecutor()) {
+        for (int i = 0; i < n; i++) {
+          int[] prompt = prompt(p, salt + (i + n * 100) * 131);
+          futures.add(pool.submit(() -> one(http, target, prompt, t)));
+        }
+      }
+      double seconds = (System.nanoTime() - start) / 1e9;
+      int total = 0;
+      long[] ttft = new long[n];
+      for (int i = 0; i < n; i++) {
+        Result r = futures.get(i).get();
+        total += r.tokens();
+        ttft[i] = r.ttftMillis();
+      }
+      Arrays.sort(ttft);
+      System.out.printf("{\"label\": \"%s\", \"case\": \"%s\", \"tok_s\": %.1f, \"ttft_ms\": %d, \"tokens\": %d}%n", label, c,
+          total / seconds, ttft[n / 2], total);
+    }
+  }
+
+  /** BOS, then {@code length − 1} ids in [300, 30300), varied by {@code seed}. */
+  private static int[] prompt(int length, int seed) {
+    int[] ids = new int[length];
+    ids[0] = 1;
+    for (int j = 1; j < length; j++) ids[j] = 300 + Math.floorMod(seed + j * 7, 30000);
+    return ids;
+  }
+
+  /** One streamed request: tokens received (from the usage, else counted chunks) and time to the first. */
+  private static Result one(HttpClient http, String url, int[] prompt, int maxTokens) throws Exception {
+    ObjectNode body = JSON.createObjectNode().put("max_tokens", maxTokens).put("temperature", 0).put("ignore_eos", true)
+        .put("stream", true).put("cache_prompt", false);
+    body.putObject("stream_options").put("include_usage", true);
+    var ids = body.putArray("prompt");
+    for (int id : prompt) ids.add(id);
+    long start = System.nanoTime();
+    HttpResponse<java.io.InputStream> response = http.send(HttpRequest.newBuilder(URI.create(url + "/v1/completions"))
+        .header("content-type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body.toString())).build(),
+        HttpResponse.BodyHandlers.ofInputStream());
+    if (response.statusCode() != 200) {
+      throw new IllegalStateException(url + " answered " + response.statusCode() + ": " + new String(response.body().readAllBytes(), StandardCharsets.UTF_8));
+    }
+    long ttft = -1;
+    int chunks = 0;
+    int usage = -1;
+    try (BufferedReader reader = new BufferedReader(new InputStreamReader(response.body(), StandardCharsets.UTF_8))) {
+      String line;
+      while ((line = reader.readLine()) != null) {
+        if (!line.startsWith("data: ") || line.equals("data: [DONE]")) continue;
+        JsonNode event = JSON.readTree(line.substring(6));
+        if (event.path("usage").path("completion_tokens").isNumber()) usage = event.path("usage").path("completion_tokens").asInt();
+        JsonNode choices = event.path("choices");
+        if (choices.isArray() && !choices.isEmpty() && !choices.get(0).path("text").asText("").isEmpty()) {
+          if (ttft < 0) ttft = (System.nanoTime() - start) / 1_000_000;
+          chunks++;
+        }
+      }
+    }
+    return new Result(usage >= 0 ? usage : chunks, ttft);
+  }
+}
