@@ -107,16 +107,9 @@ public final class BundleBuilder {
           + "the node renders conversations with the model's template, so add one");
     }
     checkTemplateRenders(model);
-    Files.createDirectories(out);
-    Files.deleteIfExists(out.resolve(BundleFiles.MANIFEST));
+    writeDecoderAndTokenizer(model, quantization, out);
     DecoderShape d = model.shape();
     LlamaConfig config = model.config();
-    ModelProto decoder;
-    try (ExternalData data = ExternalData.create(out.resolve(BundleFiles.DECODER_DATA))) {
-      decoder = DecoderGraph.build(d, config.variant(), model.weights(), DecoderGraph.KvAddressing.PAGED, quantization, data);
-    }
-    writeModel(decoder, out.resolve(BundleFiles.DECODER));
-    Files.writeString(out.resolve(BundleFiles.TOKENIZER), model.tokenizerJson(), StandardCharsets.UTF_8);
     BundleManifest.Builder manifest = BundleManifest.newBuilder()
         .setFormatVersion(FORMAT_VERSION)
         .setArchitecture("llama")
@@ -141,17 +134,10 @@ public final class BundleBuilder {
    * external data) copied as given, its view geometry, and SPHINX's conv_v1_2 template.
    */
   public static BundleManifest build(SphinxExport model, WeightQuantization quantization, String source, Path out) throws IOException {
-    Files.createDirectories(out);
-    Files.deleteIfExists(out.resolve(BundleFiles.MANIFEST));
     LlamaCheckpoint decoderFolder = model.decoder();
+    writeDecoderAndTokenizer(decoderFolder, quantization, out);
     DecoderShape d = decoderFolder.shape();
     LlamaConfig config = decoderFolder.config();
-    ModelProto decoder;
-    try (ExternalData data = ExternalData.create(out.resolve(BundleFiles.DECODER_DATA))) {
-      decoder = DecoderGraph.build(d, config.variant(), decoderFolder.weights(), DecoderGraph.KvAddressing.PAGED, quantization, data);
-    }
-    writeModel(decoder, out.resolve(BundleFiles.DECODER));
-    Files.writeString(out.resolve(BundleFiles.TOKENIZER), decoderFolder.tokenizerJson(), StandardCharsets.UTF_8);
     List<String> files = new java.util.ArrayList<>(List.of(BundleFiles.DECODER, BundleFiles.DECODER_DATA, BundleFiles.VISION, BundleFiles.TOKENIZER));
     Files.copy(decoderFolder.directory().resolve(SphinxExport.VISION), out.resolve(BundleFiles.VISION), StandardCopyOption.REPLACE_EXISTING);
     Path visionData = decoderFolder.directory().resolve(SphinxExport.VISION_DATA);
@@ -178,6 +164,22 @@ public final class BundleBuilder {
         .addStopStrings("\n###");
     if (quantization.enabled()) manifest.setQuantization(quantizationOf(d, quantization));
     return finish(manifest, files, out);
+  }
+
+  /**
+   * Starts {@code out} (the manifest, written last, removed first) with a checkpoint's paged decoder, its weights as
+   * external data, and its tokenizer.json.
+   */
+  private static void writeDecoderAndTokenizer(LlamaCheckpoint model, WeightQuantization quantization, Path out) throws IOException {
+    Files.createDirectories(out);
+    Files.deleteIfExists(out.resolve(BundleFiles.MANIFEST));
+    ModelProto decoder;
+    try (ExternalData data = ExternalData.create(out.resolve(BundleFiles.DECODER_DATA))) {
+      decoder = DecoderGraph.build(model.shape(), model.config().variant(), model.weights(), DecoderGraph.KvAddressing.PAGED,
+          quantization, data);
+    }
+    writeModel(decoder, out.resolve(BundleFiles.DECODER));
+    Files.writeString(out.resolve(BundleFiles.TOKENIZER), model.tokenizerJson(), StandardCharsets.UTF_8);
   }
 
   /** A template that cannot render a one-question conversation is refused now, not at the first request. */
