@@ -119,9 +119,7 @@ public final class BundleBuilder {
         .setDecoder(decoderConfig(d).setRopeScaling(config.variant().ropeScaling().describe())
             .setTieWordEmbeddings(config.variant().tiedEmbeddings()).setAttentionBias(config.variant().attentionBias())
             .setMlpBias(config.variant().mlpBias()))
-        .setTokenizer(TokenizerConfig.newBuilder().setFile(BundleFiles.TOKENIZER).setBosId(config.bosId())
-            .setEosId(config.eosIds().get(0)).addAllExtraEosIds(config.eosIds().subList(1, config.eosIds().size()))
-            .setPadId(config.padId()))
+        .setTokenizer(tokenizerConfig(config))
         .setTemplate(Template.newBuilder().setName("chat_template").setJinja(template.jinja())
             .putAllVariables(template.variables()));
     if (quantization.enabled()) manifest.setQuantization(quantizationOf(d, quantization));
@@ -156,14 +154,19 @@ public final class BundleBuilder {
         .setVision(VisionConfig.newBuilder().setFile(BundleFiles.VISION).setImageSize(g.imageSize()).setGrid(g.grid())
             .setViewSize(g.viewSize()).setTokensPerView(g.tokensPerView()).addAllPadRgb(g.padRgb()).addAllMean(g.mean())
             .addAllStd(g.std()).setGlobalViewResize(g.globalViewResize()).putBranches("exported", SphinxExport.VISION + " from tools/sphinx_export"))
-        .setTokenizer(TokenizerConfig.newBuilder().setFile(BundleFiles.TOKENIZER).setBosId(config.bosId())
-            .setEosId(config.eosIds().get(0)).addAllExtraEosIds(config.eosIds().subList(1, config.eosIds().size()))
-            .setPadId(config.padId()).setImagePlaceholderId(model.imagePlaceholderId()))
+        .setTokenizer(tokenizerConfig(config).setImagePlaceholderId(model.imagePlaceholderId()))
         .setTemplate(Template.newBuilder().setName("conv_v1_2").setSystem(SYSTEM).setUserPrefix("### Human: ")
             .setAssistantPrefix("### Assistant:").setTurnSeparator("\n"))
         .addStopStrings("\n###");
     if (quantization.enabled()) manifest.setQuantization(quantizationOf(d, quantization));
     return finish(manifest, files, out);
+  }
+
+  /** The tokenizer section of a checkpoint's bundle: its BOS, every EOS id (the first as {@code eos_id}), padding. */
+  private static TokenizerConfig.Builder tokenizerConfig(LlamaConfig config) {
+    return TokenizerConfig.newBuilder().setFile(BundleFiles.TOKENIZER).setBosId(config.bosId())
+        .setEosId(config.eosIds().get(0)).addAllExtraEosIds(config.eosIds().subList(1, config.eosIds().size()))
+        .setPadId(config.padId());
   }
 
   /**

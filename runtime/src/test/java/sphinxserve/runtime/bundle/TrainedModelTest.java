@@ -23,12 +23,10 @@ import java.util.Map;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import sphinxserve.api.ImageEmbeddings;
-import sphinxserve.api.SequenceStep;
-import sphinxserve.api.StepOutput;
 import sphinxserve.kvcache.KvCacheStorage;
 import sphinxserve.runtime.engine.OnnxModelRuntime;
 import sphinxserve.runtime.engine.RuntimeOptions;
+import sphinxserve.runtime.testing.SphinxTinyParity;
 import sphinxserve.runtime.tokenizer.HfTextTokenizer;
 
 /**
@@ -88,36 +86,14 @@ class TrainedModelTest {
   /** Vision output, the prompt's last logits and eight greedy steps agree with PyTorch to 1e-4. */
   @Test
   void engineComputesWhatPyTorchComputed() throws IOException {
-    SafeTensors parity = SafeTensors.parse(resource("/sphinx-tiny/parity.safetensors"), "parity.safetensors");
-    float[] pixels = parity.get("pixel_values").floats();
-    float[] expectedEmbeds = parity.get("image_embeds").floats();
-    int[] prompt = Arrays.stream(parity.get("prompt_ids").longs()).mapToInt(Math::toIntExact).toArray();
-    long[] greedy = parity.get("greedy_ids").longs();
-    float[] expectedLogits = parity.get("logits").floats();
-    int vocab = bundle.spec().vocabSize();
-    int numBlocks = (prompt.length + greedy.length) / BLOCK_SIZE + 2;
-
-    try (KvCacheStorage kv = new KvCacheStorage(OnnxModelRuntime.kvLayoutFor(bundle.spec(), BLOCK_SIZE, numBlocks));
+    SphinxTinyParity parity = SphinxTinyParity.load();
+    float[] embeds;
+    try (KvCacheStorage kv = new KvCacheStorage(OnnxModelRuntime.kvLayoutFor(bundle.spec(), 16, 2));
         OnnxModelRuntime runtime = OnnxModelRuntime.open(bundle, RuntimeOptions.cpu(), kv)) {
-      float[] embeds = runtime.encodeViews(pixels, bundle.spec().vision().numViews());
-      assertClose(expectedEmbeds, embeds, "image_embeds");
-
-      int[] blockTable = new int[numBlocks];
-      for (int i = 0; i < numBlocks; i++) blockTable[i] = i;
-      ImageEmbeddings image = new ImageEmbeddings("parity", bundle.spec().vision().tokensPerImage(),
-          bundle.spec().hiddenSize(), embeds);
-      float[] row = new float[vocab];
-      StepOutput out = runtime.step(List.of(new SequenceStep(prompt, 0, blockTable, image, 1, true)));
-      out.copyRow(0, row);
-      assertClose(Arrays.copyOfRange(expectedLogits, 0, vocab), row, "logits after the prompt");
-      for (int s = 0; s < greedy.length; s++) {
-        assertEquals(greedy[s], argmax(row), "greedy token " + s);
-        int[] token = {(int) greedy[s]};
-        out = runtime.step(List.of(new SequenceStep(token, prompt.length + s, blockTable, image, 1, true)));
-        out.copyRow(0, row);
-        assertClose(Arrays.copyOfRange(expectedLogits, (s + 1) * vocab, (s + 2) * vocab), row, "logits after greedy token " + s);
-      }
+      embeds = runtime.encodeViews(parity.pixelValues(), bundle.spec().vision().numViews());
     }
+    SphinxTinyParity.assertClose(parity.imageEmbeds(), embeds, "image_embeds");
+    parity.assertDecoderMatches(bundle, embeds);
   }
 
   @Test
@@ -216,26 +192,5 @@ class TrainedModelTest {
     Struct.Builder b = Struct.newBuilder();
     JsonFormat.parser().merge(new String(bytes, StandardCharsets.UTF_8), b);
     return b.build();
-  }
-
-  private static int argmax(float[] row) {
-    int best = 0;
-    for (int i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
-    return best;
-  }
-
-  private static void assertClose(float[] expected, float[] actual, String what) {
-    assertEquals(expected.length, actual.length, what + " length");
-    double worst = 0;
-    int at = -1;
-    for (int i = 0; i < expected.length; i++) {
-      double err = Math.abs(expected[i] - actual[i]) / Math.max(1.0, Math.abs(expected[i]));
-      if (err > worst) {
-        worst = err;
-        at = i;
-      }
-    }
-    assertTrue(worst <= PARITY_TOLERANCE, what + ": worst error " + worst + " at " + at + " (expected " + expected[Math.max(at, 0)]
-        + ", got " + actual[Math.max(at, 0)] + ")");
   }
 }
