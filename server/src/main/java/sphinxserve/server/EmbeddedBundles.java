@@ -23,7 +23,8 @@ import sphinxserve.server.config.NodeConfig;
  * Resolves what the node serves into a bundle directory: {@code --model DIR} (a LLaMA-family checkpoint folder,
  * built once into the bundle cache under the SHA-256 of its files and the build options, so a changed file or
  * option gets a new bundle and the second start only hashes), or {@code --bundle}: a directory as given, or
- * {@code embedded:<name>} built once into the bundle cache: a trained model shipped in the jar ({@code sphinx-tiny}, the default; cached under its weights'
+ * {@code embedded:<name>} built once into the bundle cache (every cache key includes
+ * {@link BundleBuilder#BUILDER_REVISION}, so a newer builder never serves an older one's bundle): a trained model shipped in the jar ({@code sphinx-tiny}, the default; cached under its weights'
  * hash, so a new model never meets a stale bundle) or a random preset ({@code test|tiny|bench}, seed 1). A build goes to a private temporary directory and is renamed into place, so a crash or two
  * nodes starting together never leave a half-written bundle under the final name.
  */
@@ -43,7 +44,7 @@ final class EmbeddedBundles {
     String name = config.bundle().substring(NodeConfig.EMBEDDED.length());
     if (TrainedModel.EMBEDDED.contains(name)) {
       TrainedModel model = TrainedModel.embedded(name);
-      Path dir = config.bundleCache().resolve(name + "-" + model.weightsSha256().substring(0, 16));
+      Path dir = config.bundleCache().resolve(name + "-" + model.weightsSha256().substring(0, 16) + "-b" + BundleBuilder.BUILDER_REVISION);
       return buildOnce(dir, name, out -> BundleBuilder.build(model, out));
     }
     BundlePreset preset;
@@ -53,7 +54,7 @@ final class EmbeddedBundles {
       throw new IllegalArgumentException("unknown embedded bundle '" + name + "'; known: "
           + String.join(", ", TrainedModel.EMBEDDED) + ", test, tiny, bench");
     }
-    Path dir = config.bundleCache().resolve(preset.name().toLowerCase(Locale.ROOT) + "-seed" + SEED);
+    Path dir = config.bundleCache().resolve(preset.name().toLowerCase(Locale.ROOT) + "-seed" + SEED + "-b" + BundleBuilder.BUILDER_REVISION);
     return buildOnce(dir, name, out -> BundleBuilder.build(preset, SEED, out));
   }
 
@@ -63,7 +64,7 @@ final class EmbeddedBundles {
     SphinxExport export = sphinx ? SphinxExport.open(config.model(), config.maxContext()) : null;
     LlamaCheckpoint model = sphinx ? export.decoder() : LlamaCheckpoint.open(config.model(), config.maxContext());
     WeightQuantization quantization = WeightQuantization.named(config.quantize());
-    String options = "format=" + BundleBuilder.FORMAT_VERSION + ";quantize=" + config.quantize() + ";max-context=" + config.maxContext();
+    String options = "format=" + BundleBuilder.FORMAT_VERSION + ";builder=" + BundleBuilder.BUILDER_REVISION + ";quantize=" + config.quantize() + ";max-context=" + config.maxContext();
     String key = sha256((sphinx ? model.contentHash(export.extraInputs()) : model.contentHash()) + "\n" + options);
     String name = model.name().replaceAll("[^A-Za-z0-9._-]", "_");
     Path dir = config.bundleCache().resolve(name + "-" + key.substring(0, 16));

@@ -39,6 +39,13 @@ public final class BundleBuilder {
   /** Bundle format version written and understood. */
   public static final int FORMAT_VERSION = 1;
 
+  /**
+   * Changes whenever the builder writes something different for the same inputs (a new manifest field, another
+   * graph), so bundle caches keyed by their inputs (the node's {@code --bundle-cache}) rebuild instead of serving a
+   * bundle an older builder made. 2: model names, text-only bundles, external data.
+   */
+  public static final int BUILDER_REVISION = 2;
+
   /** Special tokens at the start of the vocabulary, in id order. */
   public static final List<String> SPECIAL_TOKENS = BundleTokenizers.DEFAULT_SPECIAL_TOKENS;
 
