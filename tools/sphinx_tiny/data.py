@@ -11,6 +11,7 @@ and the labels are the tokens of each " " + a + "\\n###": the model learns to en
 string "\\n###", which the node holds back and stops on.
 """
 
+import math
 import random
 
 import numpy as np
@@ -180,6 +181,19 @@ def dense_targets(scene, cfg):
                 cls[v, p] = CLASSES.index(o.kind)
                 colour[v, p] = COLOUR_IDS.get(o.colour, 0)
                 size[v, p] = SIZE_IDS.get(o.size, 0)
+    view_object = np.full((cfg.num_views, n), -1, dtype=np.int64)  # per view: the smallest object covering a patch
+    tile_box = np.zeros((cfg.num_views - 1, n, 4), dtype=np.float32)
+    for v, (ox, oy, span) in enumerate(view_origin):
+        for p in range(n):
+            cx = ox + span * ((p % g) + 0.5) / g
+            cy = oy + span * ((p // g) + 0.5) / g
+            covering = [i for i, b in enumerate(boxes) if b[0] <= cx <= b[2] and b[1] <= cy <= b[3]]
+            if covering:
+                i = min(covering, key=lambda k: area[k])
+                view_object[v, p] = i
+                if v > 0:
+                    b = boxes[i]
+                    tile_box[v - 1, p] = [(b[0] - ox) / span, (b[1] - oy) / span, (b[2] - ox) / span, (b[3] - oy) / span]
     owner = np.zeros(n, dtype=np.float32)
     obj_map = np.full(n, -1, dtype=np.int64)  # global view: the object a patch is about (owner, else covering)
     for p in range(n):
@@ -211,9 +225,140 @@ def dense_targets(scene, cfg):
         if o.kind == "person":
             is_person[p] = 1.0
             keypoints[p] = np.array([[scene.nx(x), scene.ny(y)] for x, y in o.keypoints], dtype=np.float32).reshape(-1)
+    view_object[0] = obj_map  # the global view's map includes the owner patches
     return {"cls": cls, "colour": colour, "size": size, "owner": owner, "object": obj_map, "box": box,
-            "digits": digits, "is_person": is_person, "keypoints": keypoints}
+            "digits": digits, "is_person": is_person, "keypoints": keypoints, "view_object": view_object,
+            "tile_box": tile_box}
 
 
 def stack_targets(targets):
     return {k: torch.from_numpy(np.stack([t[k] for t in targets])) for k in targets[0]}
+
+
+# ---- fan-out batches (the second recipe): one prefix per scene, single-turn questions as suffixes ----------
+
+TASKS = ["caption", "detection", "counting", "referring", "pose"]
+COORDINATE_WEIGHT = 3.0  # a coordinate token's loss weight against 1 for every other answer token
+
+
+def prefix_ids(tok, cfg):
+    """BOS, the image rows and the system text but its last newline: what every question about a scene shares.
+    (The GPT-2 pre-tokenizer splits "\n\n###" as "\n", "\n", "###" but a text ending "\n\n" as one "\n\n",
+    so the cut falls between the two newlines, where both texts have a boundary.)"""
+    return [BOS] + [IMAGE] * cfg.tokens_per_image + tok.encode(SYSTEM[:-1])
+
+
+def scene_tasks(scene, rng):
+    """(task, question, answer) for a scene, shuffled: a caption, two detections (mostly of kinds present),
+    a count, up to three referring expressions and a pose per person."""
+    kinds = sorted({o.kind for o in scene.objects})
+    out = [("caption",) + scenes.caption(scene)]
+    for _ in range(2):
+        kind = rng.choice(kinds) if rng.random() < 0.75 else rng.choice(scenes.SHAPES + ["person"])
+        out.append(("detection",) + scenes.detection(scene, kind))
+    kind = rng.choice(kinds) if rng.random() < 0.7 else rng.choice(scenes.SHAPES + ["person"])
+    out.append(("counting",) + scenes.counting(scene, kind))
+    refs = scenes.referring_expressions(scene)
+    for expr, obj in rng.sample(refs, min(3, len(refs))):
+        out.append(("referring",) + scenes.referring(expr, scene, obj))
+    for person in [o for o in scene.objects if o.kind == "person"]:
+        out.append(("pose",) + scenes.pose(scene, person))
+    rng.shuffle(out)
+    seen = set()
+    return [t for t in out if not (t[1] in seen or seen.add(t[1]))]
+
+
+class Suffix:
+    """One question (or, for follow-ups, two turns) about scene `owner`, as the tokens after the prefix:
+    ids [S]; target[i] is the token position i predicts (IGNORE outside answers); weight[i] its loss weight
+    (coordinates weighted up; each answer's weights scaled by 1/sqrt(its total) so that a 120-token pose
+    answer does not outweigh a 12-token box nine to one); pointers (i, object) for positions whose next token
+    is about one object."""
+
+    def __init__(self, owner, task, ids, target, weight, pointers):
+        self.owner, self.task, self.ids, self.target, self.weight, self.pointers = owner, task, ids, target, weight, pointers
+
+
+def encode_suffix(owner, turns, tok, scene=None):
+    """turns: [(task, question, answer), ...]; the last is the one the suffix is named after."""
+    ids, target, weight, pointers = [], [], [], []
+    for k, (_task, q, a) in enumerate(turns):
+        head = tok.encode(("\n" + USER if k == 0 else " Human: ") + q + "\n" + ASSISTANT)
+        ids += head
+        target += [IGNORE] * len(head)
+        weight += [0.0] * len(head)
+        answer = tok.encode(" " + a + "\n###")
+        w = [COORDINATE_WEIGHT if tok.coordinate_value(t) is not None else 1.0 for t in answer]
+        scale = 1.0 / math.sqrt(sum(w))
+        # Position len(ids) - 1 + j predicts answer token j.
+        target[-1:] = [answer[0]]
+        weight[-1:] = [w[0] * scale]
+        target += answer[1:] + [IGNORE]
+        weight += [x * scale for x in w[1:]] + [0.0]
+        if scene is not None:
+            spans = scenes.object_spans(scene, q, a)
+            offset = -1  # the answer text starts after the leading space
+            for j, t in enumerate(answer):
+                for start, end, obj in spans:
+                    if start <= offset < end:
+                        pointers.append((len(ids) + j - 1, obj))
+                        break
+                offset += len(tok.tokens[t])  # byte-level and coordinate tokens: one character per byte
+        ids += answer
+    return Suffix(owner, turns[-1][0], ids, target, weight, pointers)
+
+
+def fanout_batch(seeds, tok, cfg, questions=6, two_turn=0.1, bucket=64):
+    """Pixels [5B, 3, S, S], prefix ids [B, P], dense targets, and the suffixes in length buckets: a list of
+    dicts (owner [N], ids [N, S], target [N, S], weight [N, S], pointer [N, S, P], task [N]) — one attention
+    call per bucket, so short questions do not pay for the longest pose answer."""
+    pixels, targets, suffixes = [], [], []
+    prefix = prefix_ids(tok, cfg)
+    for b, s in enumerate(seeds):
+        scene = scenes.make_scene(s)
+        rng = random.Random(s * 7919 + 1)
+        pixels.append(views(scene.image, cfg))
+        targets.append(dense_targets(scene, cfg))
+        tasks = scene_tasks(scene, rng)
+        for k, t in enumerate(tasks[:questions]):
+            turns = [t]
+            if len(tasks) > 1 and rng.random() < two_turn:  # a follow-up keeps the multi-turn format learnt
+                turns = [tasks[(k + 1) % len(tasks)], t]
+            suffixes.append(encode_suffix(b, turns, tok, scene))
+    g = cfg.view_size // cfg.patch_size
+    groups = [[x for x in suffixes if len(x.ids) <= bucket], [x for x in suffixes if len(x.ids) > bucket]]
+    buckets = []
+    for group in groups:
+        if not group:
+            continue
+        length = max(len(x.ids) for x in group)
+        n = len(group)
+        ids = torch.full((n, length), 3, dtype=torch.long)
+        target = torch.full((n, length), IGNORE, dtype=torch.long)
+        weight = torch.zeros((n, length))
+        pointer = torch.zeros((n, length, len(prefix)))
+        for r, x in enumerate(group):
+            ids[r, :len(x.ids)] = torch.tensor(x.ids)
+            target[r, :len(x.target)] = torch.tensor(x.target)
+            weight[r, :len(x.weight)] = torch.tensor(x.weight)
+            view_object = targets[x.owner]["view_object"]
+            for pos, obj in x.pointers:
+                for v in range(cfg.num_views):
+                    patches = np.nonzero(view_object[v] == obj)[0]
+                    pointer[r, pos, 1 + v * cfg.tokens_per_view + 2 + patches] = 1.0  # after BOS; start, cls
+        assert g * g == targets[0]["view_object"].shape[1]
+        buckets.append({"owner": torch.tensor([x.owner for x in group]), "ids": ids, "target": target,
+                        "weight": weight, "pointer": pointer, "task": [x.task for x in group]})
+    prefixes = torch.tensor([prefix] * len(seeds), dtype=torch.long)
+    return torch.from_numpy(np.concatenate(pixels)), prefixes, stack_targets(targets), buckets
+
+
+def check_fanout_segmentation(tok, cfg, seeds):
+    """Prefix + suffix ids equal the ids of the whole single-turn text: the fan-out trains what the node sees."""
+    prefix = prefix_ids(tok, cfg)
+    for s in seeds:
+        scene = scenes.make_scene(s)
+        for t in scene_tasks(scene, random.Random(s)):
+            suffix = encode_suffix(0, [t], tok)
+            whole = tok.encode(full_text([(t[1], t[2])]))
+            assert prefix[1 + cfg.tokens_per_image:] + suffix.ids == whole, "fan-out split changed the tokens of scene %d" % s

@@ -1,6 +1,6 @@
-"""Turns a training checkpoint into the committed SPHINX-tiny files and the Java tests' fixtures.
+"""Turns train.py's state into the committed SPHINX-tiny files and the Java tests' fixtures.
 
-  /usr/bin/python3 tools/sphinx_tiny/export.py --checkpoint /tmp/sphinx-tiny-train
+  /usr/bin/python3 tools/sphinx_tiny/export.py [--state tools/sphinx_tiny/state]
 
 Writes
   runtime/src/main/resources/sphinxserve/models/sphinx-tiny/
@@ -29,8 +29,7 @@ sys.path.insert(0, HERE)
 import data  # noqa: E402
 import scenes  # noqa: E402
 from model import Config, SphinxTiny  # noqa: E402
-from tokenizer import Tokenizer  # noqa: E402
-from train import HELDOUT_SEED_BASE  # noqa: E402
+from heldout import HELDOUT_SEED_BASE  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 MODEL_DIR = os.path.join(ROOT, "runtime/src/main/resources/sphinxserve/models/sphinx-tiny")
@@ -64,23 +63,21 @@ def write_safetensors(path, tensors, metadata=None):
             f.write(b)
 
 
-def load_checkpoint(directory):
-    """(model in eval mode, config, tokenizer, raw checkpoint) from train.py's --out directory."""
-    ckpt = torch.load(os.path.join(directory, "checkpoint.pt"))
-    cfg = Config(**ckpt["config"])
-    with open(os.path.join(directory, "merges.json")) as f:
-        tok = Tokenizer([tuple(m) for m in json.load(f)])
-    model = SphinxTiny(cfg)
-    model.load_state_dict(ckpt["state"])
-    model.eval()
-    return model, cfg, tok, ckpt
+def load_state(directory):
+    """(model in eval mode, config, tokenizer, training record) from train.py's state folder."""
+    import train
+    trainer = train.Trainer(directory)
+    trainer.model.eval()
+    record = {"recipe": {k: v for k, v in trainer.recipe.items() if k != "config"}, "step": trainer.step,
+              "total_steps": trainer.total_steps, "seconds": round(trainer.seconds), "sessions": trainer.sessions}
+    return trainer.model, trainer.cfg, trainer.tok, record
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--checkpoint", required=True, help="train.py's --out directory")
+    ap.add_argument("--state", default=os.path.join(HERE, "state"), help="train.py's state folder")
     args = ap.parse_args()
-    model, cfg, tok, ckpt = load_checkpoint(args.checkpoint)
+    model, cfg, tok, record = load_state(args.state)
 
     os.makedirs(MODEL_DIR, exist_ok=True)
     os.makedirs(FIXTURE_DIR, exist_ok=True)
@@ -94,7 +91,7 @@ def main():
         "description": "SPHINX-shaped model trained on synthetic scenes (tools/sphinx_tiny); see docs/MODEL.md",
         "decoder": {k: c[k] for k in DECODER_KEYS},
         "vision": {k: c[k] for k in VISION_KEYS},
-        "training": ckpt["training"],
+        "training": record,
     }
     with open(os.path.join(MODEL_DIR, "model.json"), "w") as f:
         json.dump(manifest, f, indent=2)

@@ -223,38 +223,117 @@ class SphinxTiny(Named):
         rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
         return x * cos + rotated * sin
 
-    def decode(self, ids, image_embeds, image_start=1, capture=()):
-        """Logits [B, L, V] for token ids [B, L] whose positions image_start.. hold the image rows [B, M, H].
-        With capture = ((layer, head), ...), also the attention probabilities [B, L, L] of those heads."""
-        c = self.cfg
-        b, length = ids.shape
-        nh, kh, d = c.num_heads, c.num_kv_heads, c.head_dim
-        x = F.embedding(ids.clamp(max=c.vocab_size - 1), self.w("embed_tokens"))
+    def _embed(self, ids, image_embeds, image_start):
+        x = F.embedding(ids.clamp(max=self.cfg.vocab_size - 1), self.w("embed_tokens"))
         if image_embeds is not None:
             m = image_embeds.shape[1]
             x = torch.cat([x[:, :image_start], image_embeds, x[:, image_start + m:]], dim=1)
-        cos = self.rope_cos[:length].view(1, length, 1, d)
-        sin = self.rope_sin[:length].view(1, length, 1, d)
-        causal = torch.full((length, length), -1e30).triu(1)
+        return x
+
+    def _qkv(self, x, p, start):
+        """RoPE'd queries [B, KH, G, L, D] (already scaled) and keys/values [B, KH, L, D] of positions start.."""
+        c = self.cfg
+        b, length, _ = x.shape
+        nh, kh, d = c.num_heads, c.num_kv_heads, c.head_dim
+        cos = self.rope_cos[start:start + length].view(1, length, 1, d)
+        sin = self.rope_sin[start:start + length].view(1, length, 1, d)
+        n = self._rms(x, p + "input_norm")
+        q = self._rope((n @ self.w(p + "q_proj")).view(b, length, nh, d), cos, sin)
+        k = self._rope((n @ self.w(p + "k_proj")).view(b, length, kh, d), cos, sin)
+        v = (n @ self.w(p + "v_proj")).view(b, length, kh, d)
+        # Query head j reads KV head j // groups: grouping the query heads by KV head avoids copying K and V.
+        q = q.transpose(1, 2).reshape(b, kh, nh // kh, length, d) * (1.0 / math.sqrt(d))
+        return q, k.transpose(1, 2), v.transpose(1, 2)
+
+    def _attend(self, q, k, v, mask):
+        """q [B, KH, G, L, D], k/v [B, KH, Lk, D], additive mask [L, Lk] → (output [B, L, NH·D], probs [B, NH, L, Lk])."""
+        b, kh, g, length, d = q.shape
+        scores = q.reshape(b, kh, g * length, d) @ k.transpose(2, 3)
+        probs = torch.softmax(scores.view(b, kh, g, length, -1) + mask, dim=-1)
+        out = probs.view(b, kh, g * length, -1) @ v
+        return out.view(b, kh * g, length, d).transpose(1, 2).reshape(b, length, kh * g * d), probs.view(b, kh * g, length, -1)
+
+    def _block_tail(self, x, att, p):
+        x = x + att @ self.w(p + "o_proj")
+        n2 = self._rms(x, p + "post_attention_norm")
+        return x + (F.silu(n2 @ self.w(p + "gate_proj")) * (n2 @ self.w(p + "up_proj"))) @ self.w(p + "down_proj")
+
+    def _causal(self, length):
+        mask = getattr(self, "_mask_cache", None)
+        if mask is None or mask.shape[0] < length:
+            mask = torch.full((length, length), -1e30).triu(1)
+            self._mask_cache = mask
+        return mask[:length, :length]
+
+    def logits(self, x):
+        return self._rms(x, "final_norm") @ self.w("lm_head")
+
+    def decode(self, ids, image_embeds, image_start=1, capture=()):
+        """Logits [B, L, V] for token ids [B, L] whose positions image_start.. hold the image rows [B, M, H].
+        With capture = ((layer, head), ...), also the attention probabilities [B, L, L] of those heads."""
+        x = self._embed(ids, image_embeds, image_start)
+        mask = self._causal(ids.shape[1])
         captured = []
-        for l in range(c.num_layers):
+        for l in range(self.cfg.num_layers):
             p = "layers.%d." % l
-            n = self._rms(x, p + "input_norm")
-            q = self._rope((n @ self.w(p + "q_proj")).view(b, length, nh, d), cos, sin)
-            k = self._rope((n @ self.w(p + "k_proj")).view(b, length, kh, d), cos, sin)
-            v = (n @ self.w(p + "v_proj")).view(b, length, kh, d)
-            groups = nh // kh
-            q = q.transpose(1, 2) * (1.0 / math.sqrt(d))  # [B, NH, L, D]
-            k = k.transpose(1, 2).repeat_interleave(groups, dim=1)  # query head j reads KV head j // groups
-            v = v.transpose(1, 2).repeat_interleave(groups, dim=1)
-            probs = torch.softmax(q @ k.transpose(2, 3) + causal, dim=-1)
+            q, k, v = self._qkv(x, p, 0)
+            att, probs = self._attend(q, k, v, mask)
             captured += [probs[:, head] for layer, head in capture if layer == l]
-            att = probs @ v
-            x = x + att.transpose(1, 2).reshape(b, length, nh * d) @ self.w(p + "o_proj")
-            n2 = self._rms(x, p + "post_attention_norm")
-            x = x + (F.silu(n2 @ self.w(p + "gate_proj")) * (n2 @ self.w(p + "up_proj"))) @ self.w(p + "down_proj")
-        logits = self._rms(x, "final_norm") @ self.w("lm_head")
+            x = self._block_tail(x, att, p)
+        logits = self.logits(x)
         return (logits, captured) if capture else logits
+
+    # ---- fan-out: one prefix per scene, many suffixes attending to it (training and evaluation only) --------
+
+    def prefix_cache(self, ids, image_embeds, image_start=1):
+        """Per layer (K, V) [B, KH, P, D] of prefixes ids [B, P] (equal lengths) whose image rows start at
+        image_start. No logits: nothing in a prefix is predicted."""
+        x = self._embed(ids, image_embeds, image_start)
+        mask = self._causal(ids.shape[1])
+        cache = []
+        for l in range(self.cfg.num_layers):
+            p = "layers.%d." % l
+            q, k, v = self._qkv(x, p, 0)
+            cache.append((k, v))
+            if l + 1 < self.cfg.num_layers:  # the last layer's outputs feed only logits, which a prefix has none of
+                att, _ = self._attend(q, k, v, mask)
+                x = self._block_tail(x, att, p)
+        return cache
+
+    def decode_suffixes(self, cache, owner, ids, capture=()):
+        """Logits [N, S, V] of suffixes ids [N, S] that continue prefix owner[n] of the cache (right-padded:
+        padding follows a suffix's tokens, so causality keeps it out of them). Equal to decode() of each
+        prefix + suffix at the suffix's positions. With capture, also those heads' probabilities [N, S, P]
+        over the prefix positions."""
+        n, length = ids.shape
+        start = cache[0][0].shape[2]
+        x = F.embedding(ids.clamp(max=self.cfg.vocab_size - 1), self.w("embed_tokens"))
+        mask = torch.cat([torch.zeros(length, start), self._causal(length)], dim=1)
+        captured = []
+        for l in range(self.cfg.num_layers):
+            p = "layers.%d." % l
+            q, k, v = self._qkv(x, p, start)
+            pk, pv = cache[l]
+            att, probs = self._attend(q, torch.cat([pk[owner], k], dim=2), torch.cat([pv[owner], v], dim=2), mask)
+            captured += [probs[:, head, :, :start] for layer, head in capture if layer == l]
+            x = self._block_tail(x, att, p)
+        logits = self.logits(x)
+        return (logits, captured) if capture else logits
+
+    def init_coordinate_rows(self, first_id, count=101, seed=0):
+        """Rows of embed_tokens and columns of lm_head for the coordinate tokens 0.00 ... 1.00 start as a smooth
+        code of the value (sines and cosines at several frequencies), so neighbouring values start similar."""
+        h = self.cfg.hidden_size
+        values = torch.arange(count, dtype=torch.float32).view(-1, 1) / (count - 1)
+        freqs = torch.pow(torch.tensor(2.0), torch.arange(h // 2, dtype=torch.float32) * (6.0 / (h // 2))).view(1, -1)
+        angles = values * freqs * math.pi
+        code = torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)  # [count, h], unit variance per row
+        gen = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            e = self.w("embed_tokens")
+            e[first_id:first_id + count] = code + 0.1 * torch.randn(count, h, generator=gen)
+            head = self.w("lm_head")
+            head[:, first_id:first_id + count] = code.t() / math.sqrt(h)
 
 
 def sincos_positions(c):
@@ -300,6 +379,7 @@ class AuxHeads(nn.Module):
         self.box = nn.Linear(h, 4)
         self.digits = nn.Linear(h, 80)
         self.keypoints = nn.Linear(h, 34)
+        self.tile_box = nn.Linear(h, 4)
 
     def loss(self, embeds, t):
         """embeds [B·5, T_view, H] from encode_images; t from data.stack_targets."""
@@ -322,4 +402,9 @@ class AuxHeads(nn.Module):
             person = t["is_person"].reshape(-1)[owner] > 0
             if person.any():
                 loss = loss + 5.0 * F.l1_loss(self.keypoints(flat[person]), t["keypoints"].reshape(-1, 34)[owner][person])
+        # Tiles: the box of the object covering a patch, in the tile's own coordinates (a tile's encoder cannot
+        # know which tile it sees; the decoder, which knows, can place it).
+        covered = t["view_object"][:, 1:] >= 0
+        if covered.any():
+            loss = loss + 5.0 * F.l1_loss(self.tile_box(patches[:, 1:][covered]), t["tile_box"][covered])
         return loss

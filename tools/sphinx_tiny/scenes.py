@@ -7,8 +7,10 @@ Vocabulary (documented in docs/MODEL.md):
   colours  red, green, blue, yellow, purple, orange
   sizes    small, large
   people   stick figures with the 17 COCO keypoints  ("person", plural "people")
-Scenes hold 1-6 objects (at most two people) on a plain, gradient or noisy background; the canvas is
-192-448 px per side with aspect ratios up to 2:1, so padding to a square matters.
+Scenes hold 1-4 objects (at most two people) on a plain, gradient or noisy background; the canvas is
+192-448 px per side with aspect ratios up to 2:1, so padding to a square matters. (The first world had 1-6
+objects down to 0.07 of the side and limbs ~0.5 px wide in the 112-pixel global view; the second recipe
+simplified it: docs/MODEL.md.)
 
 Coordinates are normalised to the padded square (centred padding, as the node and SPHINX's expand2square do),
 two decimals.
@@ -17,6 +19,7 @@ two decimals.
 import math
 import random
 
+import numpy as np
 from PIL import Image, ImageDraw
 
 SHAPES = ["circle", "square", "triangle", "star"]
@@ -89,20 +92,25 @@ class Scene:
 # ---- drawing -----------------------------------------------------------------------------------------------
 
 def _background(rng, w, h):
-    base = tuple(rng.randint(60, 235) for _ in range(3))
+    # Mid-tones only: people are drawn in dark colours, which must stand apart from every background.
+    base = tuple(rng.randint(120, 215) for _ in range(3))
     # Keep backgrounds greyish so that they never look like an object colour.
     grey = sum(base) // 3
     base = tuple((c + 2 * grey) // 3 for c in base)
     kind = rng.choice(["plain", "gradient", "noise"])
     img = Image.new("RGB", (w, h), base)
     if kind == "gradient":
-        other = tuple(max(0, min(255, c + rng.randint(-60, 60))) for c in base)
+        other = tuple(max(110, min(225, c + rng.randint(-40, 40))) for c in base)
         draw = ImageDraw.Draw(img)
         for y in range(h):
             t = y / max(1, h - 1)
             draw.line([(0, y), (w, y)], fill=tuple(int(a + (b - a) * t) for a, b in zip(base, other)))
     elif kind == "noise":
-        noise = Image.effect_noise((w, h), rng.uniform(8, 25)).convert("RGB")
+        # From the scene's own generator: PIL's effect_noise draws from C's rand(), so the same seed gave
+        # a different picture depending on what ran before it in the process.
+        sigma = rng.uniform(8, 25)
+        grey = np.random.RandomState(rng.randrange(2 ** 31)).normal(128, sigma, (h, w)).clip(0, 255).astype(np.uint8)
+        noise = Image.fromarray(grey, "L").convert("RGB")
         img = Image.blend(img, noise, 0.15)
     return img
 
@@ -193,7 +201,11 @@ def _overlaps(box, boxes, margin):
     return False
 
 
-def make_scene(seed, max_objects=6):
+MAX_OBJECTS = 4
+PERSON_COLOURS = [(20, 20, 20), (70, 35, 10), (25, 25, 90)]
+
+
+def make_scene(seed, max_objects=MAX_OBJECTS):
     rng = random.Random(seed)
     side = rng.randint(192, 448)
     aspect = math.exp(rng.uniform(-math.log(2), math.log(2)))
@@ -216,14 +228,15 @@ def make_scene(seed, max_objects=6):
                 kps, box, head_r = _person(rng, x, y, height)
                 if box[0] < 0 or box[1] < 0 or box[2] > w or box[3] > h or _overlaps(box, boxes, 3):
                     continue
-                colour = rng.choice([(20, 20, 20), (90, 50, 20), (240, 240, 240), (40, 40, 120)])
-                _draw_person(draw, kps, head_r, colour, max(2, int(height / 40)))
+                colour = rng.choice(PERSON_COLOURS)
+                # Limbs at least ~1.5 px wide in the 112-pixel global view (the first world's were ~0.5 px).
+                _draw_person(draw, kps, head_r, colour, max(4, int(m / 75), int(height / 22)))
                 objects.append(Obj("person", None, None, box, kps))
                 n_people += 1
             else:
                 kind = rng.choice(SHAPES)
                 size = rng.choice(SIZES)
-                d = rng.uniform(0.07, 0.12) * m if size == "small" else rng.uniform(0.17, 0.27) * m
+                d = rng.uniform(0.12, 0.17) * m if size == "small" else rng.uniform(0.22, 0.30) * m
                 if d > 0.95 * min(w, h):
                     continue
                 x = rng.uniform(0, w - d)

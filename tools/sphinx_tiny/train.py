@@ -1,17 +1,25 @@
-"""Trains SPHINX-tiny on generated scenes; writes a checkpoint that export.py turns into models/sphinx-tiny.
+"""Trains SPHINX-tiny on generated scenes, in runs that stop and resume; export.py turns the state into
+models/sphinx-tiny.
 
-  /usr/bin/python3 tools/sphinx_tiny/train.py --out /tmp/sphinx-tiny-train --vision-minutes 8 --minutes 62 --seed 1
+  # a new run (writes the recipe, the tokenizer and step 0 into the state folder)
+  /usr/bin/python3 tools/sphinx_tiny/train.py --fresh --minutes 82
+  # every later working session: go on from the committed state for about 85 minutes
+  /usr/bin/python3 tools/sphinx_tiny/train.py --minutes 85
 
-Two stages, both with the training-only dense heads (model.AuxHeads) on the vision output:
-  A. the vision encoder alone, on the dense targets, batches of 64 images (cheap: no decoder);
-  B. everything, language loss on the answers + the dense loss; the first quarter on scenes of at most
-     three objects (a curriculum), then 1-6.
-Trained with the language loss alone, the model learned the answer formats and ignored the image (after 500
-steps its loss was the same with another example's image: docs/MODEL.md); the dense heads fix that.
+The state folder (default tools/sphinx_tiny/state/, committed; replaced, never accumulated) holds everything
+a run needs to go on exactly where it stopped: weights, the training-only heads, the optimizer's moments
+(bfloat16), the step, the recipe and the schedule (fixed by step count, never by timing), the tokenizer's
+merges, and curves.jsonl (losses and held-out scores per task as training goes). Data is a function of the
+step (scene seeds step·batch ...), so a resumed run sees the scenes an uninterrupted one would:
+test_resume.py checks that two half-runs give the same state as one run.
 
-Deterministic apart from the wall-clock budgets (each stage's step count is fixed after timing its first
-steps, and recorded in the checkpoint). Training scenes use seeds 0, 1, 2, ... (stage A from VISION_SEED_BASE);
-held-out scenes (heldout.py) use seeds from HELDOUT_SEED_BASE, which training never reaches.
+The recipe (docs/MODEL.md, "The second recipe"):
+  A. the vision encoder on the dense targets alone (vision_steps steps of vision_batch scenes); the encoder
+     starts from the committed weights (init_vision) and stays frozen for the first FROZEN_HEAD_STEPS while
+     the fresh heads learn, so random heads do not push gradients into a trained encoder;
+  B. fan-out batches: each scene's prefix (BOS, image, system text) computed once and every question a
+     single-turn suffix attending to it (10 % two-turn), language loss with coordinates weighted up and soft
+     targets over neighbouring coordinate values, plus the dense loss and the pointer loss.
 """
 
 import argparse
@@ -25,20 +33,43 @@ import time
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
 
 import data  # noqa: E402
 import scenes  # noqa: E402
 import tokenizer as tokenizer_mod  # noqa: E402
+from heldout import HELDOUT_SEED_BASE  # noqa: E402
 from model import AuxHeads, Config, SphinxTiny  # noqa: E402
 
-HELDOUT_SEED_BASE = 1_000_000_000
-# Attention heads (layer, query head) trained to look at the image tokens of the object the next answer token
-# is about (the pointer loss): retrieval the language loss alone did not teach in the time there is.
-POINTER_HEADS = ((1, 0), (2, 0))
 VISION_SEED_BASE = 500_000_000
 TOKENIZER_SCENES = 3000
 MAX_MERGES = 512 - len(tokenizer_mod.SPECIAL_TOKENS) - 256
+STATE_DIR = os.path.join(HERE, "state")
+FROZEN_HEAD_STEPS = 50
+# Attention heads (layer, query head) trained to look at the image tokens of the object the next answer token
+# is about (the pointer loss): retrieval the language loss alone did not teach in the time there is.
+POINTER_HEADS = ((1, 0), (2, 0))
+
+DEFAULT_RECIPE = {
+    "seed": 1,
+    "batch": 8,              # scenes per step (each with up to `questions` suffixes)
+    "questions": 6,
+    "two_turn": 0.1,
+    "lr": 2e-3,
+    "warmup": 150,
+    "vision_steps": 300,
+    "vision_batch": 32,
+    "steps": 3400,           # joint steps of the whole schedule (cosine to 10 % at the end)
+    "pointer_weight": 0.5,
+    "aux_weight": 0.5,
+    "soft_sigma": 1.0,       # soft coordinate targets: half one-hot, half a Gaussian of this many bins
+    "init_vision": "committed",
+    "config": {},            # Config overrides (the toy size of test_resume.py)
+    "save_every": 100,
+    "eval_every": 500,
+    "eval_scenes": 40,
+}
 
 
 def build_tokenizer():
@@ -51,113 +82,215 @@ def build_tokenizer():
     return tokenizer_mod.train(texts, MAX_MERGES)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--vision-minutes", type=float, default=8)
-    ap.add_argument("--minutes", type=float, default=62)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--vision-batch", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--max-turns", type=int, default=5)
-    ap.add_argument("--pointer-weight", type=float, default=0.5)
-    ap.add_argument("--init", help="start from this checkpoint.pt (its model weights; the dense heads start afresh)")
-    ap.add_argument("--curriculum", type=float, default=0.25, help="share of joint steps on scenes of at most 3 objects")
-    ap.add_argument("--stop-after", type=int, default=0, help="stop after this many joint steps (0: run the budget)")
-    ap.add_argument("--threads", type=int, default=2)
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    os.makedirs(args.out, exist_ok=True)
+class Trainer:
+    """One training run's live state, saved to and restored from a state folder."""
 
-    t0 = time.time()
-    tok = build_tokenizer()
-    print("tokenizer: %d tokens (%.1f s)" % (len(tok), time.time() - t0), flush=True)
-    cfg = Config(vocab_size=len(tok))
-    data.check_segmentation(tok, cfg, range(200))
-    with open(os.path.join(args.out, "tokenizer.json"), "w") as f:
-        f.write(tok.to_json())
-    with open(os.path.join(args.out, "merges.json"), "w") as f:
-        json.dump(tok.merges, f)
+    def __init__(self, state_dir, recipe=None, log=print):
+        self.dir = state_dir
+        self.log = log
+        path = os.path.join(state_dir, "state.pt")
+        if recipe is None:
+            saved = torch.load(path)
+            self.recipe = saved["recipe"]
+            self.tok = tokenizer_mod.Tokenizer([tuple(m) for m in saved["merges"]])
+        else:
+            saved = None
+            self.recipe = dict(DEFAULT_RECIPE, **recipe)
+            self.tok = build_tokenizer()
+        r = self.recipe
+        self.cfg = Config(**dict({"vocab_size": len(self.tok)}, **r["config"]))
+        self.model = SphinxTiny(self.cfg, seed=r["seed"])
+        self.aux = AuxHeads(self.cfg)
+        self.params = list(self.model.parameters()) + list(self.aux.parameters())
+        self.opt = _adamw(self.params, r["lr"])
+        coords = torch.tensor(sorted(self.tok.coordinate_ids.values()))
+        self.coord_first = int(coords[0])
+        self.soft = _soft_targets(len(coords), r["soft_sigma"])
+        self.step = 0
+        self.seconds = 0.0
+        self.sessions = []
+        if saved is not None:
+            self.model.load_state_dict(saved["model"])
+            self.aux.load_state_dict(saved["aux"])
+            opt = saved["opt"]
+            for s in opt["state"].values():
+                for k in ("exp_avg", "exp_avg_sq"):
+                    s[k] = s[k].float()
+            self.opt.load_state_dict(opt)
+            self.step, self.seconds, self.sessions = saved["step"], saved["seconds"], saved["sessions"]
+        else:
+            torch.manual_seed(r["seed"])
+            self.model.init_coordinate_rows(self.coord_first, len(coords), seed=r["seed"])
+            if r["init_vision"] == "committed":
+                _load_committed_vision(self.model)
 
-    model = SphinxTiny(cfg, seed=args.seed)
-    if args.init:
-        init = torch.load(args.init)
-        model.load_state_dict(init["state"])
-        print("initialised from %s: %s" % (args.init, init["training"]), flush=True)
-    aux = AuxHeads(cfg)
-    print("parameters: %d (+%d training-only)" % (sum(p.numel() for p in model.parameters()),
-                                                  sum(p.numel() for p in aux.parameters())), flush=True)
-    record = {"seed": args.seed, "batch": args.batch, "vision_batch": args.vision_batch, "lr": args.lr,
-              "command": "python3 tools/sphinx_tiny/train.py --vision-minutes %g --minutes %g --seed %d --batch %d --lr %g "
-                         "--pointer-weight %g --curriculum %g%s" % (args.vision_minutes, args.minutes, args.seed, args.batch, args.lr,
-                                                    args.pointer_weight, args.curriculum,
-                                                    " --init " + args.init if args.init else "")}
-    start = time.time()
+    @property
+    def total_steps(self):
+        return self.recipe["vision_steps"] + self.recipe["steps"]
 
-    # Stage A: the vision encoder on the dense targets.
-    vision_params = [p for n, p in model.named_parameters() if not _is_decoder(n)] + list(aux.parameters())
-    opt = _adamw(vision_params, args.lr)
-    seed = VISION_SEED_BASE
+    # ---- schedule ------------------------------------------------------------------------------------------
 
-    def vision_step(step, total):
-        nonlocal seed
-        _set_lr(opt, args.lr, step, total, warmup=50)
-        pixels, targets = data.vision_batch(range(seed, seed + args.vision_batch), cfg)
-        seed += args.vision_batch
-        loss = aux.loss(model.encode_images(pixels), targets)
-        _update(opt, loss, vision_params)
-        return loss.item()
+    def lr(self, step):
+        r = self.recipe
+        if step < r["vision_steps"]:
+            return r["lr"] * min(1.0, (step + 1) / 50)
+        k = step - r["vision_steps"]
+        return r["lr"] * min(1.0, (k + 1) / r["warmup"]) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, k / r["steps"]))))
 
-    steps_a = _run("vision", vision_step, args.vision_minutes * 60) if args.vision_minutes > 0 else 0
-    record.update({"vision_steps": steps_a, "vision_seconds": round(time.time() - start)})
-    if args.init:  # what the starting checkpoint had been through
-        previous = init["training"]
-        record["vision_steps"] += previous.get("vision_steps", 0)
-        record["vision_seconds"] += previous.get("vision_seconds", 0)
-        record["earlier_steps"] = previous.get("steps", 0)
-        record["earlier_seconds"] = previous.get("seconds", 0)
+    # ---- steps ---------------------------------------------------------------------------------------------
 
-    # Stage B: everything; language loss on the answers plus the dense loss.
-    params = list(model.parameters()) + list(aux.parameters())
-    opt = _adamw(params, args.lr)
-    seed = init["training"].get("scenes_seen", 0) if args.init else 0  # scenes not seen before
-    holder = {}
+    def vision_step(self, step):
+        r = self.recipe
+        seeds = range(VISION_SEED_BASE + step * r["vision_batch"], VISION_SEED_BASE + (step + 1) * r["vision_batch"])
+        pixels, targets = data.vision_batch(seeds, self.cfg, scenes.MAX_OBJECTS)
+        if step < FROZEN_HEAD_STEPS and r["init_vision"] == "committed":
+            with torch.no_grad():
+                embeds = self.model.encode_images(pixels)
+        else:
+            embeds = self.model.encode_images(pixels)
+        loss = self.aux.loss(embeds, targets)
+        return loss, {"dense": loss.item()}
 
-    def joint_step(step, total):
-        nonlocal seed
-        _set_lr(opt, args.lr, step, total, warmup=150)
-        max_objects = 3 if total and step < int(total * args.curriculum) else 6
-        seeds = range(seed, seed + args.batch)
-        seed += args.batch
-        pixels, ids, labels, targets, pointer = data.batch(seeds, tok, cfg, args.max_turns, max_objects)
-        embeds = model.encode_images(pixels)
-        logits, attention = model.decode(ids, embeds.reshape(len(seeds), cfg.tokens_per_image, cfg.hidden_size),
-                                         capture=POINTER_HEADS)
-        lm = F.cross_entropy(logits[:, :-1].reshape(-1, cfg.vocab_size), labels[:, 1:].reshape(-1), ignore_index=data.IGNORE)
-        rows = pointer.sum(-1) > 0
-        point = sum(-torch.log((a * pointer).sum(-1)[rows] + 1e-6).mean() for a in attention) / len(attention)
-        loss = lm + 0.5 * aux.loss(embeds, targets) + args.pointer_weight * point
-        holder["point"] = point.item()
-        _update(opt, loss, params)
-        holder["scenes"] = seed
-        if args.stop_after and step + 1 >= args.stop_after:
-            raise StopTraining()
-        if step % 500 == 499:
-            save(model, cfg, dict(record, steps=step + 1, scenes_seen=seed, seconds=round(time.time() - start)), args)
-        return lm.item()
+    def joint_step(self, step):
+        r = self.recipe
+        k = step - r["vision_steps"]
+        seeds = range(k * r["batch"], (k + 1) * r["batch"])
+        pixels, prefixes, targets, buckets = data.fanout_batch(seeds, self.tok, self.cfg, r["questions"], r["two_turn"])
+        embeds = self.model.encode_images(pixels)
+        cache = self.model.prefix_cache(prefixes, embeds.reshape(len(seeds), self.cfg.tokens_per_image, self.cfg.hidden_size))
+        lm_sum, w_sum, point_sum, point_n = 0.0, 0.0, 0.0, 0
+        stats = {}
+        for b in buckets:
+            logits, attention = self.model.decode_suffixes(cache, b["owner"], b["ids"], capture=POINTER_HEADS)
+            ce, hit, err, is_coord = self.token_losses(logits, b["target"])
+            lm_sum = lm_sum + (ce * b["weight"]).sum()
+            w_sum += float(b["weight"].sum())
+            rows = b["pointer"].sum(-1) > 0
+            if rows.any():
+                for a in attention:
+                    point_sum = point_sum - torch.log((a * b["pointer"]).sum(-1)[rows] + 1e-6).sum()
+                point_n += int(rows.sum()) * len(attention)
+            _task_stats(stats, b, ce.detach(), hit, err, is_coord)
+        lm = lm_sum / w_sum
+        point = point_sum / max(1, point_n)
+        dense = self.aux.loss(embeds, targets)
+        loss = lm + r["aux_weight"] * dense + r["pointer_weight"] * point
+        stats.update({"lm": lm.item(), "dense": dense.item(), "point": float(point)})
+        return loss, stats
 
-    try:
-        steps_b = _run("joint", joint_step, args.minutes * 60, extra=lambda: "pointer %.3f" % holder["point"])
-    except StopTraining:
-        steps_b = args.stop_after
-    record.update({"steps": steps_b, "scenes_seen": holder["scenes"], "seconds": round(time.time() - start)})
-    save(model, cfg, record, args)
-    print("done in %.0f s" % (time.time() - start), flush=True)
+    def token_losses(self, logits, target):
+        """Per position: the loss (soft over coordinate values where the target is one), whether the argmax
+        is the target, the argmax's coordinate error, and which targets are coordinates."""
+        logp = torch.log_softmax(logits, dim=-1)
+        safe = target.clamp(min=0)
+        hard = -logp.gather(-1, safe.unsqueeze(-1)).squeeze(-1)
+        n = self.soft.shape[0]
+        index = (safe - self.coord_first).clamp(0, n - 1)
+        is_coord = (target >= self.coord_first) & (target < self.coord_first + n)
+        soft = -(logp[..., self.coord_first:self.coord_first + n] * self.soft[index]).sum(-1)
+        ce = torch.where(is_coord, soft, hard) * (target >= 0)
+        pred = logits.detach().argmax(-1)
+        hit = (pred == target) & (target >= 0)
+        err = ((pred - target).abs().float() / (n - 1)).where(is_coord & (pred >= self.coord_first) & (pred < self.coord_first + n),
+                                                              torch.ones(()))
+        return ce, hit, err, is_coord
+
+    def run(self, until_step=None, deadline=None):
+        """Trains until until_step (default: the schedule's end) or, at a step boundary, past deadline
+        (time.time()); saves every save_every steps and at the end."""
+        r = self.recipe
+        until = self.total_steps if until_step is None else min(until_step, self.total_steps)
+        started = time.time()
+        first = self.step
+        ema = {}
+        while self.step < until and (deadline is None or time.time() < deadline):
+            t0 = time.time()
+            for g in self.opt.param_groups:
+                g["lr"] = self.lr(self.step)
+            stage = "vision" if self.step < r["vision_steps"] else "joint"
+            loss, stats = self.vision_step(self.step) if stage == "vision" else self.joint_step(self.step)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+            self.opt.step()
+            self.step += 1
+            self.seconds += time.time() - t0
+            for k, v in stats.items():
+                ema[k] = v if k not in ema else 0.95 * ema[k] + 0.05 * v
+            if self.step % 25 == 0:
+                self.log("%s step %d/%d %.2f s/step %s" % (stage, self.step, self.total_steps, (time.time() - started) / (self.step - first),
+                                                         " ".join("%s %.3f" % kv for kv in sorted(ema.items()))))
+            if self.step % 50 == 0:
+                self._curve({"step": self.step, "stage": stage, **{k: round(v, 4) for k, v in ema.items()}})
+            if self.step % r["save_every"] == 0 or self.step == until:
+                self.save()
+            if stage == "joint" and (self.step - r["vision_steps"]) % r["eval_every"] == 0:
+                self.evaluate()
+        self.sessions.append({"from": first, "to": self.step, "seconds": round(time.time() - started)})
+        self.save()
+
+    def evaluate(self):
+        import evaluate  # the held-out scores, through the same fan-out greedy decoding
+        t0 = time.time()
+        self.model.eval()
+        scores = evaluate.score_scenes(self.model, self.cfg, self.tok, evaluate.heldout_scenes(self.recipe["eval_scenes"]))
+        self.model.train()
+        self.log("eval at step %d: %s (%.0f s)" % (self.step, json.dumps(scores), time.time() - t0))
+        self._curve({"step": self.step, "eval": scores})
+
+    # ---- state ---------------------------------------------------------------------------------------------
+
+    def save(self):
+        """Writes state.pt atomically. The moments are kept as bfloat16 on disk, and rounded to it in the live
+        optimizer too, so that a run resumed from this file and one that never stopped stay identical."""
+        opt = self.opt.state_dict()
+        packed = {"state": {}, "param_groups": opt["param_groups"]}
+        for i, s in opt["state"].items():
+            packed["state"][i] = dict(s)
+            for k in ("exp_avg", "exp_avg_sq"):
+                s[k].copy_(s[k].bfloat16().float())
+                packed["state"][i][k] = s[k].bfloat16()
+        state = {"recipe": self.recipe, "merges": self.tok.merges, "config": self.cfg.to_dict(),
+                 "model": self.model.state_dict(), "aux": self.aux.state_dict(), "opt": packed,
+                 "step": self.step, "seconds": self.seconds, "sessions": self.sessions}
+        os.makedirs(self.dir, exist_ok=True)
+        path = os.path.join(self.dir, "state.pt")
+        torch.save(state, path + ".tmp")
+        os.replace(path + ".tmp", path)
+
+    def _curve(self, record):
+        os.makedirs(self.dir, exist_ok=True)
+        with open(os.path.join(self.dir, "curves.jsonl"), "a") as f:
+            f.write(json.dumps(record) + "\n")
 
 
-class StopTraining(Exception):
-    """--stop-after reached."""
+def _task_stats(stats, bucket, ce, hit, err, is_coord):
+    answer = bucket["target"] >= 0
+    for r, task in enumerate(bucket["task"]):
+        m = answer[r]
+        c = is_coord[r]
+        stats["ce_" + task] = float(ce[r][m].mean())
+        if c.any():
+            stats["coord_acc_" + task] = float(hit[r][c].float().mean())
+            stats["coord_err_" + task] = float(err[r][c].mean())
+
+
+def _soft_targets(n, sigma):
+    """[n, n]: row i the target distribution over coordinate values for true value i."""
+    idx = torch.arange(n, dtype=torch.float32)
+    gauss = torch.exp(-((idx.view(1, -1) - idx.view(-1, 1)) ** 2) / (2 * sigma * sigma))
+    gauss = gauss / gauss.sum(-1, keepdim=True)
+    return 0.5 * torch.eye(n) + 0.5 * gauss
+
+
+def _load_committed_vision(model):
+    """The committed model's vision encoder (its shapes are this one's): a head start on seeing shapes."""
+    import evaluate
+    committed = evaluate.read_safetensors(os.path.join(evaluate.MODEL_DIR, "weights.safetensors"))
+    with torch.no_grad():
+        for name, p in model.named_weights().items():
+            if not _is_decoder(name) and name in committed and tuple(committed[name].shape) == tuple(p.shape):
+                p.copy_(torch.from_numpy(committed[name].copy()))
 
 
 def _is_decoder(name):
@@ -171,43 +304,29 @@ def _adamw(params, lr):
                              lr=lr, betas=(0.9, 0.98))
 
 
-def _set_lr(opt, peak, step, total, warmup):
-    horizon = total or 10 ** 9
-    lr = peak * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / horizon))))
-    for g in opt.param_groups:
-        g["lr"] = lr
-
-
-def _update(opt, loss, params):
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(params, 1.0)
-    opt.step()
-
-
-def _run(stage, step_fn, budget_seconds, timing_steps=20, extra=None):
-    """Runs step_fn(step, total) until the step count fixed after timing the first steps is reached."""
-    start = time.time()
-    total = None
-    step = 0
-    ema = None
-    while total is None or step < total:
-        if total is None and step == timing_steps:
-            total = max(step + 1, int(budget_seconds / ((time.time() - start) / timing_steps)))
-            print("%s: %.2f s/step → %d steps" % (stage, (time.time() - start) / timing_steps, total), flush=True)
-        loss = step_fn(step, total)
-        ema = loss if ema is None else 0.98 * ema + 0.02 * loss
-        step += 1
-        if step % 25 == 0:
-            print("%s step %d/%s loss %.4f ema %.4f %.0f s %s" % (stage, step, total, loss, ema, time.time() - start,
-                                                              extra() if extra else ""), flush=True)
-    return step
-
-
-def save(model, cfg, record, args):
-    path = os.path.join(args.out, "checkpoint.pt")
-    torch.save({"state": model.state_dict(), "config": cfg.to_dict(), "training": record}, path + ".tmp")
-    os.replace(path + ".tmp", path)
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--state", default=STATE_DIR)
+    ap.add_argument("--fresh", action="store_true", help="start a new run (replaces the state folder's contents)")
+    ap.add_argument("--steps", type=int, help="with --fresh: joint steps of the schedule")
+    ap.add_argument("--minutes", type=float, default=85, help="this session's budget; stops at a step boundary")
+    ap.add_argument("--until-step", type=int)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.fresh:
+        for name in ("state.pt", "curves.jsonl"):
+            if os.path.exists(os.path.join(args.state, name)):
+                os.remove(os.path.join(args.state, name))
+        trainer = Trainer(args.state, {"steps": args.steps} if args.steps else {})
+        data.check_fanout_segmentation(trainer.tok, trainer.cfg, range(200))
+        trainer.save()
+    else:
+        trainer = Trainer(args.state)
+    print("step %d of %d, recipe %s" % (trainer.step, trainer.total_steps, json.dumps(trainer.recipe)), flush=True)
+    trainer.log = lambda m: print(m, flush=True)
+    trainer.run(args.until_step, time.time() + args.minutes * 60)
+    print("stopped at step %d of %d (%.0f s of training in all)" % (trainer.step, trainer.total_steps, trainer.seconds), flush=True)
 
 
 if __name__ == "__main__":
