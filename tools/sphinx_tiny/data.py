@@ -1,4 +1,4 @@
-"""Training examples: a scene's five views and its conversation as token ids with answer labels.
+"""Training examples: a scene's five views, its dense targets, and its questions as fan-out suffixes.
 
 Views follow the node's ViewPreprocessor: centred pad with the bundle's pad colour to a square, bicubic
 resize to image_size, CLIP normalisation; view 0 is the whole image resized to view_size, views 1..4 the
@@ -8,7 +8,8 @@ resize to image_size, CLIP normalisation; view 0 is the whole image resized to v
 The conversation text is rendered exactly as the node's PromptRenderer renders conv_v1_2:
   system + Σ("### Human: " + q + "\\n" + "### Assistant:" + " " + a + "\\n") + "###"
 and the labels are the tokens of each " " + a + "\\n###": the model learns to end an answer with the stop
-string "\\n###", which the node holds back and stops on.
+string "\\n###", which the node holds back and stops on. A training step computes each scene's prefix (BOS,
+image, system text) once and its questions as suffixes attending to it (fanout_batch).
 """
 
 import math
@@ -60,39 +61,7 @@ def prompt_text(turns):
     return text + USER + turns[-1][0] + "\n" + ASSISTANT
 
 
-def example(seed, tok, cfg, max_turns=4, max_objects=6):
-    scene = scenes.make_scene(seed, max_objects)
-    turns = scenes.conversation(scene, random.Random(seed * 7919 + 1), max_turns)
-    return scene, views(scene.image, cfg), turns
-
-
-def batch(seeds, tok, cfg, max_turns=4, max_objects=6):
-    """Pixels [5B, 3, S, S], ids and labels [B, L] padded, and the dense targets of the auxiliary heads."""
-    pixels, seqs, targets = [], [], []
-    for s in seeds:
-        scene, v, turns = example(s, tok, cfg, max_turns, max_objects)
-        pixels.append(v)
-        seqs.append(encode_conversation(turns, tok, cfg, scene))
-        targets.append(dense_targets(scene, cfg))
-    length = max(len(i) for i, _, _ in seqs)
-    ids = torch.full((len(seqs), length), 3, dtype=torch.long)
-    labels = torch.full((len(seqs), length), IGNORE, dtype=torch.long)
-    # pointer[b, p, j] = 1 where position p should attend to image token j (sequence position 1 + j): the
-    # global-view patches of the object the next answer token is about.
-    pointer = torch.zeros((len(seqs), length, length))
-    g = cfg.view_size // cfg.patch_size
-    for b, (i, l, ptrs) in enumerate(seqs):
-        ids[b, :len(i)] = torch.tensor(i)
-        labels[b, :len(l)] = torch.tensor(l)
-        obj_map = targets[b]["object"]
-        for pos, obj in ptrs:
-            patches = np.nonzero(obj_map == obj)[0]
-            pointer[b, pos, 1 + 2 + patches] = 1.0  # view 0 tokens: start, cls, then the g*g patches
-    assert g * g == len(targets[0]["object"])
-    return torch.from_numpy(np.concatenate(pixels)), ids, labels, stack_targets(targets), pointer
-
-
-def vision_batch(seeds, cfg, max_objects=6):
+def vision_batch(seeds, cfg, max_objects=scenes.MAX_OBJECTS):
     """Pixels and dense targets only: the vision encoder's pre-training."""
     pixels, targets = [], []
     for s in seeds:
@@ -102,51 +71,11 @@ def vision_batch(seeds, cfg, max_objects=6):
     return torch.from_numpy(np.concatenate(pixels)), stack_targets(targets)
 
 
-def encode_conversation(turns, tok, cfg, scene=None):
-    """(ids, labels): the full text tokenized in segments whose boundaries are pre-token boundaries.
-
-    Segments: [system + Human line + "### Assistant:"] [" a\\n###"] [" Human: q\\n### Assistant:"] [" a\\n###"] ...
-    The full text "...\\n### Human: q..." splits into the same pre-tokens ("###", " Human", ":"...), so the
-    concatenated segment ids equal the ids of the whole text (checked by check_segmentation).
-    """
-    ids = [BOS] + [IMAGE] * cfg.tokens_per_image
-    labels = [IGNORE] * len(ids)
-    pointers = []  # (sequence position, object index)
-    for k, (q, a) in enumerate(turns):
-        head = (SYSTEM + USER if k == 0 else " Human: ") + q + "\n" + ASSISTANT
-        part = tok.encode(head)
-        ids += part
-        labels += [IGNORE] * len(part)
-        answer = tok.encode(" " + a + "\n###")
-        if scene is not None:
-            spans = scenes.object_spans(scene, q, a)
-            offset = -1  # the answer text starts after the leading space
-            for k, t in enumerate(answer):
-                for start, end, obj in spans:
-                    if start <= offset < end:
-                        pointers.append((len(ids) + k - 1, obj))  # position k-1 predicts token k
-                        break
-                offset += len(tok.tokens[t])
-        ids += answer
-        labels += answer
-    if scene is not None:
-        return ids, labels, pointers
-    return ids, labels
-
-
 def full_text(turns):
     text = SYSTEM
     for q, a in turns:
         text += USER + q + "\n" + ASSISTANT + " " + a + "\n"
     return text + "###"
-
-
-def check_segmentation(tok, cfg, seeds):
-    for s in seeds:
-        _, _, turns = example(s, tok, cfg)
-        ids, _ = encode_conversation(turns, tok, cfg)
-        whole = tok.encode(full_text(turns))
-        assert ids[1 + cfg.tokens_per_image:] == whole, "segmenting changed the tokens of scene %d" % s
 
 
 # ---- dense targets for the auxiliary training heads (training only; nothing of this is exported) ------------

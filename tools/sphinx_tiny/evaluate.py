@@ -146,12 +146,19 @@ def score_scenes(model, cfg, tok, scenes, tasks=("referring", "detection", "pose
     return scores
 
 
+def _number(text):
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
 def boxes(text):
     found = []
     for group in BOX.findall(text):
         for part in group.split(";"):
-            v = [float(x) for x in part.split(",") if x.strip()]
-            if len(v) == 4:
+            v = [_number(x) for x in part.split(",") if x.strip()]
+            if len(v) == 4 and None not in v:
                 found.append(v)
     return found
 
@@ -181,7 +188,10 @@ def detection_ok(truth, answer):
 def pck(entry, answer, names):
     person = entry["pose"]["box"]
     threshold = 0.1 * max(person[2] - person[0], person[3] - person[1])
-    found = {name.strip(): (float(x), float(y)) for name, x, y in POINT.findall(answer)}
+    found = {}
+    for name, x, y in POINT.findall(answer):
+        if _number(x) is not None and _number(y) is not None:  # a malformed point ("0.670.57") is a miss
+            found[name.strip()] = (_number(x), _number(y))
     hits = 0
     for name, (tx, ty) in zip(names, entry["pose"]["keypoints"]):
         if name in found and ((found[name][0] - tx) ** 2 + (found[name][1] - ty) ** 2) ** 0.5 <= threshold:

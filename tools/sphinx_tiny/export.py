@@ -68,8 +68,15 @@ def load_state(directory):
     import train
     trainer = train.Trainer(directory)
     trainer.model.eval()
-    record = {"recipe": {k: v for k, v in trainer.recipe.items() if k != "config"}, "step": trainer.step,
-              "total_steps": trainer.total_steps, "seconds": round(trainer.seconds), "sessions": trainer.sessions}
+    r = trainer.recipe
+    joint = max(0, trainer.step - r["vision_steps"])
+    # runtime's trained_model.proto TrainingRecord (the Java side parses model.json strictly).
+    record = {"steps": joint, "scenes_seen": joint * r["batch"], "batch": r["batch"], "lr": r["lr"], "seed": r["seed"],
+              "seconds": round(trainer.seconds), "vision_steps": min(trainer.step, r["vision_steps"]),
+              "vision_batch": r["vision_batch"],
+              "command": "python3 tools/sphinx_tiny/train.py --fresh, then resumed: %d of %d steps in %d sessions; recipe %s"
+                         % (trainer.step, trainer.total_steps, len(trainer.sessions),
+                            json.dumps({k: v for k, v in r.items() if k != "config"}, sort_keys=True))}
     return trainer.model, trainer.cfg, trainer.tok, record
 
 
@@ -98,7 +105,9 @@ def main():
         f.write("\n")
 
     # Tokenizer samples: system text, every question form, answers with coordinates.
-    samples = [data.SYSTEM, "### Human: hello, world!\n### Assistant: 1,2;3 [4.5] don't\n###"]
+    samples = [data.SYSTEM, "### Human: hello, world!\n### Assistant: 1,2;3 [4.5] don't\n###",
+               # coordinate tokens inside other digits, at the ends of the range, and not quite coordinates
+               "10.505 [1.00,0.999;0.00] 0.5 1.001 x0.42y"]
     for s in range(40):
         scene = scenes.make_scene(HELDOUT_SEED_BASE + s)
         turns = scenes.conversation(scene, random.Random(s), max_turns=3)

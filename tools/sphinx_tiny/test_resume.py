@@ -3,6 +3,7 @@
   cd tools/sphinx_tiny && /usr/bin/python3 -m unittest test_resume
 """
 
+import math
 import tempfile
 import unittest
 
@@ -43,6 +44,19 @@ class ResumeTest(unittest.TestCase):
             moved = any(not torch.equal(a, b) for a, b in zip(whole.model.state_dict().values(),
                                                                 train.Trainer(whole_dir + "-unused", TOY, log=quiet).model.state_dict().values()))
             self.assertTrue(moved, "training changed no weight: the comparison would prove nothing")
+
+    def test_an_extension_is_a_new_warm_up_and_cosine_kept_in_the_state(self):
+        with tempfile.TemporaryDirectory() as state:
+            trainer = train.Trainer(state, TOY, log=lambda _m: None)
+            before = [trainer.lr(s) for s in range(trainer.total_steps)]
+            trainer.extend(4, 1e-3, 2)
+            trainer.save()
+            resumed = train.Trainer(state, log=lambda _m: None)
+            self.assertEqual(resumed.total_steps, 10)
+            self.assertEqual([resumed.lr(s) for s in range(6)], before)  # the first segment is unchanged
+            self.assertAlmostEqual(resumed.lr(6), 1e-3 * 0.5)  # warm-up: step 1 of 2
+            self.assertAlmostEqual(resumed.lr(7), 1e-3 * (0.1 + 0.45 * (1 + math.cos(math.pi * 0.25))))
+            self.assertLess(resumed.lr(9), resumed.lr(7))
 
 
 if __name__ == "__main__":

@@ -2,9 +2,11 @@
 models/sphinx-tiny.
 
   # a new run (writes the recipe, the tokenizer and step 0 into the state folder)
-  /usr/bin/python3 tools/sphinx_tiny/train.py --fresh --minutes 82
+  /usr/bin/python3 tools/sphinx_tiny/train.py --fresh --minutes 130
   # every later working session: go on from the committed state for about 85 minutes
   /usr/bin/python3 tools/sphinx_tiny/train.py --minutes 85
+  # a finished schedule goes on with a new segment (warm-up and cosine of its own) over new scenes
+  /usr/bin/python3 tools/sphinx_tiny/train.py --extend 1500 --extend-lr 1e-3 --minutes 85
 
 The state folder (default tools/sphinx_tiny/state/, committed; replaced, never accumulated) holds everything
 a run needs to go on exactly where it stopped: weights, the training-only heads, the optimizer's moments
@@ -27,6 +29,7 @@ import json
 import math
 import os
 import random
+import signal
 import sys
 import time
 
@@ -60,7 +63,7 @@ DEFAULT_RECIPE = {
     "warmup": 150,
     "vision_steps": 300,
     "vision_batch": 32,
-    "steps": 3400,           # joint steps of the whole schedule (cosine to 10 % at the end)
+    "steps": 2400,           # joint steps of the whole schedule (cosine to 10 % at the end)
     "pointer_weight": 0.5,
     "aux_weight": 0.5,
     "soft_sigma": 1.0,       # soft coordinate targets: half one-hot, half a Gaussian of this many bins
@@ -107,6 +110,7 @@ class Trainer:
         self.coord_first = int(coords[0])
         self.soft = _soft_targets(len(coords), r["soft_sigma"])
         self.step = 0
+        self.stop_requested = False  # set by SIGTERM/SIGINT: stop at the next step boundary, saved
         self.seconds = 0.0
         self.sessions = []
         if saved is not None:
@@ -135,7 +139,23 @@ class Trainer:
         if step < r["vision_steps"]:
             return r["lr"] * min(1.0, (step + 1) / 50)
         k = step - r["vision_steps"]
-        return r["lr"] * min(1.0, (k + 1) / r["warmup"]) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, k / r["steps"]))))
+        for start, steps, peak, warmup in self.segments():
+            if k < start + steps or start + steps == r["steps"]:
+                j = k - start
+                return peak * min(1.0, (j + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, j / steps))))
+        raise AssertionError("no schedule segment holds joint step %d" % k)
+
+    def segments(self):
+        """The joint schedule: (first joint step, steps, peak lr, warm-up) per segment, each a warm-up and a
+        cosine to 10 % of its peak. A new run has one; --extend appends another."""
+        r = self.recipe
+        return r.get("schedule") or [[0, r["steps"], r["lr"], r["warmup"]]]
+
+    def extend(self, steps, peak, warmup):
+        """Appends `steps` joint steps (new scenes: data follows the step) with their own warm-up and cosine."""
+        r = self.recipe
+        r["schedule"] = self.segments() + [[r["steps"], steps, peak, warmup]]
+        r["steps"] += steps
 
     # ---- steps ---------------------------------------------------------------------------------------------
 
@@ -203,7 +223,7 @@ class Trainer:
         started = time.time()
         first = self.step
         ema = {}
-        while self.step < until and (deadline is None or time.time() < deadline):
+        while self.step < until and (deadline is None or time.time() < deadline) and not self.stop_requested:
             t0 = time.time()
             for g in self.opt.param_groups:
                 g["lr"] = self.lr(self.step)
@@ -311,6 +331,9 @@ def main():
     ap.add_argument("--steps", type=int, help="with --fresh: joint steps of the schedule")
     ap.add_argument("--minutes", type=float, default=85, help="this session's budget; stops at a step boundary")
     ap.add_argument("--until-step", type=int)
+    ap.add_argument("--extend", type=int, help="append this many joint steps to a finished (or running) schedule")
+    ap.add_argument("--extend-lr", type=float, default=1e-3, help="with --extend: the new segment's peak lr")
+    ap.add_argument("--extend-warmup", type=int, default=100)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -323,8 +346,18 @@ def main():
         trainer.save()
     else:
         trainer = Trainer(args.state)
+        if args.extend:
+            trainer.extend(args.extend, args.extend_lr, args.extend_warmup)
+            trainer.save()
     print("step %d of %d, recipe %s" % (trainer.step, trainer.total_steps, json.dumps(trainer.recipe)), flush=True)
     trainer.log = lambda m: print(m, flush=True)
+
+    def request_stop(signum, _frame):
+        print("signal %d: stopping after this step" % signum, flush=True)
+        trainer.stop_requested = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
     trainer.run(args.until_step, time.time() + args.minutes * 60)
     print("stopped at step %d of %d (%.0f s of training in all)" % (trainer.step, trainer.total_steps, trainer.seconds), flush=True)
 
