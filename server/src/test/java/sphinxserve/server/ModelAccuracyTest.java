@@ -53,10 +53,10 @@ import sphinxserve.server.generate.EngineBackend;
 class ModelAccuracyTest {
 
   /** Regression floors under the committed model's measured scores (docs/MODEL.md). */
-  static final double REFERRING_FLOOR = 0.02; // measured 0.04
-  static final double DETECTION_FLOOR = 0.04; // measured 0.07
-  static final double PCK_FLOOR = 0.25; // measured 0.333
-  static final double CAPTION_FLOOR = 0.09; // measured 0.134
+  static final double REFERRING_FLOOR = 0.50; // measured 0.60
+  static final double DETECTION_FLOOR = 0.30; // measured 0.38
+  static final double PCK_FLOOR = 0.32; // measured 0.385
+  static final double CAPTION_FLOOR = 0.35; // measured 0.422
   private static final int IN_FLIGHT = 32;
   private static final int SEQUENTIAL_SUBSET = 24;
   private static final SamplingParams GREEDY = SamplingParams.newBuilder().setMaxTokens(320).build();

@@ -6,8 +6,8 @@ const EXAMPLES = [
   "What is in the image?",
   "Detect all circles.",
   "How many stars are there?",
-  "Please provide the bounding box coordinate of the region this sentence describes: the purple star.",
-  "Detect the key points of the person in the region [0.22,0.02,0.60,0.54].",
+  "Please provide the bounding box coordinate of the region this sentence describes: the yellow circle.",
+  "Detect the key points of the person in the region [0.30,0.37,0.54,0.85].",
 ];
 const COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324"];
 
