@@ -91,9 +91,8 @@ class Trainer:
     def __init__(self, state_dir, recipe=None, log=print):
         self.dir = state_dir
         self.log = log
-        path = os.path.join(state_dir, "state.pt")
         if recipe is None:
-            saved = torch.load(path)
+            saved = _read_state(state_dir)
             self.recipe = saved["recipe"]
             self.tok = tokenizer_mod.Tokenizer([tuple(m) for m in saved["merges"]])
         else:
@@ -261,8 +260,8 @@ class Trainer:
     # ---- state ---------------------------------------------------------------------------------------------
 
     def save(self):
-        """Writes state.pt atomically. The moments are kept as bfloat16 on disk, and rounded to it in the live
-        optimizer too, so that a run resumed from this file and one that never stopped stay identical."""
+        """Writes the state folder's parts. The moments are kept as bfloat16 on disk, and rounded to it in the
+        live optimizer too, so that a run resumed from the files and one that never stopped stay identical."""
         opt = self.opt.state_dict()
         packed = {"state": {}, "param_groups": opt["param_groups"]}
         for i, s in opt["state"].items():
@@ -270,18 +269,57 @@ class Trainer:
             for k in ("exp_avg", "exp_avg_sq"):
                 s[k].copy_(s[k].bfloat16().float())
                 packed["state"][i][k] = s[k].bfloat16()
-        state = {"recipe": self.recipe, "merges": self.tok.merges, "config": self.cfg.to_dict(),
-                 "model": self.model.state_dict(), "aux": self.aux.state_dict(), "opt": packed,
-                 "step": self.step, "seconds": self.seconds, "sessions": self.sessions}
-        os.makedirs(self.dir, exist_ok=True)
-        path = os.path.join(self.dir, "state.pt")
-        torch.save(state, path + ".tmp")
-        os.replace(path + ".tmp", path)
+        _write_state(self.dir, {"recipe": self.recipe, "merges": self.tok.merges, "config": self.cfg.to_dict(),
+                                "model": self.model.state_dict(), "aux": self.aux.state_dict(), "opt": packed,
+                                "step": self.step, "seconds": self.seconds, "sessions": self.sessions})
 
     def _curve(self, record):
         os.makedirs(self.dir, exist_ok=True)
         with open(os.path.join(self.dir, "curves.jsonl"), "a") as f:
             f.write(json.dumps(record) + "\n")
+
+
+# The state folder's files: each under 5 MiB (the repository's limit for one file), each holding the step it
+# was written at, so that a folder whose files come from different saves is refused instead of mixed.
+STATE_PARTS = ("model.pt", "aux_heads.pt", "adam_exp_avg.pt", "adam_exp_avg_sq.pt", "trainer.pt")
+
+
+def _write_state(directory, state):
+    opt = state["opt"]
+    parts = {
+        "model.pt": state["model"],
+        "aux_heads.pt": state["aux"],
+        "adam_exp_avg.pt": {i: s["exp_avg"] for i, s in opt["state"].items()},
+        "adam_exp_avg_sq.pt": {i: s["exp_avg_sq"] for i, s in opt["state"].items()},
+        "trainer.pt": dict({k: v for k, v in state.items() if k not in ("model", "aux", "opt")},
+                           adam_steps={i: s["step"] for i, s in opt["state"].items()}, param_groups=opt["param_groups"]),
+    }
+    os.makedirs(directory, exist_ok=True)
+    for name in STATE_PARTS:
+        path = os.path.join(directory, name)
+        torch.save({"step": state["step"], "part": parts[name]}, path + ".tmp")
+    for name in STATE_PARTS:  # replaced only once every part is written
+        path = os.path.join(directory, name)
+        os.replace(path + ".tmp", path)
+
+
+def _read_state(directory):
+    loaded = {}
+    for name in STATE_PARTS:
+        path = os.path.join(directory, name)
+        if not os.path.exists(path):
+            raise FileNotFoundError("%s: no training state (%s missing); start one with --fresh" % (directory, name))
+        loaded[name] = torch.load(path)
+    steps = {name: part["step"] for name, part in loaded.items()}
+    if len(set(steps.values())) != 1:
+        raise RuntimeError("%s: state files from different saves %s; restore them from git" % (directory, steps))
+    trainer = loaded["trainer.pt"]["part"]
+    m, v = loaded["adam_exp_avg.pt"]["part"], loaded["adam_exp_avg_sq.pt"]["part"]
+    opt = {"state": {i: {"step": trainer["adam_steps"][i], "exp_avg": m[i], "exp_avg_sq": v[i]} for i in m},
+           "param_groups": trainer["param_groups"]}
+    state = {k: val for k, val in trainer.items() if k not in ("adam_steps", "param_groups")}
+    state.update(model=loaded["model.pt"]["part"], aux=loaded["aux_heads.pt"]["part"], opt=opt)
+    return state
 
 
 def _task_stats(stats, bucket, ce, hit, err, is_coord):
@@ -338,7 +376,7 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.fresh:
-        for name in ("state.pt", "curves.jsonl"):
+        for name in STATE_PARTS + ("curves.jsonl",):
             if os.path.exists(os.path.join(args.state, name)):
                 os.remove(os.path.join(args.state, name))
         trainer = Trainer(args.state, {"steps": args.steps} if args.steps else {})
