@@ -56,7 +56,7 @@ def load_state(directory):
     """(model in eval mode, config, tokenizer, step) from train.py's state folder."""
     from export import load_state as load
     model, cfg, tok, record = load(directory)
-    return model, cfg, tok, record["step"]
+    return model, cfg, tok, record["vision_steps"] + record["steps"]  # the record counts the two stages apart
 
 
 def load_committed():
