@@ -100,7 +100,7 @@ class QuantizedBundleTest {
    * mean log-likelihood of the sample's tokens stays close.
    */
   @ParameterizedTest
-  @CsvSource({"int8, int8, 0.94, 0.02", "int4, int8, 0.85, 0.20", "int4, int4, 0.80, 0.20", "int4, none, 0.80, 0.20"})
+  @CsvSource({"int8, int8, 0.94, 0.04", "int4, int8, 0.78, 0.20", "int4, int4, 0.74, 0.20", "int4, none, 0.78, 0.20"})
   void trainedModelAgreesWithFloat32(String mode, String head, double agreementFloor, double nllCeiling,
       @TempDir Path dir) throws IOException {
     TrainedModel model = TrainedModel.embedded("sphinx-tiny");
