@@ -264,7 +264,9 @@ public final class Engine implements AutoCloseable {
     numConsecutiveFailedSteps = 0;
     long modelEnd = System.nanoTime();
     scheduler.apply(plan, output, modelEnd);
-    stats.recordStep(System.nanoTime() - start, modelEnd - modelStart, plan.requests().size(), plan.numScheduledTokens());
+    long stepNanos = System.nanoTime() - start;
+    scheduler.observeStep(plan, stepNanos);
+    stats.recordStep(stepNanos, modelEnd - modelStart, plan.requests().size(), plan.numScheduledTokens());
   }
 
   /** Runs the queued commands, taking them one at a time: should one throw, the rest stay queued for the final drain. */

@@ -12,9 +12,12 @@ package sphinxserve.scheduler;
  *     decodes do not need to preempt right after an admission
  * @param samplingThreads threads that sample a step's rows (the engine thread included); the model's own
  *     threads are idle meanwhile, so one per core
+ * @param maxItlMillis latency target, milliseconds, of a step that carries decodes: its prefill chunks are cut
+ *     to what the measured step costs let fit ({@link StepCostModel}), so a storm of long prompts does not
+ *     stretch the running streams' inter-token latency; 0 = off (only {@code maxNumBatchedTokens} bounds a step)
  */
 public record EngineConfig(int maxNumSeqs, int maxNumBatchedTokens, int maxWaiting, double priorityAgingSeconds,
-    double admissionWatermark, int samplingThreads) {
+    double admissionWatermark, int samplingThreads, int maxItlMillis) {
 
   public EngineConfig {
     if (maxNumSeqs < 1) throw new IllegalArgumentException("maxNumSeqs must be >= 1");
@@ -23,6 +26,7 @@ public record EngineConfig(int maxNumSeqs, int maxNumBatchedTokens, int maxWaiti
     if (!(priorityAgingSeconds > 0)) throw new IllegalArgumentException("priorityAgingSeconds must be > 0");
     if (admissionWatermark < 0 || admissionWatermark >= 1) throw new IllegalArgumentException("admissionWatermark must be in [0, 1)");
     if (samplingThreads < 1) throw new IllegalArgumentException("samplingThreads must be >= 1");
+    if (maxItlMillis < 0) throw new IllegalArgumentException("maxItlMillis must be >= 0");
   }
 
   /**
@@ -31,30 +35,34 @@ public record EngineConfig(int maxNumSeqs, int maxNumBatchedTokens, int maxWaiti
    * 512-token prefill chunk of the bench model costs about 0.35 s (docs/PERFORMANCE.md).
    */
   public static EngineConfig defaults() {
-    return new EngineConfig(64, 512, 256, 10.0, 0.01, Runtime.getRuntime().availableProcessors());
+    return new EngineConfig(64, 512, 256, 10.0, 0.01, Runtime.getRuntime().availableProcessors(), 0);
   }
 
   public EngineConfig withMaxNumSeqs(int value) {
-    return new EngineConfig(value, maxNumBatchedTokens, maxWaiting, priorityAgingSeconds, admissionWatermark, samplingThreads);
+    return new EngineConfig(value, maxNumBatchedTokens, maxWaiting, priorityAgingSeconds, admissionWatermark, samplingThreads, maxItlMillis);
   }
 
   public EngineConfig withMaxNumBatchedTokens(int value) {
-    return new EngineConfig(maxNumSeqs, value, maxWaiting, priorityAgingSeconds, admissionWatermark, samplingThreads);
+    return new EngineConfig(maxNumSeqs, value, maxWaiting, priorityAgingSeconds, admissionWatermark, samplingThreads, maxItlMillis);
   }
 
   public EngineConfig withMaxWaiting(int value) {
-    return new EngineConfig(maxNumSeqs, maxNumBatchedTokens, value, priorityAgingSeconds, admissionWatermark, samplingThreads);
+    return new EngineConfig(maxNumSeqs, maxNumBatchedTokens, value, priorityAgingSeconds, admissionWatermark, samplingThreads, maxItlMillis);
   }
 
   public EngineConfig withPriorityAgingSeconds(double value) {
-    return new EngineConfig(maxNumSeqs, maxNumBatchedTokens, maxWaiting, value, admissionWatermark, samplingThreads);
+    return new EngineConfig(maxNumSeqs, maxNumBatchedTokens, maxWaiting, value, admissionWatermark, samplingThreads, maxItlMillis);
   }
 
   public EngineConfig withSamplingThreads(int value) {
-    return new EngineConfig(maxNumSeqs, maxNumBatchedTokens, maxWaiting, priorityAgingSeconds, admissionWatermark, value);
+    return new EngineConfig(maxNumSeqs, maxNumBatchedTokens, maxWaiting, priorityAgingSeconds, admissionWatermark, value, maxItlMillis);
   }
 
   public EngineConfig withAdmissionWatermark(double value) {
-    return new EngineConfig(maxNumSeqs, maxNumBatchedTokens, maxWaiting, priorityAgingSeconds, value, samplingThreads);
+    return new EngineConfig(maxNumSeqs, maxNumBatchedTokens, maxWaiting, priorityAgingSeconds, value, samplingThreads, maxItlMillis);
+  }
+
+  public EngineConfig withMaxItlMillis(int value) {
+    return new EngineConfig(maxNumSeqs, maxNumBatchedTokens, maxWaiting, priorityAgingSeconds, admissionWatermark, samplingThreads, value);
   }
 }

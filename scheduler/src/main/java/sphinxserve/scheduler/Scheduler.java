@@ -6,6 +6,7 @@ import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 import sphinxserve.api.FinishReason;
 import sphinxserve.api.ImageEmbeddings;
 import sphinxserve.api.SequenceStep;
@@ -27,13 +28,16 @@ import sphinxserve.kvcache.KvCacheManager;
  *       request with the lowest effective priority, most recently admitted, not yet scheduled this step
  *       (possibly the requester itself): its blocks are freed, its computed count reset to 0, and it goes
  *       back to the waiting queue keeping its generated tokens and its arrival order (recompute preemption).
- *   <li><b>Then running prefills</b>: a chunk of what the budget and the free blocks allow.
+ *   <li><b>Then running prefills</b>: a chunk of what the budget and the free blocks allow. With a latency
+ *       target ({@code maxItlMillis}) and decodes in the step, the prefill part of the budget is what the
+ *       target leaves after the decodes by the measured step costs ({@link StepCostModel}), at least a block.
  *   <li><b>Then admissions</b> (only in steps without preemption): the waiting request of highest effective
  *       priority, earliest arrival first, gets its cached prefix (image positions included) and a first chunk;
  *       the first request that does not fit stops admission (no overtaking, hence no starvation by smaller
  *       requests), as does the free-block watermark.
  * </ol>
- * A long prompt therefore never stalls decodes: they are scheduled before any prefill chunk.
+ * A long prompt therefore never stalls decodes: they are scheduled before any prefill chunk, and with a latency
+ * target the chunks beside them are no longer than the target allows.
  *
  * <p><b>No starvation.</b> Effective priority = priority + seconds waited / {@code priorityAgingSeconds}.
  * A request that has waited long enough outranks any newer arrival, so it is the next admitted once blocks
@@ -57,6 +61,7 @@ final class Scheduler {
 
   private final List<Request> waiting = new ArrayList<>();
   private final List<Request> running = new ArrayList<>();
+  private final StepCostModel costs = new StepCostModel();
   private long admissionCounter;
 
   /**
@@ -115,6 +120,8 @@ final class Scheduler {
         if (victim == null) break;
       }
     }
+    int numDecodes = scheduled.size();
+    budget = prefillBudget(numDecodes, budget);
     for (Request r : order) { // 2. running prefills
       if (budget == 0) break;
       if (r.numUncomputed() <= 1 || scheduled.containsKey(r) || !running.contains(r)) continue;
@@ -134,7 +141,21 @@ final class Scheduler {
       }
     }
     publishCounts();
-    return plan(scheduled, config.maxNumBatchedTokens() - budget, numPreempted);
+    return plan(scheduled, numDecodes, numPreempted);
+  }
+
+  /**
+   * The tokens prefill chunks may use this step: what the token budget leaves after the decodes, cut to the
+   * latency target when one is set and streams are decoding (without decodes nobody waits on the step).
+   */
+  private int prefillBudget(int numDecodes, int remaining) {
+    if (config.maxItlMillis() == 0 || numDecodes == 0 || remaining == 0) return remaining;
+    return costs.prefillBudget(TimeUnit.MILLISECONDS.toNanos(config.maxItlMillis()), kv.blockSize(), remaining);
+  }
+
+  /** Records what a planned step took, from planning to its tokens delivered, for the latency target's budget. */
+  void observeStep(StepPlan plan, long stepNanos) {
+    costs.observe(plan.numDecodes(), plan.numPrefillTokens(), stepNanos);
   }
 
   /** Admits {@code r} with its cached prefix and a first chunk of at most {@code budget}; 0 if it does not fit. */
@@ -221,9 +242,11 @@ final class Scheduler {
   }
 
   /** The plan for {@code scheduled}: a scheduled request is never preempted later in the same step. */
-  private StepPlan plan(Map<Request, Integer> scheduled, int numTokens, int numPreempted) {
+  private StepPlan plan(Map<Request, Integer> scheduled, int numDecodes, int numPreempted) {
     List<Request> requests = new ArrayList<>(scheduled.size());
     List<SequenceStep> steps = new ArrayList<>(scheduled.size());
+    int numTokens = 0;
+    for (int chunk : scheduled.values()) numTokens += chunk;
     scheduled.forEach((r, chunk) -> {
       int start = r.numComputed;
       ImageEmbeddings image = r.request.image();
@@ -231,7 +254,7 @@ final class Scheduler {
           image, r.request.imageStart(), start + chunk == r.numTokens));
       requests.add(r);
     });
-    return new StepPlan(List.copyOf(requests), List.copyOf(steps), numTokens, numPreempted);
+    return new StepPlan(List.copyOf(requests), List.copyOf(steps), numTokens, numDecodes, numPreempted);
   }
 
 

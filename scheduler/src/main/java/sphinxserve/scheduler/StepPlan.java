@@ -6,10 +6,15 @@ import sphinxserve.api.SequenceStep;
 /**
  * One step's decisions, immutable once built: the requests scheduled, in the runtime batch's order, the
  * chunk each computes, and whether each samples a token afterwards (the logits rows follow that order).
+ * {@code numDecodes} of the requests compute one token each (scheduled first); the other tokens are prefill.
  */
-record StepPlan(List<Request> requests, List<SequenceStep> steps, int numScheduledTokens, int numPreempted) {
+record StepPlan(List<Request> requests, List<SequenceStep> steps, int numScheduledTokens, int numDecodes, int numPreempted) {
 
   boolean isEmpty() {
     return requests.isEmpty();
+  }
+
+  int numPrefillTokens() {
+    return numScheduledTokens - numDecodes;
   }
 }

@@ -82,6 +82,50 @@ class EngineTest {
   }
 
   @Test
+  void latencyTarget_cutsPrefillChunksBesideDecodesOnly() throws Exception {
+    engine(2048, EngineConfig.defaults().withMaxItlMillis(30));
+    // Steps cost 2 ms plus 0.2 ms per prefill token, as a CPU's compute-bound prefill does.
+    runtime.beforeStep(batch -> sleepMillis(2 + batch.stream().filter(s -> s.numTokens() > 1).mapToInt(SequenceStep::numTokens).sum() / 5));
+    submit("alone", markedPrompt(1200, 60), 1, 0).await();
+    assertEquals(512, longestChunkEndingIn(runtime.batches(), 60), "nobody decodes: a chunk takes the whole budget");
+
+    List<CollectingSink> decoders = new ArrayList<>();
+    for (int i = 0; i < 3; i++) decoders.add(submit("short" + i, prompt(6, i), 100_000, 0));
+    waitUntil(() -> decoders.stream().allMatch(s -> s.tokenArray().length > 20)); // decode-only steps measured
+    int before = runtime.batches().size();
+    submit("storm", markedPrompt(1200, 61), 1, 0).await();
+    List<List<SequenceStep>> storm = runtime.batches().subList(before, runtime.batches().size());
+    int longest = longestChunkEndingIn(storm, 61);
+    // 30 ms target − ~2 ms of decodes at 0.2 ms a token: about 140 prefill tokens a step, not 509.
+    assertTrue(longest >= 16 && longest <= 200, "prefill chunk beside decodes: " + longest);
+    for (List<SequenceStep> batch : storm) {
+      if (batch.stream().anyMatch(s -> s.numTokens() > 1)) {
+        assertEquals(3, batch.stream().filter(s -> s.numTokens() == 1).count(), "the decodes ran in every step of the storm");
+      }
+    }
+    for (int i = 0; i < 3; i++) engine.abort("short" + i);
+    assertAllBlocksReleased();
+  }
+
+  /** BOS, then {@code length − 1} copies of {@code marker}, so the prompt's chunks can be told apart. */
+  private static int[] markedPrompt(int length, int marker) {
+    int[] prompt = new int[length];
+    java.util.Arrays.fill(prompt, marker);
+    prompt[0] = 1;
+    return prompt;
+  }
+
+  private static int longestChunkEndingIn(List<List<SequenceStep>> batches, int marker) {
+    int longest = 0;
+    for (List<SequenceStep> batch : batches) {
+      for (SequenceStep s : batch) {
+        if (s.numTokens() > 1 && s.tokenIds()[s.numTokens() - 1] == marker) longest = Math.max(longest, s.numTokens());
+      }
+    }
+    return longest;
+  }
+
+  @Test
   void preemption_outputsEqualAnUninterruptedRun() throws Exception {
     List<int[]> uninterrupted = runSix(1024);
     assertEquals(0, engine.stats().numPreemptions());

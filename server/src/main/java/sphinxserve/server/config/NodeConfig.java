@@ -55,6 +55,8 @@ import sphinxserve.server.image.ImageLimits;
  * @param kvCacheMemory the KV pool's memory budget when {@code kvBlocks} is 0 (see {@link KvPoolSizing})
  * @param kvBlockSize tokens per KV-cache block (a power of two, at most 256)
  * @param maxBatchedTokens the engine's token budget per step (decodes plus prefill chunks)
+ * @param maxItlMillis latency target of a step that carries decodes, milliseconds: prefill chunks beside them
+ *     are cut to what it leaves by the measured step costs; 0 = off
  * @param maxWaitingRequests most requests queued in the scheduler; more get RESOURCE_EXHAUSTED
  * @param maxRunningRequests most requests decoding at once
  * @param priorityAgingSeconds a waiting request gains one priority level per this many seconds
@@ -107,6 +109,7 @@ public record NodeConfig(
     KvCacheMemory kvCacheMemory,
     int kvBlockSize,
     int maxBatchedTokens,
+    int maxItlMillis,
     int maxWaitingRequests,
     int maxRunningRequests,
     double priorityAgingSeconds,
@@ -198,6 +201,7 @@ public record NodeConfig(
       {"kv-blocks", "auto", "KV-cache blocks; auto = as many as --kv-cache-memory holds; a number overrides --kv-cache-memory"},
       {"kv-block-size", "16", "tokens per KV-cache block: a power of two, 1..256"},
       {"max-batched-tokens", "512", "the engine's token budget per step (decodes + prefill chunks)"},
+      {"max-itl-ms", "0", "latency target (ms) of a step that carries decodes: prefill chunks beside them are cut to fit it by the measured step costs (Sarathi-Serve); 0 = off"},
       {"max-waiting-requests", "256", "most requests queued for the engine; more get RESOURCE_EXHAUSTED"},
       {"max-running-requests", "64", "most requests decoding at once"},
       {"priority-aging-seconds", "10", "a waiting request gains one priority level per this many seconds"},
@@ -322,6 +326,7 @@ public record NodeConfig(
         .withMaxNumSeqs(maxRunningRequests)
         .withMaxWaiting(maxWaitingRequests)
         .withMaxNumBatchedTokens(maxBatchedTokens)
+        .withMaxItlMillis(maxItlMillis)
         .withPriorityAgingSeconds(priorityAgingSeconds);
   }
 
@@ -389,6 +394,7 @@ public record NodeConfig(
           kvCacheMemory(),
           kvBlockSize,
           intIn("max-batched-tokens", 1, Integer.MAX_VALUE),
+          intIn("max-itl-ms", 0, 60_000),
           intIn("max-waiting-requests", 1, Integer.MAX_VALUE),
           intIn("max-running-requests", 1, Integer.MAX_VALUE),
           positiveDouble("priority-aging-seconds"),

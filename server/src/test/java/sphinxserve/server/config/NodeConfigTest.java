@@ -104,11 +104,13 @@ final class NodeConfigTest {
   @Test
   void parse_schedulerAndProviderKnobs_reachEngineAndRuntimeOptions() {
     NodeConfig c = NodeConfig.parse(new String[] {"--max-batched-tokens=512", "--max-running-requests=8", "--max-waiting-requests=9",
-        "--priority-aging-seconds=2.5", "--kv-blocks=100", "--kv-block-size=32", "--provider=CPU", "--device-id=1", "--ort-threads=3"}, Map.of());
+        "--max-itl-ms=100", "--priority-aging-seconds=2.5", "--kv-blocks=100", "--kv-block-size=32", "--provider=CPU", "--device-id=1", "--ort-threads=3"}, Map.of());
     EngineConfig engine = c.engineConfig();
     assertEquals(512, engine.maxNumBatchedTokens());
     assertEquals(8, engine.maxNumSeqs());
     assertEquals(9, engine.maxWaiting());
+    assertEquals(100, engine.maxItlMillis());
+    assertEquals(0, NodeConfig.defaults().engineConfig().maxItlMillis(), "no latency target unless asked");
     assertEquals(2.5, engine.priorityAgingSeconds());
     assertEquals(100, c.kvBlocks());
     assertEquals(32, c.kvBlockSize());
@@ -195,6 +197,7 @@ final class NodeConfigTest {
       --priority-aging-seconds=0   | priority-aging-seconds: must be a positive number, got '0'
       --max-batched-tokens=0       | max-batched-tokens: must be an integer in 1..
       --max-waiting-requests=-1    | max-waiting-requests: must be an integer in 1..
+      --max-itl-ms=-5              | max-itl-ms: must be an integer in 0..60000, got '-5' (from --max-itl-ms)
       --tls-cert=/no/such/cert.pem | tls-cert: file /no/such/cert.pem not found (from --tls-cert)
       --config=/no/such/node.conf  | config: file /no/such/node.conf not found (from --config)
       --nope=1                     | unknown option --nope

@@ -1,0 +1,67 @@
+package sphinxserve.scheduler;
+
+/**
+ * What the engine's steps cost, learned from the steps it ran, so that prefill chunks can be sized to a latency
+ * target for the streams that are decoding (stall-free batching, as in Sarathi-Serve). Confined to the engine
+ * thread.
+ *
+ * <p>The runtime computes a step's decodes and its prefill chunks as separate runs, so a mixed step takes about
+ * {@code decodeStep + prefillTokens × perPrefillToken}: the weights are read once per run and a prefill token's
+ * cost is compute, near constant on a CPU once a chunk has more than a few dozen tokens. Both terms are
+ * exponential moving averages of what recent steps took, whole-step time as a stream sees it (planning,
+ * model, sampling, delivery), so the budget follows the contexts growing, the batch changing and the machine's
+ * load without a profile per model or host.
+ *
+ * <p>Neither term depends on how many sequences decode: the decode term is the last decode-only steps' time.
+ * That is coarse when a storm of prompts arrives into a batch whose size then changes, but it errs the safe
+ * way while the batch grows (later decode steps are slower, so the next observation shrinks the budget).
+ */
+final class StepCostModel {
+
+  /** Weight of the newest observation in each average: about the last eight steps count. */
+  static final double SMOOTHING = 0.25;
+  /** A step with fewer prefill tokens says too little about their cost (its time is mostly the decodes'). */
+  static final int MIN_PREFILL_SAMPLE = 16;
+  /** Prefill tokens of a mixed step before any prefill cost is known: small, so the first sample is cheap. */
+  static final int PROBE_TOKENS = 64;
+
+  private double decodeStepNanos = Double.NaN;
+  private double prefillTokenNanos = Double.NaN;
+
+  /** Records a step that scheduled {@code numDecodes} decodes and {@code numPrefillTokens} prefill tokens. */
+  void observe(int numDecodes, int numPrefillTokens, long stepNanos) {
+    if (numPrefillTokens == 0) {
+      if (numDecodes > 0) decodeStepNanos = average(decodeStepNanos, stepNanos);
+      return;
+    }
+    if (numPrefillTokens < MIN_PREFILL_SAMPLE) return;
+    double decodePart = numDecodes == 0 || Double.isNaN(decodeStepNanos) ? 0 : decodeStepNanos;
+    prefillTokenNanos = average(prefillTokenNanos, Math.max(0, stepNanos - decodePart) / numPrefillTokens);
+  }
+
+  /**
+   * Prefill tokens a step that carries decodes may add and still take about {@code targetNanos}: between
+   * {@code floor} (prefills always progress, however tight the target) and {@code cap}; {@link #PROBE_TOKENS}
+   * (within those) while the prefill cost is unknown.
+   */
+  int prefillBudget(long targetNanos, int floor, int cap) {
+    if (Double.isNaN(prefillTokenNanos)) return Math.max(Math.min(floor, cap), Math.min(PROBE_TOKENS, cap));
+    double decode = Double.isNaN(decodeStepNanos) ? 0 : decodeStepNanos;
+    double fits = (targetNanos - decode) / Math.max(prefillTokenNanos, 1.0);
+    return (int) Math.min(cap, Math.max(Math.min(floor, cap), fits));
+  }
+
+  /** The current decode-only step estimate, nanoseconds; NaN before one was seen. */
+  double decodeStepNanos() {
+    return decodeStepNanos;
+  }
+
+  /** The current per-prefill-token estimate, nanoseconds; NaN before one was seen. */
+  double prefillTokenNanos() {
+    return prefillTokenNanos;
+  }
+
+  private static double average(double current, double sample) {
+    return Double.isNaN(current) ? sample : current + SMOOTHING * (sample - current);
+  }
+}
