@@ -13,8 +13,11 @@ package sphinxserve.scheduler;
  * load without a profile per model or host.
  *
  * <p>Neither term depends on how many sequences decode: the decode term is the last decode-only steps' time.
- * That is coarse when a storm of prompts arrives into a batch whose size then changes, but it errs the safe
- * way while the batch grows (later decode steps are slower, so the next observation shrinks the budget).
+ * That is coarse when a storm of prompts arrives into a batch whose size then changes, and averages aim a
+ * step's mean at the target while a latency target is about the tail. So the budget also keeps off the target
+ * by the recent overshoot: how far mixed steps ran past what the estimates predicted for them, a maximum that
+ * decays by {@link #OVERSHOOT_DECAY} a step (measured: without it, a 100 ms target gave p50 93 ms and p99
+ * 135 ms in docs/PERFORMANCE.md's storm; with it, see there).
  */
 final class StepCostModel {
 
@@ -24,9 +27,12 @@ final class StepCostModel {
   static final int MIN_PREFILL_SAMPLE = 16;
   /** Prefill tokens of a mixed step before any prefill cost is known: small, so the first sample is cheap. */
   static final int PROBE_TOKENS = 64;
+  /** What is left of the largest recent overshoot after each further mixed step. */
+  static final double OVERSHOOT_DECAY = 0.9;
 
   private double decodeStepNanos = Double.NaN;
   private double prefillTokenNanos = Double.NaN;
+  private double overshootNanos;
 
   /** Records a step that scheduled {@code numDecodes} decodes and {@code numPrefillTokens} prefill tokens. */
   void observe(int numDecodes, int numPrefillTokens, long stepNanos) {
@@ -36,24 +42,34 @@ final class StepCostModel {
     }
     if (numPrefillTokens < MIN_PREFILL_SAMPLE) return;
     double decodePart = numDecodes == 0 || Double.isNaN(decodeStepNanos) ? 0 : decodeStepNanos;
+    if (!Double.isNaN(prefillTokenNanos)) {
+      double predicted = decodePart + numPrefillTokens * prefillTokenNanos;
+      overshootNanos = Math.max(overshootNanos * OVERSHOOT_DECAY, stepNanos - predicted);
+    }
     prefillTokenNanos = average(prefillTokenNanos, Math.max(0, stepNanos - decodePart) / numPrefillTokens);
   }
 
   /**
-   * Prefill tokens a step that carries decodes may add and still take about {@code targetNanos}: between
+   * Prefill tokens a step that carries decodes may add and still take about {@code targetNanos}, less the recent
+   * overshoot: between
    * {@code floor} (prefills always progress, however tight the target) and {@code cap}; {@link #PROBE_TOKENS}
    * (within those) while the prefill cost is unknown.
    */
   int prefillBudget(long targetNanos, int floor, int cap) {
     if (Double.isNaN(prefillTokenNanos)) return Math.max(Math.min(floor, cap), Math.min(PROBE_TOKENS, cap));
     double decode = Double.isNaN(decodeStepNanos) ? 0 : decodeStepNanos;
-    double fits = (targetNanos - decode) / Math.max(prefillTokenNanos, 1.0);
+    double fits = (targetNanos - decode - overshootNanos) / Math.max(prefillTokenNanos, 1.0);
     return (int) Math.min(cap, Math.max(Math.min(floor, cap), fits));
   }
 
   /** The current decode-only step estimate, nanoseconds; NaN before one was seen. */
   double decodeStepNanos() {
     return decodeStepNanos;
+  }
+
+  /** How far recent mixed steps ran past their prediction (decaying maximum), nanoseconds; 0 when none did. */
+  double overshootNanos() {
+    return overshootNanos;
   }
 
   /** The current per-prefill-token estimate, nanoseconds; NaN before one was seen. */

@@ -41,15 +41,32 @@ class StepCostModelTest {
   }
 
   @Test
+  void overshoot_keepsTheBudgetOffTheTargetAndFades() {
+    StepCostModel costs = new StepCostModel();
+    costs.observe(1, 0, 10 * MS);
+    costs.observe(1, 100, 10 * MS + 50 * MS); // 0.5 ms a token
+    costs.observe(1, 100, 10 * MS + 50 * MS + 20 * MS); // 20 ms more than predicted
+    assertEquals(20 * MS, costs.overshootNanos(), 1);
+    int spiked = costs.prefillBudget(100 * MS, 16, 512);
+    assertTrue(spiked < (100 - 10 - 20) * 2, "the budget leaves room for the overshoot, got " + spiked);
+    for (int i = 0; i < 40; i++) costs.observe(1, 100, (long) (10 * MS + 100 * costs.prefillTokenNanos()));
+    assertTrue(costs.overshootNanos() < MS, "steps as predicted: the overshoot fades, left " + costs.overshootNanos());
+    assertTrue(costs.prefillBudget(100 * MS, 16, 512) > spiked, "and the budget grows back");
+  }
+
+  @Test
   void estimates_followTheMachineGettingSlower() {
     StepCostModel costs = new StepCostModel();
     costs.observe(1, 0, 10 * MS);
     for (int i = 0; i < 5; i++) costs.observe(1, 100, 10 * MS + 100 * MS / 2);
     int before = costs.prefillBudget(100 * MS, 16, 512);
     for (int i = 0; i < 12; i++) costs.observe(1, 100, 10 * MS + 100 * MS); // each prefill token now 1 ms
-    int after = costs.prefillBudget(100 * MS, 16, 512);
     assertEquals(180, before);
-    assertTrue(after < 100, "twice the per-token cost: the budget nearly halves, got " + after);
-    assertTrue(after >= 90, "and no further than the new cost asks, got " + after);
+    assertEquals(MS, costs.prefillTokenNanos(), 0.05 * MS, "the per-token estimate follows");
+    int during = costs.prefillBudget(100 * MS, 16, 512);
+    assertTrue(during < 90, "while the steps overran, more than the new cost alone asks, got " + during);
+    for (int i = 0; i < 40; i++) costs.observe(1, 100, 10 * MS + 100 * MS);
+    int settled = costs.prefillBudget(100 * MS, 16, 512);
+    assertTrue(settled >= 88 && settled <= 90, "settled: (100 − 10) / 1 ms, got " + settled);
   }
 }
