@@ -29,8 +29,9 @@ import sphinxserve.kvcache.KvCacheManager;
  *       (possibly the requester itself): its blocks are freed, its computed count reset to 0, and it goes
  *       back to the waiting queue keeping its generated tokens and its arrival order (recompute preemption).
  *   <li><b>Then running prefills</b>: a chunk of what the budget and the free blocks allow. With a latency
- *       target ({@code maxItlMillis}) and decodes in the step, the prefill part of the budget is what the
- *       target leaves after the decodes by the measured step costs ({@link StepCostModel}), at least a block.
+ *       target ({@code maxItlMillis}) and decodes in the step, the prefill chunks also share what the target
+ *       leaves after the decodes by the measured step costs ({@link StepCostModel}), at least a block, counted
+ *       as the runtime computes them: chunks × the longest ({@link PrefillRoom}).
  *   <li><b>Then admissions</b> (only in steps without preemption): the waiting request of highest effective
  *       priority, earliest arrival first, gets its cached prefix (image positions included) and a first chunk;
  *       the first request that does not fit stops admission (no overtaking, hence no starvation by smaller
@@ -121,23 +122,23 @@ final class Scheduler {
       }
     }
     int numDecodes = scheduled.size();
-    budget = prefillBudget(numDecodes, budget);
+    PrefillRoom room = prefillRoom(numDecodes, budget);
     for (Request r : order) { // 2. running prefills
-      if (budget == 0) break;
+      if (room.isFull()) break;
       if (r.numUncomputed() <= 1 || scheduled.containsKey(r) || !running.contains(r)) continue;
-      int chunk = allocateRunningChunk(r, Math.min(r.numUncomputed(), budget));
+      int chunk = allocateRunningChunk(r, room.nextChunk(r.numUncomputed()));
       if (chunk > 0) {
         scheduled.put(r, chunk);
-        budget -= chunk;
+        room.take(chunk);
       }
     }
     if (numPreempted == 0) { // 3. admissions
-      while (budget > 0 && running.size() < config.maxNumSeqs() && !waiting.isEmpty()) {
+      while (!room.isFull() && running.size() < config.maxNumSeqs() && !waiting.isEmpty()) {
         Request r = bestWaiting(nowNanos);
-        int chunk = admit(r, budget, nowNanos);
+        int chunk = admit(r, room.nextChunk(Integer.MAX_VALUE), nowNanos);
         if (chunk == 0) break;
         scheduled.put(r, chunk);
-        budget -= chunk;
+        room.take(chunk);
       }
     }
     publishCounts();
@@ -145,17 +146,19 @@ final class Scheduler {
   }
 
   /**
-   * The tokens prefill chunks may use this step: what the token budget leaves after the decodes, cut to the
-   * latency target when one is set and streams are decoding (without decodes nobody waits on the step).
+   * The room prefill chunks have this step: what the token budget leaves after the decodes and, when a latency
+   * target is set and streams are decoding (without decodes nobody waits on the step), the padded tokens the
+   * target leaves by the measured step costs.
    */
-  private int prefillBudget(int numDecodes, int remaining) {
-    if (config.maxItlMillis() == 0 || numDecodes == 0 || remaining == 0) return remaining;
-    return costs.prefillBudget(TimeUnit.MILLISECONDS.toNanos(config.maxItlMillis()), kv.blockSize(), remaining);
+  private PrefillRoom prefillRoom(int numDecodes, int remaining) {
+    if (config.maxItlMillis() == 0 || numDecodes == 0 || remaining == 0) return PrefillRoom.ofTokens(remaining);
+    return PrefillRoom.ofTokensAndPadded(remaining,
+        costs.prefillBudget(TimeUnit.MILLISECONDS.toNanos(config.maxItlMillis()), kv.blockSize(), remaining));
   }
 
   /** Records what a planned step took, from planning to its tokens delivered, for the latency target's budget. */
   void observeStep(StepPlan plan, long stepNanos) {
-    costs.observe(plan.numDecodes(), plan.numPrefillTokens(), stepNanos);
+    costs.observe(plan.numDecodes(), plan.numPaddedPrefillTokens(), stepNanos);
   }
 
   /** Admits {@code r} with its cached prefix and a first chunk of at most {@code budget}; 0 if it does not fit. */

@@ -7,7 +7,8 @@ package sphinxserve.scheduler;
  *
  * <p>The runtime computes a step's decodes and its prefill chunks as separate runs, so a mixed step takes about
  * {@code decodeStep + prefillTokens × perPrefillToken}: the weights are read once per run and a prefill token's
- * cost is compute, near constant on a CPU once a chunk has more than a few dozen tokens. Both terms are
+ * cost is compute, near constant on a CPU once a chunk has more than a few dozen tokens. Prefill tokens here are
+ * what the runtime computes: its prefill run pads every chunk to the longest ({@link PrefillRoom}). Both terms are
  * exponential moving averages of what recent steps took, whole-step time as a stream sees it (planning,
  * model, sampling, delivery), so the budget follows the contexts growing, the batch changing and the machine's
  * load without a profile per model or host.
@@ -34,7 +35,7 @@ final class StepCostModel {
   private double prefillTokenNanos = Double.NaN;
   private double overshootNanos;
 
-  /** Records a step that scheduled {@code numDecodes} decodes and {@code numPrefillTokens} prefill tokens. */
+  /** Records a step that scheduled {@code numDecodes} decodes and {@code numPrefillTokens} (padded) prefill tokens. */
   void observe(int numDecodes, int numPrefillTokens, long stepNanos) {
     if (numPrefillTokens == 0) {
       if (numDecodes > 0) decodeStepNanos = average(decodeStepNanos, stepNanos);

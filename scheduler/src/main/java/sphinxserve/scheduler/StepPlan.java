@@ -14,7 +14,10 @@ record StepPlan(List<Request> requests, List<SequenceStep> steps, int numSchedul
     return requests.isEmpty();
   }
 
-  int numPrefillTokens() {
-    return numScheduledTokens - numDecodes;
+  /** What the runtime computes for the prefill chunks, which it runs together padded to the longest. */
+  int numPaddedPrefillTokens() {
+    int longest = 0;
+    for (int i = numDecodes; i < steps.size(); i++) longest = Math.max(longest, steps.get(i).numTokens());
+    return (steps.size() - numDecodes) * longest;
   }
 }
