@@ -4,7 +4,7 @@ import { parseAnswer, toPixels, SKELETON } from "./outputs.js";
 
 const EXAMPLES = [
   "What is in the image?",
-  "Detect all circles.",
+  "Detect all people.",
   "How many stars are there?",
   "Please provide the bounding box coordinate of the region this sentence describes: the yellow circle.",
   "Detect the key points of the person in the region [0.30,0.37,0.54,0.85].",

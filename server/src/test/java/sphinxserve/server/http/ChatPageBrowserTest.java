@@ -45,7 +45,7 @@ import sphinxserve.server.generate.EngineBackend;
 class ChatPageBrowserTest {
 
   static final String INSTALL = "apt-get install -y chromium chromium-driver";
-  private static final String QUESTION = "Detect all circles.";
+  private static final String QUESTION = "Detect all people.";
 
   @Test
   void detectionQuestion_streamsTheAnswerAndDrawsItsBoxes(@TempDir Path tmp) throws Exception {
