@@ -17,8 +17,8 @@ package sphinxserve.scheduler;
  * That is coarse when a storm of prompts arrives into a batch whose size then changes, and averages aim a
  * step's mean at the target while a latency target is about the tail. So the budget also keeps off the target
  * by the recent overshoot: how far mixed steps ran past what the estimates predicted for them, a maximum that
- * decays by {@link #OVERSHOOT_DECAY} a step (measured: without it, a 100 ms target gave p50 93 ms and p99
- * 135 ms in docs/PERFORMANCE.md's storm; with it, see there).
+ * decays by {@link #OVERSHOOT_DECAY} a step. In docs/PERFORMANCE.md's storm a 100 ms target gave ITL p99 135 ms
+ * without the margin, 119 ms with it, 109 ms once prefill chunks were counted padded.
  */
 final class StepCostModel {
 
@@ -52,9 +52,8 @@ final class StepCostModel {
 
   /**
    * Prefill tokens a step that carries decodes may add and still take about {@code targetNanos}, less the recent
-   * overshoot: between
-   * {@code floor} (prefills always progress, however tight the target) and {@code cap}; {@link #PROBE_TOKENS}
-   * (within those) while the prefill cost is unknown.
+   * overshoot: between {@code floor} (prefills always progress, however tight the target) and {@code cap};
+   * {@link #PROBE_TOKENS} (within those) while the prefill cost is unknown.
    */
   int prefillBudget(long targetNanos, int floor, int cap) {
     if (Double.isNaN(prefillTokenNanos)) return Math.max(Math.min(floor, cap), Math.min(PROBE_TOKENS, cap));
