@@ -116,23 +116,29 @@ public final class OpenAiLoadBenchmark {
         stream(http, url, prompt(96, salt - 7000), 1500, arrivals, stop);
         return null;
       });
-      while (arrivals.size() < 16) {
-        if (stream.isDone()) stream.get(); // it failed or ended early: say why
-        Thread.sleep(5);
+      try {
+        while (arrivals.size() < 16) {
+          if (stream.isDone()) {
+            stream.get(); // rethrows the stream's failure, if that is why it ended
+            throw new IllegalStateException(c + ": the stream ended after " + arrivals.size() + " tokens, before the storm");
+          }
+          Thread.sleep(5);
+        }
+        start = System.nanoTime();
+        List<Future<Result>> futures = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+          int[] prompt = prompt(p, salt + 50_000 + i * 977);
+          futures.add(pool.submit(() -> one(http, url, prompt, tokens)));
+        }
+        for (int i = 0; i < n; i++) {
+          Result r = futures.get(i).get();
+          generated += r.tokens();
+          ttft[i] = r.ttftMillis();
+        }
+        end = System.nanoTime();
+      } finally {
+        stop.set(true); // also when a storm request failed: the pool's close waits for the stream
       }
-      start = System.nanoTime();
-      List<Future<Result>> futures = new ArrayList<>();
-      for (int i = 0; i < n; i++) {
-        int[] prompt = prompt(p, salt + 50_000 + i * 977);
-        futures.add(pool.submit(() -> one(http, url, prompt, tokens)));
-      }
-      for (int i = 0; i < n; i++) {
-        Result r = futures.get(i).get();
-        generated += r.tokens();
-        ttft[i] = r.ttftMillis();
-      }
-      end = System.nanoTime();
-      stop.set(true);
       stream.get();
     }
     List<Double> gaps = new ArrayList<>();
