@@ -218,19 +218,26 @@ public final class DecoderGraph {
     String isImage = g.unsqueeze(g.op("GreaterOrEqual", inputIds, g.ints(v)), 1);
     String hidden = g.op("Where", List.of(isImage, g.gather(imageEmbeds, imageRows, 0), g.gather(table, textIds, 0)));
 
+    // RotaryEmbedding reads half-width tables (the rotate_half form's two halves are equal) at [1, T] positions.
     float[][] rope = ropeTables(shape, variant.ropeScaling());
-    String cos = g.unsqueeze(g.gather(g.weight("rope_cos", rope[0], shape.maxContextTokens(), d), positions, 0), 1);
-    String sin = g.unsqueeze(g.gather(g.weight("rope_sin", rope[1], shape.maxContextTokens(), d), positions, 0), 1);
+    String cos = g.weight("rope_cos", firstHalves(rope[0], d), shape.maxContextTokens(), d / 2);
+    String sin = g.weight("rope_sin", firstHalves(rope[1], d), shape.maxContextTokens(), d / 2);
+    String ropePositions = g.unsqueeze(positions, 0);
 
     slotsPerRow = g.dim(pastKeys[0], 2);
     String writeIndex = kvWriteIndex(slotMapping);
     String mask = causalMask(positions, queryIndex, blockTables);
 
+    // The residual stream travels as (x, delta): each layer's first norm adds the previous layer's MLP output.
+    String delta = null;
     for (int l = 0; l < shape.numLayers(); l++) {
-      hidden = layer(l, hidden, cos, sin, writeIndex, blockTables, queryIndex, tokenIndex, mask, pastKeys[l], pastValues[l]);
+      String[] next = layer(l, hidden, delta, cos, sin, ropePositions, writeIndex, blockTables, queryIndex, tokenIndex,
+          mask, pastKeys[l], pastValues[l]);
+      hidden = next[0];
+      delta = next[1];
     }
 
-    String last = g.gather(hidden, logitsIndex, 0);
+    String last = g.gather(delta == null ? hidden : g.add(hidden, delta), logitsIndex, 0);
     String normed = g.rmsNorm(last, g.weight("final_norm", weights.get("final_norm"), h), shape.rmsNormEps());
     String logits = head(normed, table);
     g.output(logits, "logits", FLOAT, "R", v);
@@ -239,8 +246,12 @@ public final class DecoderGraph {
         Map.of("kv_addressing", addressing.name().toLowerCase()));
   }
 
-  private String layer(int l, String x, String cos, String sin, String writeIndex, String blockTables,
-      String queryIndex, String tokenIndex, String mask, String pastKey, String pastValue) {
+  /**
+   * One decoder layer over the residual stream {@code x + delta} ({@code delta} null for the first layer); returns
+   * the next {@code (x, delta)}: the stream after attention and the MLP's output still to be added.
+   */
+  private String[] layer(int l, String x, String delta, String cos, String sin, String ropePositions, String writeIndex,
+      String blockTables, String queryIndex, String tokenIndex, String mask, String pastKey, String pastValue) {
     int h = shape.hiddenSize();
     int nh = shape.numHeads();
     int kh = shape.numKvHeads();
@@ -248,13 +259,19 @@ public final class DecoderGraph {
     int groups = shape.groupSize();
     String p = "layers." + l + ".";
 
-    String n = g.rmsNorm(x, g.weight(p + "input_norm", weights.get(p + "input_norm"), h), shape.rmsNormEps());
+    String inputNorm = g.weight(p + "input_norm", weights.get(p + "input_norm"), h);
+    String n;
+    if (delta == null) {
+      n = g.rmsNorm(x, inputNorm, shape.rmsNormEps());
+    } else {
+      List<String> normedAndSum = g.addRmsNorm(x, delta, inputNorm, shape.rmsNormEps());
+      n = normedAndSum.get(0);
+      x = normedAndSum.get(1);
+    }
     boolean ab = variant.attentionBias();
-    String q = g.reshape(linear(n, p + "q_proj", h, nh * d, ab), -1, nh, d);
-    String k = g.reshape(linear(n, p + "k_proj", h, kh * d, ab), -1, kh, d);
+    String q = g.reshape(rope(linear(n, p + "q_proj", h, nh * d, ab), nh, cos, sin, ropePositions), -1, nh, d);
+    String k = g.reshape(rope(linear(n, p + "k_proj", h, kh * d, ab), kh, cos, sin, ropePositions), -1, kh, d);
     String v = g.reshape(linear(n, p + "v_proj", h, kh * d, ab), -1, kh, d);
-    q = rope(q, cos, sin);
-    k = rope(k, cos, sin);
 
     // Write this step's K/V into the cache in place, then read every sequence's history.
     String keyCache = writeKv(k, pastKey, writeIndex, "present_key." + l);
@@ -283,21 +300,34 @@ public final class DecoderGraph {
     attention = paged ? g.transpose(attention, 1, 3, 0, 2, 4) : g.transpose(attention, 0, 3, 1, 2, 4); // [B, Q, KH, G, D]
     attention = g.reshape(attention, -1, (long) nh * d);
     attention = g.gather(attention, tokenIndex, 0); // back to [T, NH·D]
-    x = g.add(x, linear(attention, p + "o_proj", nh * d, h, ab));
-
-    String n2 = g.rmsNorm(x, g.weight(p + "post_attention_norm", weights.get(p + "post_attention_norm"), h), shape.rmsNormEps());
+    List<String> normedAndSum = g.addRmsNorm(x, linear(attention, p + "o_proj", nh * d, h, ab),
+        g.weight(p + "post_attention_norm", weights.get(p + "post_attention_norm"), h), shape.rmsNormEps());
+    String n2 = normedAndSum.get(0);
+    x = normedAndSum.get(1);
     int inter = shape.intermediateSize();
     boolean mb = variant.mlpBias();
     String gate = g.silu(linear(n2, p + "gate_proj", h, inter, mb));
     String up = linear(n2, p + "up_proj", h, inter, mb);
-    return g.add(x, linear(g.mul(gate, up), p + "down_proj", inter, h, mb));
+    return new String[] {x, linear(g.mul(gate, up), p + "down_proj", inter, h, mb)};
   }
 
-  /** LLaMA rotary embedding: {@code x·cos + rotate_half(x)·sin} on {@code [T, heads, D]}. */
-  private String rope(String x, String cos, String sin) {
-    List<String> halves = g.opWithOutputs("Split", List.of(x), 2, intAttr("axis", -1));
-    String rotated = g.concat(-1, g.op("Neg", halves.get(1)), halves.get(0));
-    return g.add(g.mul(x, cos), g.mul(rotated, sin));
+  /**
+   * LLaMA rotary embedding ({@code x·cos + rotate_half(x)·sin}) of {@code x [T, heads·D]}, as ONNX Runtime's
+   * {@code com.microsoft.RotaryEmbedding} kernel (one node where the elementwise form took seven); returns
+   * {@code [1, T, heads·D]}.
+   */
+  private String rope(String x, int heads, String cos, String sin, String ropePositions) {
+    String batched = g.reshape(x, 1, -1, (long) heads * shape.headDim());
+    return g.contribOp("RotaryEmbedding", List.of(batched, ropePositions, cos, sin), 1,
+        intAttr("interleaved", 0), intAttr("num_heads", heads)).get(0);
+  }
+
+  /** The first {@code d/2} columns of each row of {@code table [rows, d]}. */
+  private static float[] firstHalves(float[] table, int d) {
+    int rows = table.length / d;
+    float[] out = new float[rows * (d / 2)];
+    for (int r = 0; r < rows; r++) System.arraycopy(table, r * d, out, r * (d / 2), d / 2);
+    return out;
   }
 
   /** ScatterND of {@code kv [T, KH, D]} into the cache; the output is the graph output {@code outputName}. */
