@@ -53,6 +53,8 @@ public final class OnnxModelRuntime implements ModelRuntime {
   private final OrtEnvironment env = OrtEnvironment.getEnvironment();
   private final OrtSession vision;
   private final OrtSession decoder;
+  /** The int4 decoder at accuracy level 0 for runs of many rows ({@link WideBatchDecoder}); null otherwise. */
+  private final OrtSession wideDecoder;
   private final TextTokenizer tokenizer;
   private final OnnxTensor[] pools; // past_key.0, past_value.0, past_key.1, ...
   private final Map<String, OnnxTensor> poolInputs = new HashMap<>();
@@ -72,6 +74,7 @@ public final class OnnxModelRuntime implements ModelRuntime {
     checkStorage(spec, kvLayout);
     OrtSession visionSession = null;
     OrtSession decoderSession = null;
+    OrtSession wideSession = null;
     HfTextTokenizer loadedTokenizer = null;
     try {
       if (spec.acceptsImages()) {
@@ -80,17 +83,19 @@ public final class OnnxModelRuntime implements ModelRuntime {
       }
       decoderSession = Sessions.open(env, bundle.decoderFile(), options);
       GraphContract.checkDecoder(decoderSession, spec, bundle.decoderFile().getFileName().toString());
+      if (bundle.manifest().hasQuantization()) wideSession = WideBatchDecoder.openIfUseful(env, bundle.decoderFile(), options);
       loadedTokenizer = loadTokenizer(bundle.tokenizerFile());
       if (loadedTokenizer.vocabSize() > spec.vocabSize()) {
         throw new BundleException(bundle.tokenizerFile() + ": vocabulary of " + loadedTokenizer.vocabSize() + " tokens exceeds decoder.vocab_size " + spec.vocabSize());
       }
       this.pools = wrapPools(storage);
     } catch (RuntimeException e) {
-      closeQuietly(visionSession, decoderSession, loadedTokenizer);
+      closeQuietly(visionSession, decoderSession, wideSession, loadedTokenizer);
       throw e;
     }
     this.vision = visionSession;
     this.decoder = decoderSession;
+    this.wideDecoder = wideSession;
     this.tokenizer = loadedTokenizer;
     this.inputs = new StepInputs(spec.vocabSize(), spec.hiddenSize(), kvLayout.blockSize());
     this.logits = StepInputs.floats(spec.vocabSize());
@@ -202,6 +207,17 @@ public final class OnnxModelRuntime implements ModelRuntime {
   /** {@link #RUN_COST_TOKENS}; tests lower it to split the test bundle's small batches. */
   int runCostTokens = RUN_COST_TOKENS;
 
+  /** {@link WideBatchDecoder#WIDE_ROWS}; tests move it to force either session. */
+  int wideRows = WideBatchDecoder.WIDE_ROWS;
+
+  /** Runs that took the wide session (tests). */
+  long wideRuns;
+
+  /** Whether this runtime has a wide-batch session (an int4 bundle). */
+  public boolean hasWideBatchSession() {
+    return wideDecoder != null;
+  }
+
   private long[] decodeOrder = new long[64];
   private final List<SequenceStep> group = new ArrayList<>();
   private int[] rowOf = new int[64];
@@ -302,8 +318,10 @@ public final class OnnxModelRuntime implements ModelRuntime {
       Map<String, OnnxValue> pinned = new HashMap<>(pinnedPools());
       pinned.put("logits", track(created, OnnxTensor.createTensor(env,
           logits.slice(firstRow * spec.vocabSize(), rows * spec.vocabSize()), new long[] {rows, spec.vocabSize()})));
+      OrtSession session = wideDecoder != null && t >= wideRows ? wideDecoder : decoder;
+      if (session == wideDecoder) wideRuns++;
       long runStart = System.nanoTime();
-      try (OrtSession.Result ignored = decoder.run(feed, pinned)) {
+      try (OrtSession.Result ignored = session.run(feed, pinned)) {
         timer.record(runStart - start, System.nanoTime() - runStart);
       }
     } catch (OrtException e) {
@@ -318,7 +336,7 @@ public final class OnnxModelRuntime implements ModelRuntime {
     if (closed) return;
     closed = true;
     for (OnnxTensor pool : pools) pool.close();
-    closeQuietly(vision, decoder, (HfTextTokenizer) tokenizer);
+    closeQuietly(vision, decoder, wideDecoder, (HfTextTokenizer) tokenizer);
   }
 
   // ---- internals -------------------------------------------------------------------------------------

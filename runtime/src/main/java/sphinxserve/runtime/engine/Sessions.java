@@ -18,6 +18,14 @@ public final class Sessions {
 
   /** A session over serialized model bytes (benchmarks build variants in memory); {@code name} for errors. */
   public static OrtSession open(OrtEnvironment env, String name, RuntimeOptions options, byte[] modelBytes) {
+    return open(env, name, options, modelBytes, null);
+  }
+
+  /**
+   * A session over serialized model bytes whose external-data tensors lie in {@code externalDataFolder} (the
+   * bytes carry no path of their own to resolve them against); null when it has none.
+   */
+  static OrtSession open(OrtEnvironment env, String name, RuntimeOptions options, byte[] modelBytes, java.nio.file.Path externalDataFolder) {
     try (OrtSession.SessionOptions session = new OrtSession.SessionOptions()) {
       session.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.ALL_OPT);
       session.setExecutionMode(OrtSession.SessionOptions.ExecutionMode.SEQUENTIAL);
@@ -26,6 +34,9 @@ public final class Sessions {
       String spin = options.spinning() ? "1" : "0";
       session.addConfigEntry("session.intra_op.allow_spinning", spin);
       session.addConfigEntry("session.inter_op.allow_spinning", spin);
+      if (externalDataFolder != null) {
+        session.addConfigEntry("session.model_external_initializers_file_folder_path", externalDataFolder.toString());
+      }
       switch (options.provider()) {
         case CPU -> { }
         case CUDA -> session.addCUDA(options.deviceId());
