@@ -94,6 +94,7 @@ public final class DecoderBenchmark {
           }
         }
       }
+      if (!raggedOnly && batches[0] == 1) printWeightReadFloor(bundle, options, pagedMillis[0][0], contexts[0]);
       System.out.println();
       System.out.println("Ragged decode batches (sequences × context, + another group; decode steps as above):");
       System.out.println("| batch | tokens held | step p50 ms | step p90 ms | tokens/s | decoder runs per step |");
@@ -129,6 +130,16 @@ public final class DecoderBenchmark {
         }
       }
     }
+  }
+
+  /** The one-sequence step against the weight-read floor ({@link WeightReadFloor}). */
+  private static void printWeightReadFloor(Bundle bundle, RuntimeOptions options, double stepMillis, int context) throws Exception {
+    long bytes = WeightReadFloor.matmulWeightBytes(bundle.decoderFile());
+    double bandwidth = WeightReadFloor.readBandwidth(options.effectiveIntraOpThreads());
+    double floorMillis = bytes / bandwidth * 1e3;
+    System.out.printf(Locale.ROOT, "%nWeight-read floor: %.1f MB of matmul weights per step / %.1f GB/s read bandwidth (%d threads, "
+        + "1 GiB streamed) = %.2f ms; batch-1 step at context %d: %.2f ms = %.2f× the floor%n",
+        bytes / 1e6, bandwidth / 1e9, options.effectiveIntraOpThreads(), floorMillis, context, stepMillis, stepMillis / floorMillis);
   }
 
   private static String weightsDescription(Bundle bundle) {

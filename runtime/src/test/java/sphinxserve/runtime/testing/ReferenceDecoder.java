@@ -39,6 +39,29 @@ public final class ReferenceDecoder {
       t.getRawData().asReadOnlyByteBuffer().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(values);
       w.put(t.getName(), values);
     }
+    // The graph stores q/k/v and gate/up as one matrix each; this reference reads them apart.
+    int h = spec.hiddenSize();
+    int q = spec.numHeads() * spec.headDim();
+    int kv = spec.numKvHeads() * spec.headDim();
+    for (int l = 0; l < spec.numLayers(); l++) {
+      String p = "layers." + l + ".";
+      unfuse(p + "qkv_proj", h, new String[] {p + "q_proj", p + "k_proj", p + "v_proj"}, new int[] {q, kv, kv});
+      unfuse(p + "gate_up_proj", h, new String[] {p + "gate_proj", p + "up_proj"}, new int[] {intermediate, intermediate});
+    }
+  }
+
+  /** Splits the fused {@code [rows, Σ outs]} weight {@code fused} into column blocks named {@code names}. */
+  private void unfuse(String fused, int rows, String[] names, int[] outs) {
+    float[] all = w.get(fused);
+    if (all == null) throw new IllegalStateException("the decoder graph has no initializer " + fused);
+    int total = all.length / rows;
+    int column = 0;
+    for (int i = 0; i < names.length; i++) {
+      float[] part = new float[rows * outs[i]];
+      for (int r = 0; r < rows; r++) System.arraycopy(all, r * total + column, part, r * outs[i], outs[i]);
+      w.put(names[i], part);
+      column += outs[i];
+    }
   }
 
   /**
