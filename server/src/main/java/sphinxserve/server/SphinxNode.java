@@ -219,6 +219,10 @@ public final class SphinxNode implements AutoCloseable {
       owned.addFirst(kv);
       OnnxModelRuntime runtime = OnnxModelRuntime.open(bundle, config.runtimeOptions(), kv);
       owned.addFirst(runtime); // closed before the storage it reads
+      // Opening parsed graphs in Java (an int4 bundle's wide-batch variant: the whole decoder graph, rewritten) and
+      // hashed the bundle: a full collection now lets G1 return that garbage's heap to the OS instead of keeping it
+      // resident until the heap next shrinks (bench int4 bundle: 1.0 → 0.53 GB resident; docs/PERFORMANCE.md, "Memory").
+      System.gc();
       GenerationBackend backend = backends.create(runtime, kv, config);
       return new SphinxNode(config, bundle, runtime, backend, telemetry, owned);
     } catch (RuntimeException e) {

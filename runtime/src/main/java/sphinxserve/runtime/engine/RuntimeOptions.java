@@ -11,8 +11,12 @@ package sphinxserve.runtime.engine;
  * @param shareCores whether the vision encoder and the decoder take turns on the cores (one ORT run at a time,
  *     images encoded one view per turn between decoder steps) instead of running at once, each with its own
  *     pool of {@code intraOpThreads} threads; on by default (see {@code OnnxModelRuntime})
+ * @param wideBatchSession whether an int4 bundle's decoder also gets its wide-batch session ({@code WideBatchDecoder}:
+ *     faster prefill and batches of 10+ rows for a second copy of the int4 weights and a float32 head in memory); on
+ *     by default
  */
-public record RuntimeOptions(ExecutionProvider provider, int deviceId, int intraOpThreads, boolean spinning, boolean shareCores) {
+public record RuntimeOptions(ExecutionProvider provider, int deviceId, int intraOpThreads, boolean spinning, boolean shareCores,
+    boolean wideBatchSession) {
 
   /** Where the graphs execute. */
   public enum ExecutionProvider {
@@ -28,6 +32,11 @@ public record RuntimeOptions(ExecutionProvider provider, int deviceId, int intra
     if (intraOpThreads < 0) throw new IllegalArgumentException("intraOpThreads must be >= 0");
   }
 
+  /** These options with the wide-batch session on (the default). */
+  public RuntimeOptions(ExecutionProvider provider, int deviceId, int intraOpThreads, boolean spinning, boolean shareCores) {
+    this(provider, deviceId, intraOpThreads, spinning, shareCores, true);
+  }
+
   /** CPU, one thread per core, no spinning, vision and decoder taking turns. */
   public static RuntimeOptions cpu() {
     return new RuntimeOptions(ExecutionProvider.CPU, 0, 0, false, true);
@@ -35,7 +44,12 @@ public record RuntimeOptions(ExecutionProvider provider, int deviceId, int intra
 
   /** These options with {@code shareCores} set to {@code value}. */
   public RuntimeOptions withShareCores(boolean value) {
-    return new RuntimeOptions(provider, deviceId, intraOpThreads, spinning, value);
+    return new RuntimeOptions(provider, deviceId, intraOpThreads, spinning, value, wideBatchSession);
+  }
+
+  /** These options with {@code wideBatchSession} set to {@code value}. */
+  public RuntimeOptions withWideBatchSession(boolean value) {
+    return new RuntimeOptions(provider, deviceId, intraOpThreads, spinning, shareCores, value);
   }
 
   /** The number of intra-op threads actually used. */

@@ -46,10 +46,13 @@ class WideBatchDecoderTest {
   }
 
   @Test
-  void float32AndInt8BundlesHaveNoWideSession(@TempDir Path dir) throws IOException {
-    assertFalse(hasWide(TestBundles.get(BundlePreset.TEST)));
-    BundleBuilder.build(BundlePreset.TEST, TestBundles.SEED, WeightQuantization.named("int8"), dir);
-    assertFalse(hasWide(Bundle.open(dir)));
+  void float32AndInt8BundlesHaveNoWideSession_andInt4NoneWhenTurnedOff(@TempDir Path dir) throws IOException {
+    assertFalse(hasWide(TestBundles.get(BundlePreset.TEST), RuntimeOptions.cpu()));
+    BundleBuilder.build(BundlePreset.TEST, TestBundles.SEED, WeightQuantization.named("int8"), dir.resolve("int8"));
+    assertFalse(hasWide(Bundle.open(dir.resolve("int8")), RuntimeOptions.cpu()));
+    BundleBuilder.build(BundlePreset.TEST, TestBundles.SEED, WeightQuantization.named("int4"), dir.resolve("int4"));
+    assertTrue(hasWide(Bundle.open(dir.resolve("int4")), RuntimeOptions.cpu()));
+    assertFalse(hasWide(Bundle.open(dir.resolve("int4")), RuntimeOptions.cpu().withWideBatchSession(false)));
   }
 
   /** A 24-token prefill and one decode, through the bundle's graph only and with the wide session allowed. */
@@ -86,9 +89,9 @@ class WideBatchDecoderTest {
     }
   }
 
-  private static boolean hasWide(Bundle bundle) {
+  private static boolean hasWide(Bundle bundle, RuntimeOptions options) {
     try (KvCacheStorage kv = new KvCacheStorage(OnnxModelRuntime.kvLayoutFor(bundle.spec(), BLOCK_SIZE, 4));
-        OnnxModelRuntime runtime = OnnxModelRuntime.open(bundle, RuntimeOptions.cpu(), kv)) {
+        OnnxModelRuntime runtime = OnnxModelRuntime.open(bundle, options, kv)) {
       return runtime.hasWideBatchSession();
     }
   }

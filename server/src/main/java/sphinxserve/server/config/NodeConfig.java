@@ -38,6 +38,7 @@ import sphinxserve.server.image.ImageLimits;
  * @param quantize how {@code model}'s decoder weights are stored: none, int8 or int4
  * @param maxContext positions served of {@code model}; 0 = the model's maximum
  * @param ortThreads ONNX Runtime intra-op threads; 0 = one per core
+ * @param int4WideSession whether an int4 bundle's decoder also gets its wide-batch session (RuntimeOptions)
  * @param provider ONNX Runtime execution provider; only CPU is accepted for now (the KV pools are host memory)
  * @param deviceId GPU ordinal for the CUDA and TensorRT providers (refused for now; see {@code provider})
  * @param imageThreads threads that decode and preprocess images
@@ -92,6 +93,7 @@ public record NodeConfig(
     String quantize,
     int maxContext,
     int ortThreads,
+    boolean int4WideSession,
     RuntimeOptions.ExecutionProvider provider,
     int deviceId,
     int imageThreads,
@@ -180,6 +182,7 @@ public record NodeConfig(
       {"provider", "cpu", "ONNX Runtime execution provider: cpu (cuda and tensorrt are refused until the KV pools can live on the GPU)"},
       {"device-id", "0", "GPU ordinal for cuda / tensorrt (not supported yet)"},
       {"ort-threads", "0", "ONNX Runtime intra-op threads; 0 = one per core"},
+      {"int4-wide-session", "true", "an int4 bundle's decoder also runs as float32-compute kernels for prefill and batches of 10+ rows: faster there, for a second copy of the int4 weights and a float32 output head in memory"},
       {"image-threads", "2", "threads decoding and preprocessing images"},
       {"image-cache-bytes", "1g", "bytes of image embeddings kept (k/m/g suffixes)"},
       {"max-image-bytes", "10m", "most encoded bytes per image"},
@@ -332,7 +335,7 @@ public record NodeConfig(
 
   /** How ONNX Runtime sessions are opened. */
   public RuntimeOptions runtimeOptions() {
-    return new RuntimeOptions(provider, deviceId, ortThreads, false, true);
+    return new RuntimeOptions(provider, deviceId, ortThreads, false, true, int4WideSession);
   }
 
   private static String[] option(String name) {
@@ -377,6 +380,7 @@ public record NodeConfig(
           quantize(),
           intIn("max-context", 0, 1 << 24),
           intIn("ort-threads", 0, 1024),
+          bool("int4-wide-session"),
           provider(),
           intIn("device-id", 0, 1024),
           intIn("image-threads", 1, 1024),

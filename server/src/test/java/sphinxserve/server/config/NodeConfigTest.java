@@ -115,6 +115,9 @@ final class NodeConfigTest {
     assertEquals(100, c.kvBlocks());
     assertEquals(32, c.kvBlockSize());
     assertEquals(new RuntimeOptions(RuntimeOptions.ExecutionProvider.CPU, 1, 3, false, true), c.runtimeOptions());
+    assertTrue(c.runtimeOptions().wideBatchSession(), "int4 bundles get the wide-batch session by default");
+    assertFalse(NodeConfig.parse(new String[] {"--int4-wide-session=false"}, Map.of()).runtimeOptions().wideBatchSession());
+    assertTrue(error("--int4-wide-session=maybe").startsWith("int4-wide-session: must be true or false"));
   }
 
   @Test
