@@ -57,6 +57,7 @@ public final class DecoderBenchmark {
         case "--contexts" -> contexts = Arrays.stream(args[++i].split(",")).mapToInt(Integer::parseInt).toArray();
         case "--ragged" -> ragged = args[++i].split(",");
         case "--ragged-only" -> raggedOnly = true;
+        case "--prefill-tokens" -> prefillTokens = Integer.parseInt(args[++i]);
         default -> throw new IllegalArgumentException("unknown argument " + args[i]);
       }
     }
