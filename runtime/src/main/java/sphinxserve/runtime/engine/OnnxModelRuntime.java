@@ -83,7 +83,10 @@ public final class OnnxModelRuntime implements ModelRuntime {
       }
       decoderSession = Sessions.open(env, bundle.decoderFile(), options);
       GraphContract.checkDecoder(decoderSession, spec, bundle.decoderFile().getFileName().toString());
-      if (options.wideBatchSession() && bundle.manifest().hasQuantization()) wideSession = WideBatchDecoder.openIfUseful(env, bundle.decoderFile(), options);
+      if (options.wideBatchSession() && bundle.manifest().hasQuantization()) {
+        wideSession = WideBatchDecoder.openIfUseful(env, bundle.decoderFile(), options);
+        if (wideSession != null) GraphContract.checkDecoder(wideSession, spec, bundle.decoderFile().getFileName() + " (wide-batch variant)");
+      }
       loadedTokenizer = loadTokenizer(bundle.tokenizerFile());
       if (loadedTokenizer.vocabSize() > spec.vocabSize()) {
         throw new BundleException(bundle.tokenizerFile() + ": vocabulary of " + loadedTokenizer.vocabSize() + " tokens exceeds decoder.vocab_size " + spec.vocabSize());
