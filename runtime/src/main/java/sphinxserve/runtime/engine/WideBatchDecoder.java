@@ -73,12 +73,15 @@ final class WideBatchDecoder {
     GraphProto.Builder graph = model.getGraph().toBuilder();
     int widened = 0;
     int eightBit = 0;
+    java.util.Set<String> replaced = new java.util.HashSet<>(); // the codes and scales a dequantized MatMul replaces
     for (int i = 0; i < graph.getNodeCount(); i++) {
       NodeProto node = graph.getNode(i);
       if (!node.getOpType().equals("MatMulNBits")) continue;
       if (intAttribute(node, "bits", 4) == 8) {
         eightBit++;
         graph.setNode(i, dequantizedMatMul(graph, node, folder));
+        replaced.add(node.getInput(1));
+        replaced.add(node.getInput(2));
         continue;
       }
       if (intAttribute(node, "accuracy_level", 0) == 0) continue;
@@ -91,6 +94,9 @@ final class WideBatchDecoder {
     }
     // One 8-bit matrix is an int4 bundle's head; more are int8 layers, which have no faster float path to take.
     if (widened == 0 || eightBit > 1) return null;
+    for (int i = graph.getInitializerCount() - 1; i >= 0; i--) {
+      if (replaced.contains(graph.getInitializer(i).getName())) graph.removeInitializer(i);
+    }
     return model.toBuilder().setGraph(graph).build();
   }
 
