@@ -25,7 +25,7 @@ public final class Sessions {
    * A session over serialized model bytes whose external-data tensors lie in {@code externalDataFolder} (the
    * bytes carry no path of their own to resolve them against); null when it has none.
    */
-  static OrtSession open(OrtEnvironment env, String name, RuntimeOptions options, byte[] modelBytes, java.nio.file.Path externalDataFolder) {
+  static OrtSession open(OrtEnvironment env, String name, RuntimeOptions options, byte[] modelBytes, Path externalDataFolder) {
     try (OrtSession.SessionOptions session = new OrtSession.SessionOptions()) {
       session.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.ALL_OPT);
       session.setExecutionMode(OrtSession.SessionOptions.ExecutionMode.SEQUENTIAL);

@@ -10,6 +10,8 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.HashSet;
+import java.util.Set;
 import sphinxserve.runtime.bundle.BundleException;
 import sphinxserve.runtime.onnx.AttributeProto;
 import sphinxserve.runtime.onnx.GraphProto;
@@ -73,7 +75,7 @@ final class WideBatchDecoder {
     GraphProto.Builder graph = model.getGraph().toBuilder();
     int widened = 0;
     int eightBit = 0;
-    java.util.Set<String> replaced = new java.util.HashSet<>(); // the codes and scales a dequantized MatMul replaces
+    Set<String> replaced = new HashSet<>(); // the codes and scales a dequantized MatMul replaces
     for (int i = 0; i < graph.getNodeCount(); i++) {
       NodeProto node = graph.getNode(i);
       if (!node.getOpType().equals("MatMulNBits")) continue;
