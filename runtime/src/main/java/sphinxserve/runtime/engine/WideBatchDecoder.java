@@ -32,8 +32,8 @@ import sphinxserve.runtime.onnx.TensorProto;
  * against 71; prefill 1,000 tokens/s against 750; docs/PERFORMANCE.md, "Quantized weights"). A run picks the
  * session by its row count ({@link #WIDE_ROWS}). ORT has no fast float path for 8-bit weights (level 0 is 10–20×
  * slower), and at level 4 the int8 output head alone cost ~22 ms of a 32-row step: so the wide variant computes
- * an int8 head as a float32 MatMul over its dequantized weights (the same values the codes stand for). Bundles
- * with int8 layers get no wide session.
+ * an int8 head as a float32 MatMul over its dequantized weights (the same values the codes stand for; up to
+ * {@link #MAX_DEQUANTIZED_BYTES}). Bundles with int8 layers get no wide session.
  *
  * <p>Cost: the second session holds its own copy of the prepacked int4 weights (the int4 layers are about a
  * quarter of their float32 size) and an int8 head in float32 (vocabulary × hidden × 4 bytes: 66 MB for the bench
@@ -48,6 +48,13 @@ final class WideBatchDecoder {
    */
   static final int WIDE_ROWS = 10;
 
+  /**
+   * The largest int8 head decoded to float32 (bytes): 1 GiB, a 128k × 2,048 vocabulary head. A larger one (a 128k
+   * vocabulary over 4,096 hidden is 2.1 GB, past what one protobuf message and one Java array hold) keeps its int8
+   * kernel at level 4 in the wide session too.
+   */
+  static final long MAX_DEQUANTIZED_BYTES = 1L << 30;
+
   private WideBatchDecoder() {}
 
   /**
@@ -61,7 +68,7 @@ final class WideBatchDecoder {
     } catch (IOException e) {
       throw new BundleException(file + ": cannot read the decoder graph: " + e.getMessage(), e);
     }
-    ModelProto wide = atLevelZero(model, file.toAbsolutePath().getParent());
+    ModelProto wide = atLevelZero(model, file.toAbsolutePath().getParent(), MAX_DEQUANTIZED_BYTES);
     if (wide == null) return null;
     return Sessions.open(env, file.getFileName() + " (wide-batch variant)", options, wide.toByteArray(), file.toAbsolutePath().getParent());
   }
@@ -69,33 +76,39 @@ final class WideBatchDecoder {
   /**
    * {@code model} with every 4-bit MatMulNBits at accuracy level 0 and every 8-bit one (the head of an int4 bundle)
    * replaced by a MatMul over its dequantized weights; null when the graph has no 4-bit MatMulNBits above level 0
-   * or has 8-bit layers. External data is read from {@code folder}.
+   * or has 8-bit layers. An 8-bit matrix larger than {@code maxDequantizedBytes} in float32 stays as it is. External
+   * data is read from {@code folder}.
    */
-  static ModelProto atLevelZero(ModelProto model, Path folder) {
-    GraphProto.Builder graph = model.getGraph().toBuilder();
-    int widened = 0;
+  static ModelProto atLevelZero(ModelProto model, Path folder, long maxDequantizedBytes) {
+    // First decide from the attributes alone: an int8 bundle must not have its layers decoded to float32 first.
+    int fourBitAboveZero = 0;
     int eightBit = 0;
+    for (NodeProto node : model.getGraph().getNodeList()) {
+      if (!node.getOpType().equals("MatMulNBits")) continue;
+      if (intAttribute(node, "bits", 4) == 8) eightBit++;
+      else if (intAttribute(node, "accuracy_level", 0) != 0) fourBitAboveZero++;
+    }
+    // One 8-bit matrix is an int4 bundle's head; more are int8 layers, which have no faster float path to take.
+    if (fourBitAboveZero == 0 || eightBit > 1) return null;
+
+    GraphProto.Builder graph = model.getGraph().toBuilder();
     Set<String> replaced = new HashSet<>(); // the codes and scales a dequantized MatMul replaces
     for (int i = 0; i < graph.getNodeCount(); i++) {
       NodeProto node = graph.getNode(i);
       if (!node.getOpType().equals("MatMulNBits")) continue;
       if (intAttribute(node, "bits", 4) == 8) {
-        eightBit++;
+        if (intAttribute(node, "K", 0) * intAttribute(node, "N", 0) * 4 > maxDequantizedBytes) continue; // stays at level 4
         graph.setNode(i, dequantizedMatMul(graph, node, folder));
         replaced.add(node.getInput(1));
         replaced.add(node.getInput(2));
         continue;
       }
-      if (intAttribute(node, "accuracy_level", 0) == 0) continue;
       NodeProto.Builder b = node.toBuilder();
       for (int a = 0; a < b.getAttributeCount(); a++) {
         if (b.getAttribute(a).getName().equals("accuracy_level")) b.setAttribute(a, b.getAttribute(a).toBuilder().setI(0));
       }
       graph.setNode(i, b);
-      widened++;
     }
-    // One 8-bit matrix is an int4 bundle's head; more are int8 layers, which have no faster float path to take.
-    if (widened == 0 || eightBit > 1) return null;
     for (int i = graph.getInitializerCount() - 1; i >= 0; i--) {
       if (replaced.contains(graph.getInitializer(i).getName())) graph.removeInitializer(i);
     }
@@ -121,7 +134,7 @@ final class WideBatchDecoder {
         int at = (col * blocks + b) * blockSize;
         for (int i = 0; i < blockSize && b * blockSize + i < k; i++) {
           int row = b * blockSize + i;
-          w.putFloat((row * n + col) * 4, ((codes.get(at + i) & 0xFF) - 128) * scale);
+          w.putFloat((int) (((long) row * n + col) * 4), ((codes.get(at + i) & 0xFF) - 128) * scale);
         }
       }
     }

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static sphinxserve.runtime.testing.Numerics.relativeError;
 
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -18,6 +19,8 @@ import sphinxserve.runtime.bundle.BundleBuilder;
 import sphinxserve.runtime.bundle.BundlePreset;
 import sphinxserve.runtime.graph.WeightQuantization;
 import sphinxserve.runtime.model.LlamaCheckpoint;
+import sphinxserve.runtime.onnx.ModelProto;
+import sphinxserve.runtime.onnx.NodeProto;
 import sphinxserve.runtime.testing.TestBundles;
 import sphinxserve.runtime.testing.checkpoints.RandomCheckpoints;
 
@@ -53,6 +56,36 @@ class WideBatchDecoderTest {
     BundleBuilder.build(BundlePreset.TEST, TestBundles.SEED, WeightQuantization.named("int4"), dir.resolve("int4"));
     assertTrue(hasWide(Bundle.open(dir.resolve("int4")), RuntimeOptions.cpu()));
     assertFalse(hasWide(Bundle.open(dir.resolve("int4")), RuntimeOptions.cpu().withWideBatchSession(false)));
+  }
+
+  @Test
+  void rewrite_int4LayersGoToLevelZero_anInt8HeadBecomesAFloatMatMulUnlessTooLarge(@TempDir Path dir) throws IOException {
+    BundleBuilder.build(BundlePreset.TEST, TestBundles.SEED, WeightQuantization.named("int4"), dir);
+    ModelProto model;
+    try (var in = Files.newInputStream(dir.resolve("decoder.onnx"))) {
+      model = ModelProto.parseFrom(in);
+    }
+    long quantized = model.getGraph().getNodeList().stream().filter(n -> n.getOpType().equals("MatMulNBits")).count();
+
+    ModelProto wide = WideBatchDecoder.atLevelZero(model, dir, WideBatchDecoder.MAX_DEQUANTIZED_BYTES);
+    assertEquals(quantized - 1, levels(wide, 4, 0), "every int4 matrix at level 0");
+    assertEquals(0, levels(wide, 8, -1), "no 8-bit kernel left");
+    assertTrue(wide.getGraph().getInitializerList().stream().noneMatch(t -> t.getName().equals("lm_head")), "the int8 codes are gone");
+    assertTrue(wide.getGraph().getInitializerList().stream().anyMatch(t -> t.getName().equals("lm_head.dequantized")));
+
+    ModelProto headKept = WideBatchDecoder.atLevelZero(model, dir, 0);
+    assertEquals(quantized - 1, levels(headKept, 4, 0));
+    assertEquals(1, levels(headKept, 8, 4), "a head over the limit keeps its int8 kernel at level 4");
+  }
+
+  /** MatMulNBits nodes of {@code bits} at accuracy level {@code level} (-1: any). */
+  private static long levels(ModelProto model, int bits, int level) {
+    return model.getGraph().getNodeList().stream().filter(n -> n.getOpType().equals("MatMulNBits"))
+        .filter(n -> attribute(n, "bits") == bits && (level < 0 || attribute(n, "accuracy_level") == level)).count();
+  }
+
+  private static long attribute(NodeProto node, String name) {
+    return node.getAttributeList().stream().filter(a -> a.getName().equals(name)).findFirst().orElseThrow().getI();
   }
 
   /** A 24-token prefill and one decode, through the bundle's graph only and with the wide session allowed. */
