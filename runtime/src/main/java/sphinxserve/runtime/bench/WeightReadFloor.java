@@ -11,9 +11,9 @@ import java.util.Set;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import sphinxserve.runtime.graph.ExternalData;
 import sphinxserve.runtime.onnx.ModelProto;
 import sphinxserve.runtime.onnx.NodeProto;
-import sphinxserve.runtime.onnx.StringStringEntryProto;
 import sphinxserve.runtime.onnx.TensorProto;
 
 /**
@@ -48,9 +48,8 @@ final class WeightReadFloor {
   }
 
   private static long byteSize(TensorProto t) {
-    if (t.getDataLocation() == TensorProto.DataLocation.EXTERNAL) {
-      for (StringStringEntryProto e : t.getExternalDataList()) if (e.getKey().equals("length")) return Long.parseLong(e.getValue());
-    }
+    ExternalData.Slice slice = ExternalData.sliceOf(t);
+    if (slice != null) return slice.length();
     if (!t.getRawData().isEmpty()) return t.getRawData().size();
     long elements = 1;
     for (long d : t.getDimsList()) elements *= d;

@@ -5,7 +5,6 @@ import ai.onnxruntime.OrtSession;
 import com.google.protobuf.ByteString;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.RandomAccessFile;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
@@ -13,11 +12,11 @@ import java.nio.file.Path;
 import java.util.HashSet;
 import java.util.Set;
 import sphinxserve.runtime.bundle.BundleException;
+import sphinxserve.runtime.graph.ExternalData;
 import sphinxserve.runtime.onnx.AttributeProto;
 import sphinxserve.runtime.onnx.GraphProto;
 import sphinxserve.runtime.onnx.ModelProto;
 import sphinxserve.runtime.onnx.NodeProto;
-import sphinxserve.runtime.onnx.StringStringEntryProto;
 import sphinxserve.runtime.onnx.TensorProto;
 
 /**
@@ -70,7 +69,11 @@ final class WideBatchDecoder {
     }
     ModelProto wide = atLevelZero(model, file.toAbsolutePath().getParent(), MAX_DEQUANTIZED_BYTES);
     if (wide == null) return null;
-    return Sessions.open(env, file.getFileName() + " (wide-batch variant)", options, wide.toByteArray(), file.toAbsolutePath().getParent());
+    try {
+      return Sessions.open(env, file.getFileName() + " (wide-batch variant)", options, wide.toByteArray(), file.toAbsolutePath().getParent());
+    } catch (BundleException e) {
+      throw new BundleException(e.getMessage() + " (--int4-wide-session false starts without it)", e);
+    }
   }
 
   /**
@@ -149,26 +152,12 @@ final class WideBatchDecoder {
   private static ByteBuffer initializerBytes(GraphProto.Builder graph, String name, Path folder) {
     for (TensorProto t : graph.getInitializerList()) {
       if (!t.getName().equals(name)) continue;
-      if (t.getDataLocation() != TensorProto.DataLocation.EXTERNAL) return t.getRawData().asReadOnlyByteBuffer();
-      String location = null;
-      long offset = 0;
-      long length = -1;
-      for (StringStringEntryProto e : t.getExternalDataList()) {
-        switch (e.getKey()) {
-          case "location" -> location = e.getValue();
-          case "offset" -> offset = Long.parseLong(e.getValue());
-          case "length" -> length = Long.parseLong(e.getValue());
-          default -> { }
-        }
-      }
-      if (location == null || length < 0) throw new BundleException(name + ": external data without location or length");
-      try (RandomAccessFile file = new RandomAccessFile(folder.resolve(location).toFile(), "r")) {
-        byte[] bytes = new byte[Math.toIntExact(length)];
-        file.seek(offset);
-        file.readFully(bytes);
-        return ByteBuffer.wrap(bytes);
+      ExternalData.Slice slice = ExternalData.sliceOf(t);
+      if (slice == null) return t.getRawData().asReadOnlyByteBuffer();
+      try {
+        return ByteBuffer.wrap(slice.read(folder));
       } catch (IOException e) {
-        throw new BundleException(folder.resolve(location) + ": cannot read " + name + ": " + e.getMessage(), e);
+        throw new BundleException(folder.resolve(slice.file()) + ": cannot read " + name + ": " + e.getMessage(), e);
       }
     }
     throw new BundleException("the decoder graph has no initializer " + name);

@@ -3,9 +3,12 @@ package sphinxserve.runtime.graph;
 import java.io.BufferedOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
+import java.io.RandomAccessFile;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import sphinxserve.runtime.onnx.StringStringEntryProto;
+import sphinxserve.runtime.onnx.TensorProto;
 
 /**
  * The file beside a model that holds its large initializers (ONNX "external data"): a protobuf message cannot
@@ -30,6 +33,44 @@ public final class ExternalData implements AutoCloseable {
   private ExternalData(String location, OutputStream out) {
     this.location = location;
     this.out = out;
+  }
+
+  /**
+   * Where an external initializer's bytes lie.
+   *
+   * @param file the data file's name, beside the model
+   * @param offset byte offset in it
+   * @param length byte count
+   */
+  public record Slice(String file, long offset, long length) {
+
+    /** The slice's bytes, read from the data file in {@code folder} (the model's). */
+    public byte[] read(Path folder) throws IOException {
+      try (RandomAccessFile data = new RandomAccessFile(folder.resolve(file).toFile(), "r")) {
+        byte[] bytes = new byte[Math.toIntExact(length)];
+        data.seek(offset);
+        data.readFully(bytes);
+        return bytes;
+      }
+    }
+  }
+
+  /** Where {@code tensor}'s data lies when it is external; null when it is inside the model. */
+  public static Slice sliceOf(TensorProto tensor) {
+    if (tensor.getDataLocation() != TensorProto.DataLocation.EXTERNAL) return null;
+    String file = null;
+    long offset = 0;
+    long length = -1;
+    for (StringStringEntryProto e : tensor.getExternalDataList()) {
+      switch (e.getKey()) {
+        case "location" -> file = e.getValue();
+        case "offset" -> offset = Long.parseLong(e.getValue());
+        case "length" -> length = Long.parseLong(e.getValue());
+        default -> { }
+      }
+    }
+    if (file == null || length < 0) throw new IllegalArgumentException(tensor.getName() + ": external data without location or length");
+    return new Slice(file, offset, length);
   }
 
   /** A new data file {@code file}; the model refers to it by its file name (it must stay beside the model). */
