@@ -23,6 +23,9 @@ import sphinxserve.runtime.onnx.TensorProto;
  */
 final class WeightReadFloor {
 
+  /** Where the sums go, so they stay live. */
+  private static volatile long sink;
+
   private WeightReadFloor() {}
 
   /**
@@ -76,7 +79,7 @@ final class WeightReadFloor {
         long total = 0;
         for (Future<?> part : parts) total += (Long) part.get();
         double seconds = (System.nanoTime() - start) / 1e9;
-        if (total == 42) System.out.print(""); // keeps the sums live
+        sink += total; // a result nobody read would let the JIT drop the sums
         if (pass > 0) best = Math.max(best, data.length * 8.0 / seconds);
       }
     }
