@@ -92,6 +92,16 @@ public final class Engine implements AutoCloseable {
 
   private static final System.Logger LOG = System.getLogger(Engine.class.getName());
 
+  /**
+   * How long {@link #close()} waits for the model step in flight: a step is bounded by the token budget and takes
+   * well under a second normally, seconds for a long prefill chunk on a slow CPU; one still running after this
+   * has hung in native code, and the engine gives up on it rather than block shutdown for ever.
+   */
+  public static final java.time.Duration CLOSE_WAIT = java.time.Duration.ofSeconds(60);
+
+  /** How often closing logs that it still waits for a model step. */
+  private static final long CLOSE_LOG_INTERVAL_MILLIS = 10_000;
+
   /** Stack size of the engine thread. */
   private static final long ENGINE_STACK_BYTES = 64L << 20;
 
@@ -171,9 +181,21 @@ public final class Engine implements AutoCloseable {
     LockSupport.unpark(thread);
   }
 
-  /** Stops the engine: live requests finish with ABORTED, the thread ends. Idempotent. */
+  /**
+   * Stops the engine: live requests finish with ABORTED and the thread ends, waiting up to {@link #CLOSE_WAIT} for
+   * the model step in flight. Idempotent. Check {@link #isStopped} before freeing what the runtime writes into.
+   */
   @Override
   public void close() {
+    close(CLOSE_WAIT);
+  }
+
+  /**
+   * As {@link #close()}, waiting up to {@code maxWait} for the engine thread to end; true when it ended. False means
+   * a model step is still running after the wait (logged): its runtime and KV storage must then stay allocated,
+   * since the step writes into them, and the owner leaves them to the process's exit instead of freeing them.
+   */
+  public boolean close(java.time.Duration maxWait) {
     closeLock.writeLock().lock();
     try {
       closing = true;
@@ -181,13 +203,42 @@ public final class Engine implements AutoCloseable {
       closeLock.writeLock().unlock();
     }
     LockSupport.unpark(thread);
-    if (thread.isAlive() && thread != Thread.currentThread()) {
-      try {
-        thread.join(TimeUnit.SECONDS.toMillis(30));
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
+    if (thread == Thread.currentThread()) return false; // a sink closing its own engine: the loop ends after this step
+    return awaitStopped(maxWait);
+  }
+
+  /**
+   * Waits up to {@code maxWait} for the engine thread to end, logging while a model step keeps it (one step can
+   * be a long prefill chunk on a slow machine); true when it ended, or was never started.
+   */
+  private boolean awaitStopped(java.time.Duration maxWait) {
+    long deadline = System.nanoTime() + maxWait.toNanos();
+    try {
+      while (thread.isAlive()) {
+        long left = deadline - System.nanoTime();
+        if (left <= 0) {
+          LOG.log(System.Logger.Level.ERROR, "the model step in flight has not returned " + maxWait.toMillis()
+              + " ms after close; its runtime and KV memory must stay allocated (the step writes into them)");
+          return false;
+        }
+        thread.join(Math.max(1, Math.min(TimeUnit.NANOSECONDS.toMillis(left), CLOSE_LOG_INTERVAL_MILLIS)));
+        if (thread.isAlive() && System.nanoTime() < deadline) {
+          LOG.log(System.Logger.Level.WARNING, "closing: waiting for the model step in flight to return");
+        }
       }
+      return true;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return !thread.isAlive();
     }
+  }
+
+  /**
+   * Whether the engine thread has ended (or never started): no model step runs or will start, so the runtime and
+   * the KV storage may be freed. False while a step outlives {@link #close}'s wait.
+   */
+  public boolean isStopped() {
+    return !thread.isAlive();
   }
 
   /** Why the engine stopped serving, if it failed (it then refuses submissions with {@link Admission.Reason#FAILED}). */

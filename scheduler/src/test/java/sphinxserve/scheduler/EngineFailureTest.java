@@ -1,6 +1,7 @@
 package sphinxserve.scheduler;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -74,6 +75,58 @@ class EngineFailureTest {
     assertEquals(10, after.tokenArray().length);
     assertTrue(engine.failure().isEmpty());
     assertTrue(failures.isEmpty());
+  }
+
+  @Test
+  void close_waitsForTheModelStepInFlight_beforeReportingStopped() throws Exception {
+    java.util.concurrent.CountDownLatch inStep = new java.util.concurrent.CountDownLatch(1);
+    java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+    java.util.concurrent.atomic.AtomicBoolean stepReturned = new java.util.concurrent.atomic.AtomicBoolean();
+    start(r -> r.beforeStep(batch -> {
+      inStep.countDown();
+      try {
+        release.await(30, java.util.concurrent.TimeUnit.SECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+      stepReturned.set(true);
+    }));
+    CollectingSink sink = submit("long", 5, 50, greedy());
+    assertTrue(inStep.await(30, java.util.concurrent.TimeUnit.SECONDS));
+    Thread.ofPlatform().start(() -> {
+      try {
+        Thread.sleep(300);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+      release.countDown();
+    });
+    assertTrue(engine.close(java.time.Duration.ofSeconds(30)), "close gave up on a step that returned");
+    assertTrue(stepReturned.get(), "close returned while the model step still ran");
+    assertTrue(engine.isStopped());
+    assertEquals(FinishReason.ABORTED, sink.await().reason);
+  }
+
+  @Test
+  void close_whenTheModelStepOutlivesTheWait_reportsNotStopped_untilItReturns() throws Exception {
+    java.util.concurrent.CountDownLatch inStep = new java.util.concurrent.CountDownLatch(1);
+    java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+    start(r -> r.beforeStep(batch -> {
+      inStep.countDown();
+      try {
+        release.await(30, java.util.concurrent.TimeUnit.SECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }));
+    CollectingSink sink = submit("hung", 5, 50, greedy());
+    assertTrue(inStep.await(30, java.util.concurrent.TimeUnit.SECONDS));
+    // The owner must not free the runtime or the KV pools now: the step still writes into them.
+    assertFalse(engine.close(java.time.Duration.ofMillis(200)), "close claimed a stop while the model step ran");
+    assertFalse(engine.isStopped());
+    release.countDown();
+    assertEquals(FinishReason.ABORTED, sink.await().reason);
+    EngineTest.waitUntil(engine::isStopped);
   }
 
   @Test

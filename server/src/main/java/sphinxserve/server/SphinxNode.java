@@ -56,7 +56,9 @@ import sphinxserve.server.telemetry.Telemetry;
  * in STYLE.md's order: health enters its terminal state (NOT_SERVING) → the service stops admitting
  * (UNAVAILABLE) → {@code server.shutdown()} → wait for in-flight Generate and PutImage calls up to
  * {@code --drain-seconds} → {@code shutdownNow()} (ends health watches and anything left) → backend → image
- * cache → telemetry (last spans flushed, {@code /metrics} closed) → ONNX sessions and native KV memory. The
+ * cache → telemetry (last spans flushed, {@code /metrics} closed) → ONNX sessions and native KV memory, only once
+ * the engine's model step and the vision encoder's call in flight have returned (a run that outlives their close
+ * waits is logged and its memory left to the process's exit, never freed under it). The
  * SIGTERM hook {@link #main} installs calls {@link #close}.
  *
  * <p>Failure: if the backend can no longer serve ({@link GenerationBackend#failure}), health turns NOT_SERVING at
@@ -347,8 +349,15 @@ public final class SphinxNode implements AutoCloseable {
     all.add(streamExecutor::shutdown);
     if (tls != null) all.add(tls);
     all.add(telemetry); // after the calls ended: their last spans are flushed
-    all.addAll(owned);
     closeAll(all);
+    if (!backend.isStopped() || !images.isStopped()) {
+      // Freeing the sessions or the KV pools under a live run would let native code write into freed memory: leave
+      // them to the process's exit (SIGKILL or the JVM's end), which is near, rather than corrupt or crash it.
+      LOG.error("a model run is still in flight after close waited for it (engine stopped: {}, vision encoder stopped: {}); "
+          + "leaving the ONNX Runtime sessions and the KV pool allocated", backend.isStopped(), images.isStopped());
+      return;
+    }
+    closeAll(owned);
   }
 
   private static void closeAll(List<AutoCloseable> resources) {

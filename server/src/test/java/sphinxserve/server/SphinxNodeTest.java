@@ -305,6 +305,103 @@ public final class SphinxNodeTest {
     }
   }
 
+  /**
+   * A model step still running when the engine's close wait runs out: the node closes everything else but leaves
+   * the ONNX sessions and the KV pool allocated, and the step, once it returns, finds its memory intact.
+   */
+  @Test
+  void close_whileAModelStepOutlivesTheWait_leavesTheRuntimeAndKvPoolAllocated() throws Exception {
+    Bundle bundle = TestBundles.get(BundlePreset.TEST);
+    NodeConfig config = NodeConfig.parse(new String[] {"--port=0", "--metrics-port=0", "--http-port=off", "--drain-seconds=1",
+        "--bundle=" + bundle.directory(), "--kv-blocks=128"}, Map.of());
+    KvCacheStorage[] pool = new KvCacheStorage[1];
+    sphinxserve.api.ModelRuntime[] opened = new sphinxserve.api.ModelRuntime[1];
+    EngineBackend[] backend = new EngineBackend[1];
+    java.util.concurrent.CountDownLatch inStep = new java.util.concurrent.CountDownLatch(1);
+    java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+    java.util.concurrent.atomic.AtomicReference<Throwable> stepFailure = new java.util.concurrent.atomic.AtomicReference<>();
+    SphinxNode node = SphinxNode.open(config, (runtime, kv, c) -> {
+      pool[0] = kv;
+      opened[0] = runtime;
+      sphinxserve.server.testing.CountingRuntime slow = new sphinxserve.server.testing.CountingRuntime(runtime);
+      slow.beforeStep(() -> {
+        inStep.countDown();
+        try {
+          release.await(60, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+      });
+      backend[0] = new EngineBackend(new StepFailureRecorder(slow, stepFailure), kv, c, java.time.Duration.ofMillis(300));
+      return backend[0];
+    });
+    ManagedChannel channel = NettyChannelBuilder.forAddress("127.0.0.1", node.port()).usePlaintext().build();
+    try {
+      Iterator<GenerateResponse> answer = SphinxGrpc.newBlockingStub(channel).withDeadlineAfter(60, TimeUnit.SECONDS).generate(ask(4));
+      CompletableFuture.runAsync(() -> answer.forEachRemaining(r -> { }))
+          .exceptionally(e -> null); // cancelled by the drain
+      assertTrue(inStep.await(30, TimeUnit.SECONDS));
+      node.close(); // the drain cancels the call; the engine's close gives up on the step after 300 ms
+      assertTrue(!backend[0].isStopped(), "the step should still be running");
+      pool[0].blockBytes(0, 1); // throws if the pool was freed
+      release.countDown();
+      EngineTestWait.until(backend[0]::isStopped);
+      assertEquals(null, stepFailure.get(), "the step that outlived close failed");
+      pool[0].blockBytes(0, 1);
+    } finally {
+      release.countDown();
+      channel.shutdownNow();
+      EngineTestWait.until(backend[0]::isStopped);
+      opened[0].close(); // left to the process by the node; the test frees them now that the step returned
+      pool[0].close();
+    }
+  }
+
+  /** Records the exception a model step throws (the engine only logs it). */
+  private record StepFailureRecorder(sphinxserve.api.ModelRuntime delegate, java.util.concurrent.atomic.AtomicReference<Throwable> failure)
+      implements sphinxserve.api.ModelRuntime {
+    @Override
+    public sphinxserve.api.ModelSpec spec() {
+      return delegate.spec();
+    }
+
+    @Override
+    public sphinxserve.api.TextTokenizer tokenizer() {
+      return delegate.tokenizer();
+    }
+
+    @Override
+    public float[] encodeViews(float[] pixels, int numViews) {
+      return delegate.encodeViews(pixels, numViews);
+    }
+
+    @Override
+    public sphinxserve.api.StepOutput step(java.util.List<sphinxserve.api.SequenceStep> batch) {
+      try {
+        return delegate.step(batch);
+      } catch (RuntimeException | Error e) {
+        failure.set(e);
+        throw e;
+      }
+    }
+
+    @Override
+    public void close() {
+      delegate.close();
+    }
+  }
+
+  /** Polls a condition for up to 30 s. */
+  private static final class EngineTestWait {
+    static void until(java.util.function.BooleanSupplier condition) throws InterruptedException {
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+      while (!condition.getAsBoolean()) {
+        if (System.nanoTime() > deadline) throw new AssertionError("condition not met in 30 s");
+        Thread.sleep(10);
+      }
+    }
+  }
+
   /** A pool that cannot hold one request of the model's longest context stops the node at start, naming the option. */
   @Test
   void open_poolBelowOneMaximumLengthRequest_refusesNamingTheOption() {

@@ -33,6 +33,7 @@ import sphinxserve.server.config.NodeConfig;
 public final class EngineBackend implements GenerationBackend {
 
   private final Engine engine;
+  private final java.time.Duration closeWait;
   private final KvCacheManager kv;
   private final AtomicLong counter = new AtomicLong();
   private final ConcurrentHashMap<GenerationSink, String> liveIds = new ConcurrentHashMap<>();
@@ -41,6 +42,12 @@ public final class EngineBackend implements GenerationBackend {
 
   /** Starts an engine over {@code runtime} and {@code storage} with {@code config}'s scheduler knobs. */
   public EngineBackend(ModelRuntime runtime, KvCacheStorage storage, NodeConfig config) {
+    this(runtime, storage, config, Engine.CLOSE_WAIT);
+  }
+
+  /** As {@link #EngineBackend(ModelRuntime, KvCacheStorage, NodeConfig)}, closing waits up to {@code closeWait} for a model step. */
+  public EngineBackend(ModelRuntime runtime, KvCacheStorage storage, NodeConfig config, java.time.Duration closeWait) {
+    this.closeWait = closeWait;
     this.kv = new KvCacheManager(storage);
     this.engine = new Engine(runtime, kv, config.engineConfig(), failure::complete).start();
   }
@@ -104,7 +111,12 @@ public final class EngineBackend implements GenerationBackend {
 
   @Override
   public void close() {
-    engine.close();
+    engine.close(closeWait);
+  }
+
+  @Override
+  public boolean isStopped() {
+    return engine.isStopped();
   }
 
   /** Proto sampling (zeros meaning "off") → engine sampling; validation errors name the field. */

@@ -29,7 +29,16 @@ public interface GenerationBackend extends AutoCloseable {
    */
   public java.util.concurrent.CompletionStage<Throwable> failure();
 
-  /** Stops admitting, fails what is still queued with UNAVAILABLE, stops the engine thread; idempotent. */
+  /**
+   * Stops admitting, fails what is still queued with UNAVAILABLE, stops the engine thread, waiting for the model
+   * step in flight; idempotent. Check {@link #isStopped} before freeing the runtime or its KV storage.
+   */
   @Override
   public void close();
+
+  /**
+   * Whether no model step runs any more and none will start, so the runtime and its KV storage may be freed; false
+   * while a step outlives {@link #close}'s wait (it writes into that memory).
+   */
+  public boolean isStopped();
 }

@@ -48,6 +48,12 @@ import sphinxserve.api.ModelRuntime;
  */
 public final class ImageCache implements AutoCloseable {
 
+  /**
+   * How long {@link #close} waits for the vision encoder's call in flight: one batch of views takes seconds at
+   * most; one still running after this has hung in native code, and the runtime is then left open.
+   */
+  static final java.time.Duration CLOSE_WAIT = java.time.Duration.ofSeconds(60);
+
   /** The scope of a cache shared by every caller (no authentication, or {@code --share-caches}). */
   public static final String SHARED = "";
 
@@ -218,7 +224,10 @@ public final class ImageCache implements AutoCloseable {
     return bulkhead.getMetrics().getAvailableConcurrentCalls();
   }
 
-  /** Stops decoding and encoding; work in progress finishes or fails. The runtime stays open. */
+  /**
+   * Stops decoding and encoding; work in progress finishes or fails, the vision encoder's call in flight is waited
+   * for up to {@link #CLOSE_WAIT}. The runtime stays open; free it only once {@link #isStopped}.
+   */
   @Override
   public void close() {
     timer.shutdownNow();
@@ -228,6 +237,11 @@ public final class ImageCache implements AutoCloseable {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
-    batcher.close();
+    batcher.close(CLOSE_WAIT);
+  }
+
+  /** Whether the vision encoder's thread has ended, so no call into the runtime runs or will start. */
+  public boolean isStopped() {
+    return batcher.isStopped();
   }
 }

@@ -98,14 +98,34 @@ final class VisionBatcher implements AutoCloseable {
     }
   }
 
-  /** Stops the thread after the batch in progress; images still queued fail. */
-  @Override
-  public void close() {
+  /**
+   * Stops the thread after the batch in progress, waiting up to {@code maxWait} for the encoder call in flight;
+   * images still queued fail. True when the thread ended; false (logged) while an encoder call outlives the wait,
+   * so the runtime it runs in must stay open.
+   */
+  boolean close(java.time.Duration maxWait) {
     queue.add(STOP);
     try {
-      thread.join(TimeUnit.SECONDS.toMillis(10));
+      thread.join(Math.max(1, maxWait.toMillis()));
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
+    if (thread.isAlive()) {
+      System.getLogger(VisionBatcher.class.getName()).log(System.Logger.Level.ERROR, "the vision encoder call in flight has not returned "
+          + maxWait.toMillis() + " ms after close; the model runtime must stay open (the call runs in it)");
+      return false;
+    }
+    return true;
+  }
+
+  /** As {@link #close(java.time.Duration)} with {@link ImageCache#CLOSE_WAIT}. */
+  @Override
+  public void close() {
+    close(ImageCache.CLOSE_WAIT);
+  }
+
+  /** Whether the encoder thread has ended: no encoder call runs or will start. */
+  boolean isStopped() {
+    return !thread.isAlive();
   }
 }
