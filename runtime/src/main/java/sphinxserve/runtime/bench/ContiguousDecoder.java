@@ -20,7 +20,7 @@ import sphinxserve.runtime.graph.DecoderShape;
  */
 final class ContiguousDecoder implements AutoCloseable {
 
-  private final OrtEnvironment env = OrtEnvironment.getEnvironment();
+  private final OrtEnvironment env = sphinxserve.runtime.engine.OrtEnvironments.get();
   private final OrtSession session;
   private final DecoderShape shape;
   private final int batch;

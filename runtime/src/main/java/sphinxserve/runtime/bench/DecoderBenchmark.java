@@ -1,6 +1,5 @@
 package sphinxserve.runtime.bench;
 
-import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtSession;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -114,7 +113,7 @@ public final class DecoderBenchmark {
     System.out.println("| context | batch | paged ms | contiguous ms | paged / contiguous |");
     System.out.println("|---|---|---|---|---|");
     byte[] contiguous = BundleBuilder.contiguousDecoder(BundlePreset.BENCH, 1).toByteArray();
-    try (OrtSession session = Sessions.open(OrtEnvironment.getEnvironment(), "contiguous decoder", options, contiguous)) {
+    try (OrtSession session = Sessions.open(sphinxserve.runtime.engine.OrtEnvironments.get(), "contiguous decoder", options, contiguous)) {
       for (int c = 0; c < contexts.length; c++) {
         for (int b = 0; b < batches.length; b++) {
           int capacity = contexts[c] + warmup + steps;

@@ -50,7 +50,7 @@ public final class OnnxModelRuntime implements ModelRuntime {
 
   private final ModelSpec spec;
   private final KvCacheLayout kvLayout;
-  private final OrtEnvironment env = OrtEnvironment.getEnvironment();
+  private final OrtEnvironment env = OrtEnvironments.get();
   private final OrtSession vision;
   private final OrtSession decoder;
   /** The int4 decoder at accuracy level 0 for runs of many rows ({@link WideBatchDecoder}); null otherwise. */

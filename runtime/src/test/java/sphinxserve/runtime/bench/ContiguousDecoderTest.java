@@ -3,7 +3,6 @@ package sphinxserve.runtime.bench;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static sphinxserve.runtime.testing.Numerics.relativeError;
 
-import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtSession;
 import java.util.ArrayList;
 import java.util.List;
@@ -31,7 +30,7 @@ class ContiguousDecoderTest {
     byte[] model = BundleBuilder.contiguousDecoder(BundlePreset.TEST, TestBundles.SEED).toByteArray();
     try (KvCacheStorage storage = new KvCacheStorage(OnnxModelRuntime.kvLayoutFor(bundle.spec(), 16, 32));
         OnnxModelRuntime paged = OnnxModelRuntime.open(bundle, RuntimeOptions.cpu(), storage);
-        OrtSession session = Sessions.open(OrtEnvironment.getEnvironment(), "contiguous", RuntimeOptions.cpu(), model);
+        OrtSession session = Sessions.open(sphinxserve.runtime.engine.OrtEnvironments.get(), "contiguous", RuntimeOptions.cpu(), model);
         ContiguousDecoder contiguous = new ContiguousDecoder(session, BundlePreset.TEST.decoder(), batch, capacity)) {
       float[] row = new float[bundle.spec().vocabSize()];
       // Both caches start empty (zeros); both models decode the same tokens at positions 0..steps-1.

@@ -85,7 +85,7 @@ class WeightQuantizationTest {
     g.output(g.matMulNBits(in, "w", w, k, n, q), "y", FLOAT, "M", n);
     byte[] model = g.build("test", Map.of()).toByteArray();
     float[] actual = new float[m * n];
-    OrtEnvironment env = OrtEnvironment.getEnvironment();
+    OrtEnvironment env = sphinxserve.runtime.engine.OrtEnvironments.get();
     try (OrtSession session = Sessions.open(env, "matmulnbits", RuntimeOptions.cpu(), model);
         OnnxTensor input = OnnxTensor.createTensor(env, FloatBuffer.wrap(x), new long[] {m, k});
         OrtSession.Result result = session.run(Map.of("x", input))) {

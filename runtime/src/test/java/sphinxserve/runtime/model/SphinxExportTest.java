@@ -93,7 +93,7 @@ class SphinxExportTest {
 
   /** The graph file run on its own by ONNX Runtime. */
   private static float[] directVision(Path graph, float[] pixels) throws Exception {
-    var env = ai.onnxruntime.OrtEnvironment.getEnvironment();
+    var env = sphinxserve.runtime.engine.OrtEnvironments.get();
     int s = VISION.viewSize();
     try (var session = sphinxserve.runtime.engine.Sessions.open(env, graph, RuntimeOptions.cpu());
         var input = ai.onnxruntime.OnnxTensor.createTensor(env, java.nio.FloatBuffer.wrap(pixels), new long[] {5, 3, s, s});
