@@ -15,7 +15,8 @@ import sphinxserve.api.VisionSpec;
 
 /**
  * A bundle directory, opened and checked: the manifest parses against its schema (manifest.proto), its
- * numbers are consistent, and every file exists and has the SHA-256 the manifest records. The graphs
+ * numbers are consistent, every file exists and has the SHA-256 the manifest records, and the graphs' external
+ * data lies inside the directory ({@link ExternalDataLocations}). The graphs
  * themselves are checked against the manifest when a runtime opens them.
  *
  * @param directory where the files are
@@ -127,7 +128,7 @@ public record Bundle(Path directory, BundleManifest manifest, ModelSpec spec) {
       }
     }
     for (Map.Entry<String, String> entry : m.getFilesMap().entrySet()) {
-      Path file = directory.resolve(entry.getKey());
+      Path file = inside(directory, entry.getKey());
       if (!Files.isRegularFile(file)) {
         throw new BundleException(file + ": missing (listed in " + BundleFiles.MANIFEST + ")");
       }
@@ -141,6 +142,38 @@ public record Bundle(Path directory, BundleManifest manifest, ModelSpec spec) {
         throw new BundleException(file + ": corrupt or replaced: SHA-256 is " + actual + " but " + BundleFiles.MANIFEST + " records " + entry.getValue());
       }
     }
+    // The graphs' external data must stay inside the bundle's folder, before ONNX Runtime opens a location.
+    ExternalDataLocations.check(directory.resolve(m.getDecoder().getFile()));
+    if (m.hasVision()) ExternalDataLocations.check(directory.resolve(m.getVision().getFile()));
+  }
+
+  /**
+   * {@code name}, a file the manifest lists, resolved in {@code directory}; refused unless it is a plain relative path
+   * that stays inside it, links followed (the manifest comes with the bundle, from elsewhere).
+   */
+  private static Path inside(Path directory, String name) {
+    Path base = directory.toAbsolutePath().normalize();
+    Path file;
+    try {
+      file = base.resolve(name).normalize();
+    } catch (java.nio.file.InvalidPathException e) {
+      throw new BundleException(BundleFiles.MANIFEST + ": files lists '" + name + "', not a valid path");
+    }
+    boolean plain = !name.isEmpty() && !Path.of(name).isAbsolute() && !name.contains("\\")
+        && java.util.stream.StreamSupport.stream(Path.of(name).spliterator(), false).noneMatch(p -> p.toString().equals(".."));
+    if (!plain || !file.startsWith(base) || file.equals(base)) {
+      throw new BundleException(BundleFiles.MANIFEST + ": files lists '" + name + "', a path outside the bundle's folder " + directory
+          + " (bundle files are named relative to it, without '..')");
+    }
+    try {
+      if (Files.exists(file) && !file.toRealPath().startsWith(base.toRealPath())) {
+        throw new BundleException(BundleFiles.MANIFEST + ": files lists '" + name + "', a link to " + file.toRealPath()
+            + ", outside the bundle's folder " + directory);
+      }
+    } catch (IOException e) {
+      throw new BundleException(file + ": cannot be read: " + e.getMessage(), e);
+    }
+    return file;
   }
 
   private static ModelSpec toSpec(BundleManifest m) {

@@ -38,15 +38,64 @@ public final class ExternalData implements AutoCloseable {
   /**
    * Where an external initializer's bytes lie.
    *
+   * @param tensor the initializer's name, for errors
    * @param file the data file's name, beside the model
    * @param offset byte offset in it
    * @param length byte count
    */
-  public record Slice(String file, long offset, long length) {
+  public record Slice(String tensor, String file, long offset, long length) {
 
-    /** The slice's bytes, read from the data file in {@code folder} (the model's). */
+    /**
+     * The data file, confined to {@code folder} (the model's): a bundle comes from elsewhere, and its graph's
+     * {@code location} is a path ONNX Runtime would open as it stands. Refused, naming the initializer and the
+     * path: an empty or absolute location, one with a {@code ..} part, and one whose real path (links followed)
+     * is outside the folder's.
+     *
+     * @throws IllegalArgumentException when the location leaves the folder
+     * @throws IOException when the file is missing or unreadable
+     */
+    public Path fileIn(Path folder) throws IOException {
+      String refused = null;
+      Path relative = null;
+      try {
+        relative = Path.of(file);
+      } catch (java.nio.file.InvalidPathException e) {
+        refused = "not a valid path";
+      }
+      if (refused == null) {
+        if (file.isEmpty()) refused = "empty";
+        else if (relative.isAbsolute() || file.startsWith("/") || file.startsWith("\\")) refused = "an absolute path";
+        else if (file.contains("\\")) refused = "a path with a backslash";
+        else {
+          for (Path part : relative) if (part.toString().equals("..")) refused = "a path with '..'";
+        }
+      }
+      if (refused != null) throw new IllegalArgumentException(outside(folder, refused));
+      Path base = folder.toAbsolutePath().normalize();
+      Path resolved = base.resolve(relative).normalize();
+      if (!resolved.startsWith(base) || resolved.equals(base)) throw new IllegalArgumentException(outside(folder, "outside the folder"));
+      Path real;
+      try {
+        real = resolved.toRealPath();
+      } catch (java.nio.file.NoSuchFileException e) {
+        throw new java.nio.file.NoSuchFileException(resolved.toString(), null,
+            "initializer '" + tensor + "': its external data file '" + file + "' is missing");
+      }
+      if (!real.startsWith(base.toRealPath())) {
+        throw new IllegalArgumentException(outside(folder, "a link to " + real + ", outside the folder"));
+      }
+      if (!Files.isRegularFile(real)) throw new IllegalArgumentException(outside(folder, "not a regular file"));
+      return real;
+    }
+
+    private String outside(Path folder, String why) {
+      return "initializer '" + tensor + "' has external data location '" + file + "': " + why
+          + "; external data must be a file inside the model's folder " + folder;
+    }
+
+    /** The slice's bytes, read from the data file in {@code folder} (the model's; {@link #fileIn} confines it). */
     public byte[] read(Path folder) throws IOException {
-      try (RandomAccessFile data = new RandomAccessFile(folder.resolve(file).toFile(), "r")) {
+      try (RandomAccessFile data = new RandomAccessFile(fileIn(folder).toFile(), "r")) {
         byte[] bytes = new byte[Math.toIntExact(length)];
         data.seek(offset);
         data.readFully(bytes);
@@ -69,8 +118,10 @@ public final class ExternalData implements AutoCloseable {
         default -> { }
       }
     }
-    if (file == null || length < 0) throw new IllegalArgumentException(tensor.getName() + ": external data without location or length");
-    return new Slice(file, offset, length);
+    if (file == null || length < 0 || offset < 0) {
+      throw new IllegalArgumentException(tensor.getName() + ": external data without location or length, or with a negative offset");
+    }
+    return new Slice(tensor.getName(), file, offset, length);
   }
 
   /** A new data file {@code file}; the model refers to it by its file name (it must stay beside the model). */

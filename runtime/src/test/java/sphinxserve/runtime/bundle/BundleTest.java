@@ -132,6 +132,90 @@ class BundleTest {
     }
   }
 
+  /** An external-data location that is absolute is refused at open, naming the graph, the initializer and the path. */
+  @Test
+  void open_externalDataAtAnAbsolutePath_isRefusedNamingTheInitializer(@TempDir Path dir, @TempDir Path elsewhere) throws IOException {
+    TestBundles.copyOf(bundle, dir);
+    Path outside = elsewhere.resolve("weights.data");
+    String tensor = externalizeFirstInitializer(dir, outside.toString(), outside);
+    assertMessage(dir, BundleFiles.DECODER + ": initializer '" + tensor + "' has external data location '" + outside + "': an absolute path");
+  }
+
+  @Test
+  void open_externalDataEscapingWithDotDot_isRefused(@TempDir Path dir, @TempDir Path elsewhere) throws IOException {
+    TestBundles.copyOf(bundle, dir);
+    Path outside = elsewhere.resolve("weights.data");
+    String location = dir.relativize(outside).toString(); // ../<elsewhere>/weights.data
+    String tensor = externalizeFirstInitializer(dir, location, outside);
+    assertMessage(dir, "initializer '" + tensor + "' has external data location '" + location + "': a path with '..'");
+  }
+
+  @Test
+  void open_externalDataThroughALinkOutOfTheFolder_isRefused(@TempDir Path dir, @TempDir Path elsewhere) throws IOException {
+    TestBundles.copyOf(bundle, dir);
+    Path outside = elsewhere.resolve("weights.data");
+    String tensor = externalizeFirstInitializer(dir, "link.data", outside);
+    Files.createSymbolicLink(dir.resolve("link.data"), outside);
+    assertMessage(dir, "initializer '" + tensor + "' has external data location 'link.data': a link to " + outside.toRealPath() + ", outside the folder");
+  }
+
+  /** The control: the same graph with its data inside the folder (through a link that stays inside) opens and runs. */
+  @Test
+  void open_externalDataThroughALinkInsideTheFolder_opensAndRuns(@TempDir Path dir) throws IOException {
+    TestBundles.copyOf(bundle, dir);
+    externalizeFirstInitializer(dir, "alias.data", dir.resolve("weights.data"));
+    Files.createSymbolicLink(dir.resolve("alias.data"), dir.resolve("weights.data"));
+    Bundle opened = Bundle.open(dir);
+    try (KvCacheStorage storage = new KvCacheStorage(OnnxModelRuntime.kvLayoutFor(opened.spec(), 16, 8));
+        OnnxModelRuntime runtime = OnnxModelRuntime.open(opened, RuntimeOptions.cpu(), storage)) {
+      assertEquals(bundle.spec().vocabSize(), runtime.spec().vocabSize());
+    }
+  }
+
+  @Test
+  void open_externalDataFileMissing_isRefusedNamingIt(@TempDir Path dir) throws IOException {
+    TestBundles.copyOf(bundle, dir);
+    String tensor = externalizeFirstInitializer(dir, "gone.data", null);
+    assertMessage(dir, "initializer '" + tensor + "': its external data file 'gone.data' is missing");
+  }
+
+  @Test
+  void open_manifestListingAFileOutsideTheFolder_isRefused(@TempDir Path dir, @TempDir Path elsewhere) throws IOException {
+    TestBundles.copyOf(bundle, dir);
+    Path outside = Files.writeString(elsewhere.resolve("secret.txt"), "not a bundle file");
+    String name = dir.relativize(outside).toString();
+    editManifest(dir, "\"files\": {", "\"files\": {\n    \"" + name + "\": \"" + BundleFiles.sha256(outside) + "\",");
+    assertMessage(dir, "bundle.json: files lists '" + name + "', a path outside the bundle's folder");
+  }
+
+  /**
+   * Moves the decoder's first inline initializer of 4 KiB or more out to {@code data} (none: left unwritten), refers to it
+   * as {@code location}, and records the new graph's SHA-256 in the manifest, as a crafted bundle would; returns the
+   * initializer's name.
+   */
+  private static String externalizeFirstInitializer(Path dir, String location, Path data) throws IOException {
+    Path graph = dir.resolve(BundleFiles.DECODER);
+    String oldHash = BundleFiles.sha256(graph);
+    var model = sphinxserve.runtime.onnx.ModelProto.parseFrom(Files.readAllBytes(graph)).toBuilder();
+    var g = model.getGraphBuilder();
+    for (int i = 0; i < g.getInitializerCount(); i++) {
+      var t = g.getInitializerBuilder(i);
+      if (t.getRawData().size() < 4096) continue;
+      if (data != null) Files.write(data, t.getRawData().toByteArray());
+      t.setDataLocation(sphinxserve.runtime.onnx.TensorProto.DataLocation.EXTERNAL).clearRawData()
+          .addExternalData(entry("location", location)).addExternalData(entry("offset", "0"))
+          .addExternalData(entry("length", Long.toString(data == null ? 4096 : Files.size(data))));
+      Files.write(graph, model.build().toByteArray());
+      editManifest(dir, oldHash, BundleFiles.sha256(graph));
+      return t.getName();
+    }
+    throw new AssertionError("the test bundle's decoder has no initializer of 4 KiB");
+  }
+
+  private static sphinxserve.runtime.onnx.StringStringEntryProto entry(String key, String value) {
+    return sphinxserve.runtime.onnx.StringStringEntryProto.newBuilder().setKey(key).setValue(value).build();
+  }
+
   private static void editManifest(Path dir, String from, String to) throws IOException {
     Path manifest = dir.resolve(BundleFiles.MANIFEST);
     String text = Files.readString(manifest, StandardCharsets.UTF_8);
