@@ -27,6 +27,7 @@ import sphinxserve.api.ModelRuntime;
 import sphinxserve.kvcache.KvCacheStorage;
 import sphinxserve.runtime.bundle.Bundle;
 import sphinxserve.runtime.bundle.BundleException;
+import sphinxserve.runtime.engine.ModelMemory;
 import sphinxserve.runtime.engine.OnnxModelRuntime;
 import sphinxserve.server.auth.Authenticator;
 import sphinxserve.server.auth.JwtAuthenticator;
@@ -241,19 +242,26 @@ public final class SphinxNode implements AutoCloseable {
    */
   private static int kvPoolBlocks(NodeConfig config, Bundle bundle) {
     HostMemory host = HostMemory.probe();
-    long weights = bundle.bytesOnDisk();
-    KvPoolSizing pool = KvPoolSizing.choose(config.kvBlocks(), config.kvCacheMemory(), host, weights,
-        OnnxModelRuntime.kvLayoutFor(bundle.spec(), config.kvBlockSize(), 1), bundle.spec().maxContextTokens(),
-        config.maxRunningRequests());
+    ModelMemory model = OnnxModelRuntime.modelMemory(bundle, config.runtimeOptions());
+    KvPoolSizing pool = kvPoolSizing(config, bundle, host, model);
     LOG.atInfo().addKeyValue("kv_blocks", pool.numBlocks()).addKeyValue("kv_block_size", config.kvBlockSize())
         .addKeyValue("kv_bytes", pool.poolBytes()).addKeyValue("kv_sized_by", pool.option())
         .addKeyValue("kv_budget_bytes", pool.budgetBytes()).addKeyValue("kv_budget_source", pool.source())
         .addKeyValue("kv_cap", pool.cap())
         .addKeyValue("memory_total_bytes", host.totalBytes()).addKeyValue("memory_total_source", host.totalSource())
-        .addKeyValue("heap_max_bytes", host.heapMaxBytes()).addKeyValue("weights_bytes", weights)
+        .addKeyValue("heap_max_bytes", host.heapMaxBytes()).addKeyValue("model_bytes", model.totalBytes())
+        .addKeyValue("decoder_bytes", model.decoderBytes()).addKeyValue("wide_decoder_bytes", model.wideDecoderBytes())
+        .addKeyValue("vision_bytes", model.visionBytes()).addKeyValue("tokenizer_bytes", model.tokenizerBytes())
         .log("KV pool: {} blocks of {} tokens, {}, from {}{}", pool.numBlocks(), config.kvBlockSize(),
             KvPoolSizing.bytes(pool.poolBytes()), pool.source(), pool.cap().isEmpty() ? "" : "; " + pool.cap());
     return pool.numBlocks();
+  }
+
+  /** The pool {@link KvPoolSizing} chooses on {@code host} for {@code bundle}, whose sessions hold {@code model}. */
+  static KvPoolSizing kvPoolSizing(NodeConfig config, Bundle bundle, HostMemory host, ModelMemory model) {
+    return KvPoolSizing.choose(config.kvBlocks(), config.kvCacheMemory(), host, model.totalBytes(),
+        OnnxModelRuntime.kvLayoutFor(bundle.spec(), config.kvBlockSize(), 1), bundle.spec().maxContextTokens(),
+        config.maxRunningRequests());
   }
 
   /**

@@ -402,6 +402,26 @@ public final class SphinxNodeTest {
     }
   }
 
+  /**
+   * The default fraction leaves room for every session's weights: with an int4 bundle the budget is taken after the
+   * files and the wide-batch session's second copy of the matrices, not after the files alone.
+   */
+  @Test
+  void kvPoolSizing_int4Bundle_leavesRoomForTheWideSessionsCopy(@TempDir Path int4Dir) throws IOException {
+    sphinxserve.runtime.bundle.BundleBuilder.build(BundlePreset.TEST, sphinxserve.runtime.testing.TestBundles.SEED,
+        sphinxserve.runtime.graph.WeightQuantization.named("int4"), int4Dir);
+    Bundle int4 = Bundle.open(int4Dir);
+    NodeConfig config = NodeConfig.parse(new String[] {"--bundle=" + int4Dir, "--kv-cache-memory=0.5", "--max-running-requests=100000"}, Map.of());
+    sphinxserve.server.config.HostMemory host = new sphinxserve.server.config.HostMemory(512L << 20, "test", 64L << 20);
+    sphinxserve.runtime.engine.ModelMemory model = OnnxModelRuntime.modelMemory(int4, config.runtimeOptions());
+    assertTrue(model.wideDecoderBytes() > 0, model.toString());
+
+    var sizing = SphinxNode.kvPoolSizing(config, int4, host, model);
+    long left = (512L << 20) - (64L << 20) - int4.bytesOnDisk() - model.wideDecoderBytes();
+    assertEquals((long) (0.5 * left), sizing.budgetBytes());
+    assertTrue(sizing.source().contains("− model " + sphinxserve.server.config.KvPoolSizing.bytes(model.totalBytes())), sizing.source());
+  }
+
   /** A pool that cannot hold one request of the model's longest context stops the node at start, naming the option. */
   @Test
   void open_poolBelowOneMaximumLengthRequest_refusesNamingTheOption() {

@@ -55,6 +55,8 @@ public final class OnnxModelRuntime implements ModelRuntime {
   private final OrtSession decoder;
   /** The int4 decoder at accuracy level 0 for runs of many rows ({@link WideBatchDecoder}); null otherwise. */
   private final OrtSession wideDecoder;
+  /** The weights' memory, session by session, as opened. */
+  private final ModelMemory memory;
   private final TextTokenizer tokenizer;
   private final OnnxTensor[] pools; // past_key.0, past_value.0, past_key.1, ...
   private final Map<String, OnnxTensor> poolInputs = new HashMap<>();
@@ -99,6 +101,7 @@ public final class OnnxModelRuntime implements ModelRuntime {
     this.vision = visionSession;
     this.decoder = decoderSession;
     this.wideDecoder = wideSession;
+    this.memory = modelMemory(bundle, wideSession != null);
     this.tokenizer = loadedTokenizer;
     this.inputs = new StepInputs(spec.vocabSize(), spec.hiddenSize(), kvLayout.blockSize());
     this.logits = StepInputs.floats(spec.vocabSize());
@@ -110,6 +113,41 @@ public final class OnnxModelRuntime implements ModelRuntime {
    */
   public static OnnxModelRuntime open(Bundle bundle, RuntimeOptions options, KvCacheStorage storage) {
     return new OnnxModelRuntime(bundle, options, storage);
+  }
+
+  /**
+   * The memory {@link #open} would take for {@code bundle}'s weights with {@code options}, session by session: known
+   * before the KV pool is sized and allocated, which happens before the runtime opens over it.
+   */
+  public static ModelMemory modelMemory(Bundle bundle, RuntimeOptions options) {
+    return modelMemory(bundle, options.wideBatchSession() && bundle.manifest().hasQuantization());
+  }
+
+  /** The memory this runtime's sessions hold for their weights ({@link #modelMemory(Bundle, RuntimeOptions)}). */
+  public ModelMemory modelMemory() {
+    return memory;
+  }
+
+  private static ModelMemory modelMemory(Bundle bundle, boolean wide) {
+    long vision = 0;
+    if (bundle.spec().acceptsImages()) {
+      String graph = bundle.manifest().getVision().getFile();
+      for (String file : bundle.manifest().getFilesMap().keySet()) {
+        if (file.equals(graph) || file.startsWith(graph + ".")) vision += fileBytes(bundle.directory().resolve(file)); // + its external data
+      }
+    }
+    long tokenizer = fileBytes(bundle.tokenizerFile());
+    long decoder = bundle.bytesOnDisk() - vision - tokenizer; // the decoder's graph, its external data, anything else listed
+    long wideBytes = wide ? WideBatchDecoder.extraBytes(bundle.decoderFile()) : 0;
+    return new ModelMemory(decoder, wideBytes, vision, tokenizer);
+  }
+
+  private static long fileBytes(java.nio.file.Path file) {
+    try {
+      return java.nio.file.Files.size(file);
+    } catch (java.io.IOException e) {
+      throw new BundleException(file + ": cannot be read: " + e.getMessage(), e);
+    }
   }
 
   /** The KV layout a pool for {@code spec} needs, for {@code numBlocks} blocks of {@code blockSize} tokens. */

@@ -77,13 +77,53 @@ final class WideBatchDecoder {
   }
 
   /**
-   * {@code model} with every 4-bit MatMulNBits at accuracy level 0 and every 8-bit one (the head of an int4 bundle)
-   * replaced by a MatMul over its dequantized weights; null when the graph has no 4-bit MatMulNBits above level 0
-   * or has 8-bit layers. An 8-bit matrix larger than {@code maxDequantizedBytes} in float32 stays as it is. External
-   * data is read from {@code folder}.
+   * The bytes a wide session over the decoder {@code file} would add to the bundle's own ({@link ModelMemory}): every
+   * 4-bit MatMulNBits's codes, scales and zero points again (its prepacked copy), and the int8 head in float32 when it
+   * is decoded (else its codes and scales again); 0 when {@link #openIfUseful} would open none.
    */
-  static ModelProto atLevelZero(ModelProto model, Path folder, long maxDequantizedBytes) {
-    // First decide from the attributes alone: an int8 bundle must not have its layers decoded to float32 first.
+  static long extraBytes(Path file) {
+    ModelProto model;
+    try (InputStream in = Files.newInputStream(file)) {
+      model = ModelProto.parseFrom(in);
+    } catch (IOException e) {
+      throw new BundleException(file + ": cannot read the decoder graph: " + e.getMessage(), e);
+    }
+    return extraBytes(model, MAX_DEQUANTIZED_BYTES);
+  }
+
+  /** As {@link #extraBytes(Path)}, for a parsed graph and a head limit. */
+  static long extraBytes(ModelProto model, long maxDequantizedBytes) {
+    if (!worthAWideSession(model)) return 0;
+    java.util.Map<String, TensorProto> initializers = new java.util.HashMap<>();
+    for (TensorProto t : model.getGraph().getInitializerList()) initializers.put(t.getName(), t);
+    long bytes = 0;
+    for (NodeProto node : model.getGraph().getNodeList()) {
+      if (!node.getOpType().equals("MatMulNBits")) continue;
+      long dequantized = intAttribute(node, "K", 0) * intAttribute(node, "N", 0) * 4;
+      if (intAttribute(node, "bits", 4) == 8 && dequantized <= maxDequantizedBytes) {
+        bytes += dequantized;
+        continue;
+      }
+      for (int i = 1; i < node.getInputCount(); i++) {
+        TensorProto t = initializers.get(node.getInput(i));
+        if (t != null) bytes += byteSize(t);
+      }
+    }
+    return bytes;
+  }
+
+  /** The bytes of an initializer's data: its external slice's length, or its inline bytes. */
+  private static long byteSize(TensorProto t) {
+    ExternalData.Slice slice = ExternalData.sliceOf(t);
+    if (slice != null) return slice.length();
+    if (!t.getRawData().isEmpty()) return t.getRawData().size();
+    long elements = 1;
+    for (long d : t.getDimsList()) elements *= d;
+    return elements * 4; // typed fields: float or int32 in the graphs the builder writes
+  }
+
+  /** Whether the graph has 4-bit MatMulNBits above level 0 and at most one 8-bit one (an int4 bundle's head). */
+  private static boolean worthAWideSession(ModelProto model) {
     int fourBitAboveZero = 0;
     int eightBit = 0;
     for (NodeProto node : model.getGraph().getNodeList()) {
@@ -92,7 +132,18 @@ final class WideBatchDecoder {
       else if (intAttribute(node, "accuracy_level", 0) != 0) fourBitAboveZero++;
     }
     // One 8-bit matrix is an int4 bundle's head; more are int8 layers, which have no faster float path to take.
-    if (fourBitAboveZero == 0 || eightBit > 1) return null;
+    return fourBitAboveZero > 0 && eightBit <= 1;
+  }
+
+  /**
+   * {@code model} with every 4-bit MatMulNBits at accuracy level 0 and every 8-bit one (the head of an int4 bundle)
+   * replaced by a MatMul over its dequantized weights; null when the graph has no 4-bit MatMulNBits above level 0
+   * or has 8-bit layers. An 8-bit matrix larger than {@code maxDequantizedBytes} in float32 stays as it is. External
+   * data is read from {@code folder}.
+   */
+  static ModelProto atLevelZero(ModelProto model, Path folder, long maxDequantizedBytes) {
+    // First decide from the attributes alone: an int8 bundle must not have its layers decoded to float32 first.
+    if (!worthAWideSession(model)) return null;
 
     GraphProto.Builder graph = model.getGraph().toBuilder();
     Set<String> replaced = new HashSet<>(); // the codes and scales a dequantized MatMul replaces

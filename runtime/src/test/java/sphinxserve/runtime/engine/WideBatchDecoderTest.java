@@ -105,6 +105,46 @@ class WideBatchDecoderTest {
     assertEquals(argmax(narrow.prefill), argmax(wide.prefill));
   }
 
+  /**
+   * The KV sizing's view of the model: an int4 bundle's wide session adds its own copy of every 4-bit matrix and the
+   * head in float32 to the files' bytes (what the rewritten graph holds beyond the bundle's), the opened runtime
+   * reports the same, and without that session (or for float32) the files are all.
+   */
+  @Test
+  void modelMemory_int4CountsTheWideSessionsCopyOfTheWeights(@TempDir Path dir) throws IOException {
+    BundleBuilder.build(BundlePreset.TEST, TestBundles.SEED, WeightQuantization.named("int4"), dir);
+    Bundle int4 = Bundle.open(dir);
+    ModelProto model;
+    try (var in = Files.newInputStream(dir.resolve("decoder.onnx"))) {
+      model = ModelProto.parseFrom(in);
+    }
+    // Independently, from the rewritten graph: the level-0 matrices' initializers and the dequantized head.
+    ModelProto wide = WideBatchDecoder.atLevelZero(model, dir, WideBatchDecoder.MAX_DEQUANTIZED_BYTES);
+    java.util.Set<String> wideWeights = new java.util.HashSet<>();
+    for (NodeProto n : wide.getGraph().getNodeList()) {
+      if (n.getOpType().equals("MatMulNBits")) wideWeights.addAll(n.getInputList().subList(1, n.getInputCount()));
+      if (n.getOpType().equals("MatMul") && n.getInput(1).endsWith(".dequantized")) wideWeights.add(n.getInput(1));
+    }
+    long expected = wide.getGraph().getInitializerList().stream().filter(t -> wideWeights.contains(t.getName()))
+        .mapToLong(t -> t.getRawData().size()).sum();
+    assertTrue(expected > 0);
+
+    ModelMemory memory = OnnxModelRuntime.modelMemory(int4, RuntimeOptions.cpu());
+    assertEquals(expected, memory.wideDecoderBytes());
+    assertEquals(int4.bytesOnDisk() + expected, memory.totalBytes());
+    assertTrue(memory.visionBytes() > 0 && memory.tokenizerBytes() > 0 && memory.decoderBytes() > 0, memory.toString());
+    try (KvCacheStorage kv = new KvCacheStorage(OnnxModelRuntime.kvLayoutFor(int4.spec(), BLOCK_SIZE, 4));
+        OnnxModelRuntime runtime = OnnxModelRuntime.open(int4, RuntimeOptions.cpu(), kv)) {
+      assertEquals(memory, runtime.modelMemory());
+    }
+
+    ModelMemory narrowOnly = OnnxModelRuntime.modelMemory(int4, RuntimeOptions.cpu().withWideBatchSession(false));
+    assertEquals(0, narrowOnly.wideDecoderBytes());
+    assertEquals(int4.bytesOnDisk(), narrowOnly.totalBytes());
+    Bundle float32 = TestBundles.get(BundlePreset.TEST);
+    assertEquals(float32.bytesOnDisk(), OnnxModelRuntime.modelMemory(float32, RuntimeOptions.cpu()).totalBytes());
+  }
+
   private record Run(float[] prefill, float[] decode, long wideRuns) {}
 
   private static Run run(Bundle bundle, int[] prompt, int wideRows) {

@@ -9,13 +9,15 @@ import sphinxserve.kvcache.KvCacheLayout;
  *
  * <pre>
  *   budget = bytes                                       --kv-cache-memory=4g
- *          = fraction × (total − heap max − weights)     --kv-cache-memory=0.5 (the default)
+ *          = fraction × (total − heap max − model)       --kv-cache-memory=0.5 (the default)
  *   blocks = min(budget ÷ bytes per block, most blocks one pool holds
  *                [, max running requests × blocks of one maximum-length request: a fraction only])
  * </pre>
  *
  * <p>{@code total} is the container's memory limit or physical memory ({@link HostMemory}); the heap counts at its
- * maximum because it may grow to it; the weights are the bundle's files, which ONNX Runtime reads into memory. The
+ * maximum because it may grow to it; the model is what every ONNX Runtime session holds for its weights
+ * ({@code OnnxModelRuntime.modelMemory}): the bundle's files, which ONNX Runtime reads into memory, plus the int4
+ * wide-batch session's second copy of the 4-bit matrices and its float32 head, which no file shows. The
  * default fraction is 0.5 because, unlike vLLM, the node runs no profiling step before sizing: the other half
  * holds ONNX Runtime's activations (they grow with the batch and the context; nothing measures their peak
  * before the pool is allocated), the JVM's off-heap memory (metaspace, code, thread stacks, Netty's buffers), and the page cache; on a
@@ -42,14 +44,14 @@ public record KvPoolSizing(int numBlocks, long poolBytes, long budgetBytes, Stri
 
   /**
    * The pool for {@code kvBlocks} (0 = from {@code memory}), with the block geometry of {@code oneBlock} (a layout of
-   * the model's layers and heads with the configured block size), on {@code host}, for a model whose files take
-   * {@code weightsBytes} and whose longest request is {@code maxContextTokens}, with at most
+   * the model's layers and heads with the configured block size), on {@code host}, for a model whose sessions hold
+   * {@code modelBytes} (every session's weights, not only its files) and whose longest request is {@code maxContextTokens}, with at most
    * {@code maxRunningRequests} requests running at once.
    *
    * @throws IllegalArgumentException naming the option, when the pool cannot hold one maximum-length request,
    *     when {@code --kv-blocks} asks for more than a pool holds, or when nothing is left for a fraction
    */
-  public static KvPoolSizing choose(int kvBlocks, KvCacheMemory memory, HostMemory host, long weightsBytes, KvCacheLayout oneBlock,
+  public static KvPoolSizing choose(int kvBlocks, KvCacheMemory memory, HostMemory host, long modelBytes, KvCacheLayout oneBlock,
       int maxContextTokens, int maxRunningRequests) {
     long blockBytes = oneBlock.bytesPerBlock();
     int maxBlocks = oneBlock.maxNumBlocks();
@@ -65,9 +67,9 @@ public record KvPoolSizing(int numBlocks, long poolBytes, long budgetBytes, Stri
       long budget;
       String source;
       if (memory.isFraction()) {
-        long left = host.totalBytes() - host.heapMaxBytes() - weightsBytes;
+        long left = host.totalBytes() - host.heapMaxBytes() - modelBytes;
         String from = "memory " + bytes(host.totalBytes()) + " (" + host.totalSource() + ") − heap max " + bytes(host.heapMaxBytes())
-            + " − weights " + bytes(weightsBytes);
+            + " − model " + bytes(modelBytes);
         if (left <= 0) {
           throw new IllegalArgumentException("kv-cache-memory: nothing is left for the KV cache: " + from
               + "; give it in bytes (e.g. --kv-cache-memory=1g), lower -Xmx, or give the node more memory");

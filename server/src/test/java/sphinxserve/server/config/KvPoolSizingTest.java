@@ -98,7 +98,7 @@ final class KvPoolSizingTest {
     assertTrue(blocks.getMessage().startsWith("kv-blocks: the KV pool would hold 255 blocks"), blocks.getMessage());
     var fraction = assertThrows(IllegalArgumentException.class, () -> KvPoolSizing.choose(0, KvCacheMemory.ofFraction(0.001),
         new HostMemory(16 * GIB, "cgroup /sys/fs/cgroup/memory.max", 4 * GIB), 0, BENCH, BENCH_CONTEXT, RUNNING));
-    assertTrue(fraction.getMessage().contains("from 0.001 × (memory 16.0 GiB (cgroup /sys/fs/cgroup/memory.max) − heap max 4.0 GiB − weights 0 B)"),
+    assertTrue(fraction.getMessage().contains("from 0.001 × (memory 16.0 GiB (cgroup /sys/fs/cgroup/memory.max) − heap max 4.0 GiB − model 0 B)"),
         fraction.getMessage());
   }
 
@@ -106,7 +106,7 @@ final class KvPoolSizingTest {
   void choose_heapAndWeightsTakeEverything_isRefusedSayingWhatTookIt() {
     var e = assertThrows(IllegalArgumentException.class, () -> KvPoolSizing.choose(0, KvCacheMemory.ofFraction(0.5),
         new HostMemory(8 * GIB, "cgroup m", 6 * GIB), 2 * GIB, BENCH, BENCH_CONTEXT, RUNNING));
-    assertTrue(e.getMessage().startsWith("kv-cache-memory: nothing is left for the KV cache: memory 8.0 GiB (cgroup m) − heap max 6.0 GiB − weights 2.0 GiB"),
+    assertTrue(e.getMessage().startsWith("kv-cache-memory: nothing is left for the KV cache: memory 8.0 GiB (cgroup m) − heap max 6.0 GiB − model 2.0 GiB"),
         e.getMessage());
   }
 
