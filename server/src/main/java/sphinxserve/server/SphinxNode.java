@@ -215,7 +215,7 @@ public final class SphinxNode implements AutoCloseable {
     List<AutoCloseable> owned = new ArrayList<>();
     Telemetry telemetry = null;
     try {
-      telemetry = Telemetry.open(config.metricsPort(), Map.of());
+      telemetry = Telemetry.open(config.metricsAddress(), config.metricsPort(), Map.of());
       Path dir = EmbeddedBundles.resolve(config);
       Bundle bundle = Bundle.open(dir);
       KvCacheStorage kv = new KvCacheStorage(OnnxModelRuntime.kvLayoutFor(bundle.spec(), config.kvBlockSize(), kvPoolBlocks(config, bundle)));
@@ -423,7 +423,7 @@ public final class SphinxNode implements AutoCloseable {
     }
     SphinxNode node = opened[0];
     Runtime.getRuntime().addShutdownHook(new Thread(node::close, "sphinx-shutdown"));
-    LOG.atInfo().addKeyValue("port", node.port()).addKeyValue("http_port", node.httpPort()).addKeyValue("metrics_port", config.metricsPort())
+    LOG.atInfo().addKeyValue("port", node.port()).addKeyValue("http_port", node.httpPort()).addKeyValue("metrics_port", config.metricsPort()).addKeyValue("metrics_address", config.metricsAddress().getHostAddress())
         .log("sphinx-serve listening");
     node.awaitTermination();
     if (node.failure().isPresent()) {

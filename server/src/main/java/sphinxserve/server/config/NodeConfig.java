@@ -63,6 +63,8 @@ import sphinxserve.server.image.ImageLimits;
  * @param priorityAgingSeconds a waiting request gains one priority level per this many seconds
  * @param drainSeconds how long shutdown waits for in-flight calls before cancelling them
  * @param metricsPort TCP port of the Prometheus scrape endpoint ({@code /metrics}); 0 turns it off
+ * @param metricsBind where that endpoint listens: {@code loopback}, {@code all-interfaces}, an IP address, or empty to
+ *     follow the plaintext policy ({@link #metricsAddress})
  * @param maxConnectionAgeSeconds how long a client connection may live before the node asks the client to
  *     reconnect (GOAWAY; in-flight calls get {@code drainSeconds} to finish), so clients re-resolve DNS and
  *     spread over nodes added since; 0 = forever
@@ -117,6 +119,7 @@ public record NodeConfig(
     double priorityAgingSeconds,
     int drainSeconds,
     int metricsPort,
+    String metricsBind,
     int maxConnectionAgeSeconds,
     Path tenants,
     Reflection reflection,
@@ -210,6 +213,7 @@ public record NodeConfig(
       {"priority-aging-seconds", "10", "a waiting request gains one priority level per this many seconds"},
       {"drain-seconds", "30", "how long shutdown waits for in-flight calls"},
       {"metrics-port", "9464", "Prometheus scrape endpoint (/metrics); 0 = off"},
+      {"metrics-bind", "", "where /metrics (plaintext HTTP) listens: loopback, all-interfaces or an IP address; unset = all interfaces with --plaintext=all-interfaces, else loopback"},
       {"max-connection-age-seconds", "0", "GOAWAY a client connection after this long so clients re-resolve DNS; 0 = never"},
       {"tenants", "", "tenants file: hashed API keys, allowed methods, limits (docs/SECURITY.md); unset = no authentication"},
       {"jwt-jwks", "", "JWKS file of the identity provider's public keys; set: bearer JWTs are accepted (re-read on change)"},
@@ -305,6 +309,24 @@ public record NodeConfig(
   /** Whether the node serves TLS (both {@link #tlsCert} and {@link #tlsKey} are set). */
   public boolean tls() {
     return tlsCert != null;
+  }
+
+  /**
+   * Where {@code /metrics} listens. It is plaintext HTTP whatever {@code --tls-cert} says, so unless
+   * {@code --metrics-bind} widens it, it follows the plaintext rule: every interface only with
+   * {@code --plaintext=all-interfaces}, loopback otherwise (a TLS node's API listens everywhere, its metrics do not).
+   */
+  public java.net.InetAddress metricsAddress() {
+    return switch (metricsBind) {
+      case "" -> plaintext == Plaintext.ALL_INTERFACES ? anyAddress() : java.net.InetAddress.getLoopbackAddress();
+      case "loopback" -> java.net.InetAddress.getLoopbackAddress();
+      case "all-interfaces" -> anyAddress();
+      default -> java.net.InetAddress.ofLiteral(metricsBind); // checked at parse
+    };
+  }
+
+  private static java.net.InetAddress anyAddress() {
+    return new java.net.InetSocketAddress(0).getAddress();
   }
 
   /** Whether the node asks every client for a certificate (mutual TLS). */
@@ -404,6 +426,7 @@ public record NodeConfig(
           positiveDouble("priority-aging-seconds"),
           intIn("drain-seconds", 0, 3600),
           intIn("metrics-port", 0, 65535),
+          metricsBind(),
           intIn("max-connection-age-seconds", 0, Integer.MAX_VALUE),
           file("tenants"),
           reflection(),
@@ -499,6 +522,18 @@ public record NodeConfig(
         throw new IllegalArgumentException("tls-client-ca: needs tls-cert and tls-key (mutual TLS is TLS first) (from " + sources.get("tls-client-ca") + ")");
       }
       return ca;
+    }
+
+    private String metricsBind() {
+      String value = text("metrics-bind");
+      String lower = value.toLowerCase(Locale.ROOT);
+      if (value.isEmpty() || lower.equals("loopback") || lower.equals("all-interfaces")) return lower;
+      try {
+        java.net.InetAddress.ofLiteral(value); // an address, never a name to look up
+        return value;
+      } catch (IllegalArgumentException e) {
+        throw fail("metrics-bind", "must be loopback, all-interfaces or an IP address");
+      }
     }
 
     private Plaintext plaintext(Path tlsCert) {

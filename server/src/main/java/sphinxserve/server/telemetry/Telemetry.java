@@ -95,15 +95,24 @@ public final class Telemetry implements AutoCloseable {
 
   /**
    * The SDK from {@code OTEL_*} (system properties over environment over {@code defaults}), with Prometheus on
-   * {@code metricsPort} (0: none) and {@code extraSpanProcessors} added to the tracer provider (tests add an
+   * {@code metricsPort} of the loopback interface (0: none) and {@code extraSpanProcessors} added to the tracer provider (tests add an
    * in-memory exporter's). The SDK is not made global.
    */
   public static Telemetry open(int metricsPort, Map<String, String> defaults, SpanProcessor... extraSpanProcessors) {
+    return open(java.net.InetAddress.getLoopbackAddress(), metricsPort, defaults, extraSpanProcessors);
+  }
+
+  /**
+   * As {@link #open(int, Map, SpanProcessor...)}, the Prometheus endpoint listening on {@code metricsAddress} only
+   * ({@code NodeConfig.metricsAddress}: loopback unless widened; a wildcard address is every interface).
+   */
+  public static Telemetry open(java.net.InetAddress metricsAddress, int metricsPort, Map<String, String> defaults,
+      SpanProcessor... extraSpanProcessors) {
     AutoConfiguredOpenTelemetrySdk configured = AutoConfiguredOpenTelemetrySdk.builder()
         .addPropertiesSupplier(() -> withServiceName(defaults))
         .addPropertiesCustomizer(Telemetry::exportersOnlyWithAnEndpoint)
         .addMeterProviderCustomizer((builder, config) -> metricsPort == 0 ? builder
-            : builder.registerMetricReader(PrometheusHttpServer.builder().setHost("0.0.0.0").setPort(metricsPort).build()))
+            : builder.registerMetricReader(PrometheusHttpServer.builder().setHost(metricsAddress.getHostAddress()).setPort(metricsPort).build()))
         .addTracerProviderCustomizer((builder, config) -> {
           for (SpanProcessor p : extraSpanProcessors) builder.addSpanProcessor(p);
           return builder;

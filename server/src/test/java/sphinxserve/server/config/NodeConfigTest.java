@@ -266,4 +266,23 @@ final class NodeConfigTest {
     assertTrue(error("--plaintext=yes").startsWith("plaintext: must be loopback, all-interfaces or off"));
     assertTrue(error("--max-turns=0").startsWith("max-turns: must be an integer in 1.."));
   }
+
+  /** /metrics is plaintext HTTP: it listens where plaintext may unless --metrics-bind says otherwise. */
+  @Test
+  void metricsAddress_followsThePlaintextPolicyUnlessWidened() throws IOException {
+    java.net.InetAddress loopback = java.net.InetAddress.getLoopbackAddress();
+    assertEquals(loopback, NodeConfig.parse(new String[] {}, Map.of()).metricsAddress());
+    assertTrue(NodeConfig.parse(new String[] {"--plaintext=all-interfaces"}, Map.of()).metricsAddress().isAnyLocalAddress());
+    Path cert = file("metrics-cert.pem", "x");
+    Path key = file("metrics-key.pem", "y");
+    assertEquals(loopback, NodeConfig.parse(new String[] {"--tls-cert=" + cert, "--tls-key=" + key}, Map.of()).metricsAddress(),
+        "a TLS node's API listens everywhere, its plaintext metrics do not");
+    assertTrue(NodeConfig.parse(new String[] {"--metrics-bind=all-interfaces"}, Map.of()).metricsAddress().isAnyLocalAddress());
+    assertEquals(loopback, NodeConfig.parse(new String[] {"--plaintext=all-interfaces", "--metrics-bind=loopback"}, Map.of()).metricsAddress());
+    assertEquals("10.1.2.3", NodeConfig.parse(new String[] {"--metrics-bind=10.1.2.3"}, Map.of()).metricsAddress().getHostAddress());
+    assertEquals(java.net.InetAddress.ofLiteral("fd00::2"),
+        NodeConfig.parse(new String[] {}, Map.of("SPHINX_METRICS_BIND", "fd00::2")).metricsAddress());
+    String e = error("--metrics-bind=metrics.example.com"); // an address, never a name looked up at start
+    assertTrue(e.startsWith("metrics-bind: must be loopback, all-interfaces or an IP address, got 'metrics.example.com'"), e);
+  }
 }
