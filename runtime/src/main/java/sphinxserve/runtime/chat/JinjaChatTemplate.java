@@ -79,12 +79,15 @@ public final class JinjaChatTemplate {
   private final String sourceName;
   private final String template;
   private final Map<String, Object> variables;
+  private final ChatTemplateLimits limits;
   private final Jinjava jinjava;
 
-  private JinjaChatTemplate(String sourceName, String template, Map<String, Object> variables, Jinjava jinjava) {
+  private JinjaChatTemplate(String sourceName, String template, Map<String, Object> variables, ChatTemplateLimits limits,
+      Jinjava jinjava) {
     this.sourceName = sourceName;
     this.template = template;
     this.variables = variables;
+    this.limits = limits;
     this.jinjava = jinjava;
   }
 
@@ -97,18 +100,31 @@ public final class JinjaChatTemplate {
    * @throws ChatTemplateException when jinjava finds the template's structure broken (an unclosed block)
    */
   public static JinjaChatTemplate compile(String sourceName, String template, Map<String, Object> variables) {
-    return compile(sourceName, template, variables, Clock.systemDefaultZone());
+    return compile(sourceName, template, variables, ChatTemplateLimits.DEFAULTS);
+  }
+
+  /** {@link #compile(String, String, Map)} with each render bounded by {@code limits}. */
+  public static JinjaChatTemplate compile(String sourceName, String template, Map<String, Object> variables,
+      ChatTemplateLimits limits) {
+    return compile(sourceName, template, variables, limits, Clock.systemDefaultZone());
   }
 
   /** {@link #compile(String, String, Map)} with {@code strftime_now} reading {@code clock}. */
   static JinjaChatTemplate compile(String sourceName, String template, Map<String, Object> variables, Clock clock) {
+    return compile(sourceName, template, variables, ChatTemplateLimits.DEFAULTS, clock);
+  }
+
+  /** {@link #compile(String, String, Map, ChatTemplateLimits)} with {@code strftime_now} reading {@code clock}. */
+  static JinjaChatTemplate compile(String sourceName, String template, Map<String, Object> variables,
+      ChatTemplateLimits limits, Clock clock) {
     Objects.requireNonNull(sourceName, "sourceName");
     Objects.requireNonNull(template, "template");
+    Objects.requireNonNull(limits, "limits");
     Map<String, Object> copy = new LinkedHashMap<>(variables); // values may be null (an unset pad_token)
     CompositeELResolver resolver = new CompositeELResolver();
     resolver.add(new PythonMethodResolver());
     resolver.add(JinjavaInterpreterResolver.DEFAULT_RESOLVER_READ_ONLY);
-    JinjavaConfig config = JinjavaConfig.newBuilder()
+    JinjavaConfig config = TemplateSandbox.configure(JinjavaConfig.newBuilder(), limits)
         .withTrimBlocks(true)
         .withLstripBlocks(true)
         .withFailOnUnknownTokens(false)
@@ -125,6 +141,7 @@ public final class JinjaChatTemplate {
         new ELFunctionDefinition("", "strftime_now", JinjaChatTemplate.class, "strftimeNow", String.class));
     jinjava.getGlobalContext().registerFilter(new TrimFilter());
     jinjava.getGlobalContext().registerFilter(new ToJsonFilter());
+    TemplateSandbox.install(jinjava);
 
     JinjavaInterpreter interpreter = jinjava.newInterpreter();
     JinjavaInterpreter.pushCurrent(interpreter);
@@ -136,7 +153,7 @@ public final class JinjaChatTemplate {
       JinjavaInterpreter.popCurrent();
     }
     failOnErrors(sourceName, interpreter.getErrors(), "does not parse");
-    return new JinjaChatTemplate(sourceName, template, copy, jinjava);
+    return new JinjaChatTemplate(sourceName, template, copy, limits, jinjava);
   }
 
   /** Where the template came from. */
@@ -147,6 +164,11 @@ public final class JinjaChatTemplate {
   /** The template text. */
   public String template() {
     return template;
+  }
+
+  /** The budgets of each render. */
+  public ChatTemplateLimits limits() {
+    return limits;
   }
 
   /** The extra variables given at compile time ({@code bos_token}, ...), unmodifiable. */
@@ -180,13 +202,46 @@ public final class JinjaChatTemplate {
     bindings.put("continue_final_message", false);
     // tools and documents stay unbound: null, which is what transformers passes (None) when there are none.
     RenderResult result;
-    try {
-      result = jinjava.renderForResult(template, bindings);
-    } catch (RuntimeException e) {
-      throw new ChatTemplateException(sourceName + ": chat template failed: " + e.getMessage(), e);
+    try (RenderBudget budget = RenderBudget.open(limits, sourceName)) {
+      try {
+        result = jinjava.renderForResult(template, bindings);
+      } catch (RuntimeException | StackOverflowError e) {
+        if (budget.spent() != null) {
+          throw budget.spent();
+        }
+        if (e instanceof StackOverflowError) {
+          budget.spend(ChatTemplateException.Budget.DEPTH, "the render nests too deeply for the thread's stack");
+        }
+        throw new ChatTemplateException(sourceName + ": chat template failed: " + e.getMessage(), e);
+      }
+      if (budget.spent() != null) {
+        throw budget.spent(); // jinjava may have recorded our exception as an error and carried on
+      }
+      failOnBudgetErrors(result.getErrors(), budget);
+      failOnErrors(sourceName, result.getErrors(), "failed");
+      budget.chars(result.getOutput().length());
+      return result.getOutput();
     }
-    failOnErrors(sourceName, result.getErrors(), "failed");
-    return result.getOutput();
+  }
+
+  /**
+   * jinjava's own limits (output size, string and collection sizes, macro recursion), which it records as errors,
+   * reported as the budget they enforce.
+   */
+  private static void failOnBudgetErrors(List<TemplateError> errors, RenderBudget budget) {
+    for (TemplateError error : errors) {
+      String message = String.valueOf(error.getMessage());
+      if (error.getReason() == TemplateError.ErrorReason.OUTPUT_TOO_BIG || message.contains("OutputTooBigException")) {
+        budget.spend(ChatTemplateException.Budget.OUTPUT_CHARS, "more than " + budget.limits().maxOutputChars()
+            + " characters of output");
+      } else if (error.getReason() == TemplateError.ErrorReason.COLLECTION_TOO_BIG
+          || message.contains("CollectionTooBigException")) {
+        budget.spend(ChatTemplateException.Budget.ITERATIONS, "a list or dict of more than "
+            + budget.limits().maxIterations() + " items");
+      } else if (message.contains("Max recursion limit") || message.contains("Max render depth")) {
+        budget.spend(ChatTemplateException.Budget.DEPTH, message);
+      }
+    }
   }
 
   private static void failOnErrors(String sourceName, List<TemplateError> errors, String verb) {

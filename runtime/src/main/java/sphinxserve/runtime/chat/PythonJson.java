@@ -68,6 +68,7 @@ final class PythonJson {
   }
 
   private static void separator(boolean first, int indent, int depth, StringBuilder out) {
+    RenderBudget.chargeChars(out.length() + (long) Math.max(indent, 0) * depth); // a huge indent, checked as it grows
     if (indent < 0) {
       out.append(first ? "" : ", ");
     } else {

@@ -75,9 +75,12 @@ final class PythonStrings {
           throw new ChatTemplateException("str.join() takes a list, got " + typeName(args[0]));
         }
         List<String> parts = new ArrayList<>(items.size());
+        long length = 0;
         for (Object item : items) {
           parts.add(string(method, item));
+          length += parts.getLast().length() + s.length();
         }
+        RenderBudget.chargeChars(length); // before building it: a long separator times a long list
         yield String.join(s, parts);
       }
       case "find" -> {
@@ -167,6 +170,10 @@ final class PythonStrings {
 
   /** Python's {@code str.replace(old, new[, count])}; a negative count replaces every occurrence. */
   private static String replace(String s, String target, String replacement, long count) {
+    // Checked before building: "a".repeat(10^4).replace("a", same) would be 10^8 characters.
+    long occurrences = target.isEmpty() ? s.length() + 1L : count(s, target);
+    long replaced = count < 0 ? occurrences : Math.min(count, occurrences);
+    RenderBudget.chargeChars(s.length() + replaced * Math.max(0, replacement.length() - target.length()));
     if (count < 0) {
       return s.replace(target, replacement);
     }

@@ -9,7 +9,9 @@
  * ({@link sphinxserve.runtime.chat.ChatTemplateException}, never a silently empty or truncated prompt), the
  * conversation value ({@link sphinxserve.runtime.chat.ChatTurn}) and the injection-safe encoding
  * ({@link sphinxserve.runtime.chat.ChatPromptEncoder}: special-token strings in message contents are kept as text,
- * the template's own special tokens become ids).
+ * the template's own special tokens become ids), and the sandbox every render runs in
+ * ({@link sphinxserve.runtime.chat.ChatTemplateLimits}: message content is data, never template source; budgets of
+ * output characters, iterations, call depth and wall time; only Jinja's library and Python str/dict/list methods).
  *
  * <p>Reading {@code tokenizer_config.json} itself (which template, which BOS/EOS strings, add_bos_token) is the
  * caller's; this package takes the template text and those values.

@@ -12,6 +12,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Properties;
 import picocli.CommandLine;
+import sphinxserve.runtime.chat.ChatTemplateLimits;
 import sphinxserve.runtime.engine.RuntimeOptions;
 import sphinxserve.scheduler.EngineConfig;
 import sphinxserve.server.image.ImageCacheConfig;
@@ -76,6 +77,9 @@ import sphinxserve.server.image.ImageLimits;
  * @param tlsReloadSeconds how often the TLS files are checked for changes and reloaded; 0 = never
  * @param maxTurns most messages in one Generate request
  * @param maxPromptChars most characters of text over all of a request's messages
+ * @param maxRenderedPromptChars most characters of the prompt a chat template renders (checked before tokenising)
+ * @param templateTimeout longest wall time of one chat-template render
+ * @param templateMaxIterations most steps of one chat-template render (loop iterations, range() items, nodes)
  * @param maxStreamsPerConnection most concurrent calls on one HTTP/2 connection
  * @param permitKeepAlive the shortest client keepalive-ping interval tolerated (more often: GOAWAY)
  * @param maxConnectionIdle how long a connection without calls is kept open
@@ -128,6 +132,9 @@ public record NodeConfig(
     int tlsReloadSeconds,
     int maxTurns,
     int maxPromptChars,
+    long maxRenderedPromptChars,
+    Duration templateTimeout,
+    long templateMaxIterations,
     int maxStreamsPerConnection,
     Duration permitKeepAlive,
     Duration maxConnectionIdle,
@@ -198,6 +205,9 @@ public record NodeConfig(
       {"max-metadata-bytes", "8k", "most bytes of one call's headers"},
       {"max-turns", "64", "most messages in one Generate request"},
       {"max-prompt-chars", "65536", "most characters of text over all of a request's messages"},
+      {"max-rendered-prompt-chars", "auto", "most characters of the prompt the chat template renders, checked before tokenising; auto = 4 x --max-prompt-chars"},
+      {"template-timeout", "2s", "longest one chat-template render may take (ms/s/m); INVALID_ARGUMENT on messages after"},
+      {"template-max-iterations", "100000", "most steps of one chat-template render: loop iterations (each text, expression or tag rendered), range() items, filter calls"},
       {"max-streams-per-connection", "100", "most concurrent calls on one HTTP/2 connection"},
       {"permit-keepalive", "20s", "shortest client keepalive-ping interval tolerated; more often gets GOAWAY (ms/s/m)"},
       {"max-connection-idle", "15m", "a connection without calls for this long is closed (ms/s/m)"},
@@ -355,6 +365,12 @@ public record NodeConfig(
         .withPriorityAgingSeconds(priorityAgingSeconds);
   }
 
+  /** The budgets of one chat-template render. */
+  public ChatTemplateLimits chatTemplateLimits() {
+    return ChatTemplateLimits.DEFAULTS.withMaxOutputChars(maxRenderedPromptChars).withMaxIterations(templateMaxIterations)
+        .withTimeout(templateTimeout);
+  }
+
   /** How ONNX Runtime sessions are opened. */
   public RuntimeOptions runtimeOptions() {
     return new RuntimeOptions(provider, deviceId, ortThreads, false, true, int4WideSession);
@@ -435,6 +451,9 @@ public record NodeConfig(
           intIn("tls-reload-seconds", 0, 86400),
           intIn("max-turns", 1, 1 << 20),
           intIn("max-prompt-chars", 1, Integer.MAX_VALUE),
+          maxRenderedPromptChars(),
+          duration("template-timeout"),
+          intIn("template-max-iterations", 1, Integer.MAX_VALUE),
           intIn("max-streams-per-connection", 1, Integer.MAX_VALUE),
           duration("permit-keepalive"),
           duration("max-connection-idle"),
@@ -478,6 +497,14 @@ public record NodeConfig(
       if (!List.of("none", "int8", "int4").contains(q)) fail("quantize", "must be none, int8 or int4");
       if (!q.equals("none") && text("model").isEmpty()) fail("quantize", "applies to --model only (a bundle's weights are fixed when it is built)");
       return q;
+    }
+
+    /** {@code --max-rendered-prompt-chars}: a count, or auto = 4 x --max-prompt-chars (room for the template's own text). */
+    private long maxRenderedPromptChars() {
+      if (text("max-rendered-prompt-chars").equalsIgnoreCase("auto")) {
+        return 4L * intIn("max-prompt-chars", 1, Integer.MAX_VALUE);
+      }
+      return intIn("max-rendered-prompt-chars", 1, Integer.MAX_VALUE);
     }
 
     private Path file(String name) {

@@ -12,6 +12,7 @@ import sphinxserve.api.ModelSpec;
 import sphinxserve.api.TextTokenizer;
 import sphinxserve.runtime.chat.ChatPromptEncoder;
 import sphinxserve.runtime.chat.ChatTemplateException;
+import sphinxserve.runtime.chat.ChatTemplateLimits;
 import sphinxserve.runtime.chat.ChatTurn;
 import sphinxserve.runtime.chat.JinjaChatTemplate;
 import sphinxserve.runtime.tokenizer.HfTextTokenizer;
@@ -36,18 +37,29 @@ public final class PromptRenderer {
 
   private final ModelSpec spec;
   private final TextTokenizer tokenizer;
+  private final ChatTemplateLimits limits;
   /** The Jinja path; null for the fixed form. */
   private final ChatPromptEncoder jinja;
 
+  /** A renderer with the default template budgets ({@link ChatTemplateLimits#DEFAULTS}). */
   public PromptRenderer(ModelSpec spec, TextTokenizer tokenizer) {
+    this(spec, tokenizer, ChatTemplateLimits.DEFAULTS);
+  }
+
+  /**
+   * A renderer whose prompts are at most {@code limits.maxOutputChars()} characters, checked before tokenising, and
+   * whose chat-template renders are bounded by {@code limits}.
+   */
+  public PromptRenderer(ModelSpec spec, TextTokenizer tokenizer, ChatTemplateLimits limits) {
     this.spec = spec;
     this.tokenizer = tokenizer;
+    this.limits = limits;
     ChatTemplate t = spec.template();
     if (t.isJinja()) {
       Map<String, Object> variables = new HashMap<>(t.variables());
       Map<String, Integer> specials = tokenizer instanceof HfTextTokenizer hf ? hf.specialTokenIds() : Map.of();
       // No BOS of ours: as transformers' apply_chat_template, the template alone decides (most write {{ bos_token }}).
-      this.jinja = new ChatPromptEncoder(JinjaChatTemplate.compile("the bundle's chat template", t.jinja(), variables), tokenizer, specials, false);
+      this.jinja = new ChatPromptEncoder(JinjaChatTemplate.compile("the bundle's chat template", t.jinja(), variables, limits), tokenizer, specials, false);
     } else {
       this.jinja = null;
     }
@@ -84,7 +96,12 @@ public final class PromptRenderer {
    */
   public int[] render(List<Message> messages, boolean withImage) {
     if (jinja != null) return renderJinja(messages);
-    int[] textIds = tokenizer.encode(text(messages));
+    String text = text(messages);
+    if (text.length() > limits.maxOutputChars()) {
+      throw RequestException.invalid("messages", "the prompt is " + text.length() + " characters, more than "
+          + limits.maxOutputChars() + " (max-rendered-prompt-chars)");
+    }
+    int[] textIds = tokenizer.encode(text);
     int numImage = withImage ? spec.vision().tokensPerImage() : 0;
     int[] ids = new int[1 + numImage + textIds.length];
     ids[0] = spec.specialTokens().bos();
@@ -106,7 +123,21 @@ public final class PromptRenderer {
     try {
       return jinja.encode(turns, true);
     } catch (ChatTemplateException e) {
+      if (e.budget().isPresent()) {
+        throw RequestException.invalid("messages", "rendering the conversation with the model's chat template went past "
+            + "the budget of " + e.budget().get().description() + " (" + flag(e.budget().get()) + "): " + e.getMessage());
+      }
       throw RequestException.invalid("messages", "the model's chat template refused the conversation: " + e.getMessage());
     }
+  }
+
+  /** The node flag that sets {@code budget}. */
+  private static String flag(ChatTemplateException.Budget budget) {
+    return switch (budget) {
+      case OUTPUT_CHARS -> "max-rendered-prompt-chars";
+      case ITERATIONS -> "template-max-iterations";
+      case TIME -> "template-timeout";
+      case DEPTH -> "a fixed depth of " + ChatTemplateLimits.DEFAULTS.maxDepth();
+    };
   }
 }

@@ -56,7 +56,7 @@ public final class SphinxService extends SphinxGrpc.SphinxImplBase {
     this.spec = spec;
     this.modelName = modelName;
     this.templateName = templateName;
-    this.calls = new GenerateCalls(spec, new PromptRenderer(spec, tokenizer), images, backend, config);
+    this.calls = new GenerateCalls(spec, new PromptRenderer(spec, tokenizer, config.chatTemplateLimits()), images, backend, config);
     this.images = images;
     this.backend = backend;
     this.config = config;

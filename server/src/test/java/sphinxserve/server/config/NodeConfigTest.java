@@ -53,6 +53,23 @@ final class NodeConfigTest {
   }
 
   @Test
+  void chatTemplateLimits_defaultsAndFlags() {
+    var defaults = NodeConfig.defaults().chatTemplateLimits();
+    assertEquals(4L * 65536, defaults.maxOutputChars(), "auto: 4 x --max-prompt-chars");
+    assertEquals(100_000, defaults.maxIterations());
+    assertEquals(Duration.ofSeconds(2), defaults.timeout());
+    assertEquals(40_000, NodeConfig.parse(new String[] {"--max-prompt-chars=10000"}, Map.of()).chatTemplateLimits().maxOutputChars());
+    var set = NodeConfig.parse(new String[] {"--max-rendered-prompt-chars=5000", "--template-timeout=250ms",
+        "--template-max-iterations=77"}, Map.of()).chatTemplateLimits();
+    assertEquals(5000, set.maxOutputChars());
+    assertEquals(Duration.ofMillis(250), set.timeout());
+    assertEquals(77, set.maxIterations());
+    assertTrue(error("--max-rendered-prompt-chars=0").startsWith("max-rendered-prompt-chars: must be an integer"));
+    assertTrue(error("--template-timeout=0").startsWith("template-timeout: must be a positive duration"));
+    assertTrue(error("--template-max-iterations=x").startsWith("template-max-iterations: must be an integer"));
+  }
+
+  @Test
   void parse_flagsOverEnvironmentOverFileOverDefaults() throws IOException {
     Path config = file("precedence.properties", """
         # every source sets port; file-only and file+env options

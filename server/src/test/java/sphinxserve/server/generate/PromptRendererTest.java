@@ -63,4 +63,22 @@ final class PromptRendererTest {
       assertEquals("Answer in French.\n\n### Human: Hi\n### Assistant:", renderer.text(conversation));
     }
   }
+
+  @Test
+  void promptLongerThanTheRenderedLimit_isRefusedBeforeTokenising() throws Exception {
+    Bundle bundle = TestBundles.get(BundlePreset.TEST);
+    try (HfTextTokenizer tokenizer = HfTextTokenizer.load(bundle.tokenizerFile())) {
+      int limit = new PromptRenderer(bundle.spec(), tokenizer).text(List.of(message(Role.USER, text("hi")))).length() + 20;
+      PromptRenderer renderer = new PromptRenderer(bundle.spec(), tokenizer,
+          sphinxserve.runtime.chat.ChatTemplateLimits.DEFAULTS.withMaxOutputChars(limit));
+      List<Message> conversation = List.of(message(Role.USER, text("x".repeat(limit))));
+      RequestException e = org.junit.jupiter.api.Assertions.assertThrows(RequestException.class, () -> renderer.render(conversation, false));
+      assertEquals(io.grpc.Status.Code.INVALID_ARGUMENT, e.status().getCode());
+      String description = e.status().getDescription();
+      org.junit.jupiter.api.Assertions.assertTrue(description.startsWith("messages: ") && description.contains("max-rendered-prompt-chars"),
+          description);
+      assertEquals(1 + tokenizer.encode(renderer.text(List.of(message(Role.USER, text("hi"))))).length,
+          renderer.render(List.of(message(Role.USER, text("hi"))), false).length);
+    }
+  }
 }
