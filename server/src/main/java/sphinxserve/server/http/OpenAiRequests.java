@@ -231,7 +231,7 @@ final class OpenAiRequests {
       } else if (p.isArray() && !p.isEmpty()) {
         prompts.add(tokenIds(p, field));
       } else {
-        throw invalid(field, "must be a string or a non-empty array of token ids (" + kinds.substring(5) + ")");
+        throw invalid(field, "must be a string or a non-empty array of token ids");
       }
     }
     return prompts;

@@ -10,6 +10,9 @@ import dev.sphinxserve.proto.v1.TopLogprob;
 import dev.sphinxserve.proto.v1.Usage;
 import io.grpc.Status;
 import io.netty.handler.codec.http.HttpResponseStatus;
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.util.Comparator;
 import java.util.List;
@@ -217,7 +220,7 @@ final class OpenAiResponses {
     ArrayNode textOffset = out.putArray("text_offset");
     for (TokenLogprobs l : logprobs) {
       byte[] bytes = tokenizer.tokenBytes(l.getTokenId());
-      String text = new String(bytes, StandardCharsets.UTF_8);
+      String text = completionToken(bytes);
       tokens.add(text);
       tokenLogprobs.add(logprob(l.getLogprob()));
       textOffset.add(offsets.next(bytes));
@@ -236,7 +239,23 @@ final class OpenAiResponses {
   }
 
   private String tokenText(int id) {
-    return new String(tokenizer.tokenBytes(id), StandardCharsets.UTF_8);
+    return completionToken(tokenizer.tokenBytes(id));
+  }
+
+  /**
+   * A token as completions' {@code tokens} and {@code top_logprobs} keys write it: its text, or, when its bytes are not
+   * whole UTF-8 characters (a byte-level piece of one), OpenAI's {@code "bytes:\xe2\x80"} form, so distinct pieces
+   * never collapse into one U+FFFD key.
+   */
+  static String completionToken(byte[] bytes) {
+    try {
+      return StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+          .onUnmappableCharacter(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(bytes)).toString();
+    } catch (CharacterCodingException e) {
+      StringBuilder sb = new StringBuilder("bytes:");
+      for (byte b : bytes) sb.append(String.format("\\x%02x", b & 0xff));
+      return sb.toString();
+    }
   }
 
   /** {@code token} (the token's text) and {@code bytes} (its UTF-8 bytes) of {@code id}. */
@@ -267,7 +286,7 @@ final class OpenAiResponses {
    * OpenAI's error body for {@code status}; {@code param} is the field a validation message starts with, in the
    * HTTP body's terms: {@code "sampling.temperature: must be ..."} → {@code temperature},
    * {@code sampling.logit_bias.7} → {@code logit_bias.7}, {@code prompt_token_ids[3]} (a completion's tokenized
-   * prompt) → {@code prompt}.
+   * prompt) → {@code prompt[3]}.
    */
   public static ObjectNode error(Status status) {
     String message = status.getDescription() == null ? status.getCode().name() : status.getDescription();
@@ -276,7 +295,7 @@ final class OpenAiResponses {
     boolean fieldError = status.getCode() == Status.Code.INVALID_ARGUMENT || status.getCode() == Status.Code.NOT_FOUND;
     if (fieldError && colon > 0 && !message.substring(0, colon).contains(" ")) {
       param = message.substring(0, colon).replaceFirst("^sampling\\.", "");
-      if (param.startsWith("prompt_token_ids")) param = "prompt";
+      param = param.replaceFirst("^prompt_token_ids", "prompt");
     }
     ObjectNode body = JSON.createObjectNode();
     ObjectNode error = body.putObject("error").put("message", message).put("type", switch (status.getCode()) {
