@@ -260,6 +260,7 @@ public final class OpenAiHttpServer implements AutoCloseable {
       channel.closeFuture().addListener(onClose.get());
       // One engine request per choice; equal prompts share their KV blocks through the prefix cache.
       for (OpenAiRequests.ChoiceRequest choice : parsed.choices()) {
+        if (sink.choice(choice.index()).isCancelled()) break; // an earlier choice failed the request, or the client left
         try {
           calls.start(choice.request(), tenant, arrival, Long.MAX_VALUE, telemetryOfCall, sink.choice(choice.index()));
         } catch (RuntimeException e) {

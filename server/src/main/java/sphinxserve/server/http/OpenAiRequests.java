@@ -246,7 +246,7 @@ final class OpenAiRequests {
   /** Raw text's token ids: BOS first when the tokenizer adds one, then the text (user text never becomes a special token). */
   private static int[] text(String text, String field, TextTokenizer tokenizer, SpecialTokens special) {
     int[] ids = tokenizer.encode(text);
-    if (!special.addBos()) {
+    if (!special.addBos() || special.bos() < 0) {
       if (ids.length == 0) throw invalid(field, "must not be empty");
       return ids;
     }
