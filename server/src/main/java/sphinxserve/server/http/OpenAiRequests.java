@@ -31,8 +31,8 @@ final class OpenAiRequests {
    * silently ignored:
    *   - applied: the fields read below (and vLLM's extras);
    *   - accepted and ignored because they cannot change the tokens: user, safety_identifier, metadata, store,
-   *     service_tier (who is billed, what is logged, which tier), prompt_cache_key (a routing hint: the prefix cache
-   *     is automatic), parallel_tool_calls (meaningless without tools, which are refused), stream_options
+   *     service_tier (who is billed, what is logged, which tier), prompt_cache_key and llama-server's cache_prompt
+   *     (caching hints: the prefix cache is automatic and never changes the tokens), parallel_tool_calls (meaningless without tools, which are refused), stream_options
    *     .include_obfuscation (padding of streamed events only);
    *   - refused with 400 naming the field: what the node does not do (tools, audio, suffix, best_of != n, echo with
    *     logprobs, ...) and any field not listed here at all (a misspelt option would otherwise be silently dropped).
@@ -59,7 +59,7 @@ final class OpenAiRequests {
       "top_k", "min_p", "repetition_penalty", "min_tokens", "ignore_eos");
   /** Fields that cannot change the output (see the comment above): accepted and ignored. */
   private static final Set<String> HARMLESS = Set.of("user", "safety_identifier", "metadata", "store", "service_tier",
-      "prompt_cache_key", "parallel_tool_calls");
+      "prompt_cache_key", "cache_prompt", "parallel_tool_calls");
   /** Chat's own applied fields. */
   private static final Set<String> CHAT = Set.of("messages", "max_completion_tokens", "top_logprobs", "response_format",
       "tool_choice", "modalities");
