@@ -49,6 +49,8 @@ final class OpenAiRequests {
   static final int MAX_COMPLETION_LOGPROBS = 20;
   /** Most alternatives of chat's {@code top_logprobs} (OpenAI's). */
   static final int MAX_TOP_LOGPROBS = 20;
+  /** {@code /v1/completions}' {@code max_tokens} when absent (OpenAI's and vLLM's; chat's is what the context leaves). */
+  static final int DEFAULT_COMPLETION_MAX_TOKENS = 16;
   /** Largest absolute {@code logit_bias} value (OpenAI's). */
   static final double MAX_ABS_LOGIT_BIAS = 100;
 
@@ -173,6 +175,7 @@ final class OpenAiRequests {
     }
     List<int[]> prompts = prompts(body, limits, tokenizer, special);
     SamplingParams.Builder sampling = sampling(body, "max_tokens");
+    if (present(body, "max_tokens") == null) sampling.setMaxTokens(DEFAULT_COMPLETION_MAX_TOKENS);
     if (logprobsNode != null) sampling.setLogprobs(Math.max(1, topLogprobs));
     int n = choices(body, prompts.size(), limits);
     JsonNode bestOf = present(body, "best_of");

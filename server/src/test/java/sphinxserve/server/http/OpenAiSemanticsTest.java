@@ -132,6 +132,14 @@ class OpenAiSemanticsTest {
   }
 
   @Test
+  void completions_maxTokensDefaultsToOpenAis16() {
+    Completion c = openai.completions().create(CompletionCreateParams.builder().model("test").prompt(PROMPT).temperature(0.0)
+        .putAdditionalBodyProperty("ignore_eos", JsonValue.from(true)).build());
+    assertEquals(16, c.usage().orElseThrow().completionTokens());
+    assertEquals(CompletionChoice.FinishReason.LENGTH, c.choices().getFirst().finishReason());
+  }
+
+  @Test
   void completions_logprobsShape_topAlternativesAndTextOffsets() {
     Completion c = openai.completions().create(completion(12).logprobs(3).build());
     CompletionChoice choice = c.choices().getFirst();
