@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.sphinxserve.proto.v1.FinishReason;
 import dev.sphinxserve.proto.v1.GenerateResponse;
 import dev.sphinxserve.proto.v1.TokenLogprobs;
+import dev.sphinxserve.proto.v1.Usage;
 import io.grpc.Status;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
@@ -23,21 +24,23 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Consumer;
 import sphinxserve.server.auth.TenantLimiter;
 import sphinxserve.server.generate.GenerationSink;
 import sphinxserve.server.telemetry.RequestTelemetry;
 
 /**
- * The {@link GenerationSink} of one OpenAI-style HTTP request: Server-Sent Events ({@code data: {chunk}} per
- * response, an optional usage chunk, {@code data: [DONE]}) or, without {@code stream}, one JSON body when the
- * answer is complete. Errors before the first byte are an HTTP status with OpenAI's error body; after it, an
+ * The output of one OpenAI-style HTTP request, fed by one {@link GenerationSink} per choice ({@link #choice}):
+ * Server-Sent Events ({@code data: {chunk}} per response, an optional usage chunk, {@code data: [DONE]} once every
+ * choice finished) or, without {@code stream}, one JSON body when every choice is complete. A choice the engine ended
+ * as aborted or past its deadline fails the request: that is an error, not an OpenAI finish. Errors before the first byte are an HTTP status with OpenAI's error body; after it, an
  * {@code error} event ends the stream.
  *
  * <p>Threading: Netty's writes may come from any thread and are queued on the channel's event loop in order, so
  * the engine thread writes and moves on; calls for one request come from one thread at a time (the sink contract).
  * A client that goes away flips {@link #isCancelled} (the handler also aborts the request in the backend).
  */
-final class HttpSink implements GenerationSink {
+final class HttpSink {
 
   private final Channel channel;
   private final OpenAiResponses format;
@@ -47,15 +50,20 @@ final class HttpSink implements GenerationSink {
   private final RequestTelemetry telemetry;
   private final TenantLimiter limiter;
   private final Runnable onEnd;
+  private final Consumer<GenerationSink> abort;
+  private final List<ChoiceSink> choices = new ArrayList<>();
   private final AtomicBoolean ended = new AtomicBoolean();
   private volatile boolean cancelled;
+  // Guarded by this: choices emit from the engine thread, failures may come from any thread.
   private boolean started;
-  // Without streaming: the answer so far.
-  private final StringBuilder text = new StringBuilder();
-  private final List<TokenLogprobs> logprobs = new ArrayList<>();
+  private int numFinished;
 
+  /**
+   * @param format null for a request refused before it was parsed (only {@link #fail} is called then)
+   * @param abort aborts one choice's engine request (the others', when one choice fails)
+   */
   HttpSink(Channel channel, OpenAiResponses format, OpenAiRequests.Parsed request, boolean keepAlive, String requestId,
-      RequestTelemetry telemetry, TenantLimiter limiter, Runnable onEnd) {
+      RequestTelemetry telemetry, TenantLimiter limiter, Runnable onEnd, Consumer<GenerationSink> abort) {
     this.channel = channel;
     this.format = format;
     this.request = request;
@@ -64,6 +72,20 @@ final class HttpSink implements GenerationSink {
     this.telemetry = telemetry;
     this.limiter = limiter;
     this.onEnd = onEnd;
+    this.abort = abort;
+    if (request != null) {
+      for (OpenAiRequests.ChoiceRequest c : request.choices()) choices.add(new ChoiceSink(c.index()));
+    }
+  }
+
+  /** The sink of choice {@code index}. */
+  GenerationSink choice(int index) {
+    return choices.get(index);
+  }
+
+  /** Every choice's sink. */
+  List<? extends GenerationSink> choices() {
+    return choices;
   }
 
   /** The client went away: nothing more is written. */
@@ -72,16 +94,56 @@ final class HttpSink implements GenerationSink {
     end(Status.CANCELLED);
   }
 
-  @Override
-  public boolean isCancelled() {
-    return cancelled;
+  /** One choice's output. */
+  private final class ChoiceSink implements GenerationSink {
+    final int index;
+    boolean seen;
+    final StringBuilder text = new StringBuilder();
+    final List<TokenLogprobs> logprobs = new ArrayList<>();
+    FinishReason reason;
+    Usage usage = Usage.getDefaultInstance();
+
+    ChoiceSink(int index) {
+      this.index = index;
+    }
+
+    @Override
+    public void emit(GenerateResponse r) {
+      HttpSink.this.emit(this, r);
+    }
+
+    @Override
+    public void fail(Status status) {
+      HttpSink.this.fail(status);
+    }
+
+    @Override
+    public boolean isCancelled() {
+      return cancelled || ended.get();
+    }
   }
 
-  @Override
-  public void emit(GenerateResponse r) {
+  private synchronized void emit(ChoiceSink choice, GenerateResponse r) {
     if (ended.get()) return;
     if (limiter != null) limiter.chargeTokens(r.getTokenIdsCount());
+    switch (r.getFinishReason()) {
+      case ABORTED -> {
+        fail(Status.CANCELLED.withDescription("the request was aborted"));
+        return;
+      }
+      case DEADLINE -> {
+        fail(Status.DEADLINE_EXCEEDED.withDescription("the request ran past its deadline"));
+        return;
+      }
+      default -> {}
+    }
     boolean last = r.getFinishReason() != FinishReason.FINISH_REASON_UNSPECIFIED;
+    if (last) {
+      choice.reason = r.getFinishReason();
+      choice.usage = r.getUsage();
+      numFinished++;
+    }
+    boolean allDone = numFinished == choices.size();
     if (request.stream()) {
       if (!started) {
         started = true;
@@ -91,29 +153,36 @@ final class HttpSink implements GenerationSink {
             .set(HttpHeaderNames.TRANSFER_ENCODING, HttpHeaderValues.CHUNKED)
             .set("x-request-id", requestId);
         channel.write(head);
-        event(format.chunk(r, true));
-      } else {
-        event(format.chunk(r, false));
       }
-      if (last) {
-        if (request.includeUsage()) event(format.usageChunk(r.getUsage()));
+      event(format.chunk(choice.index, r, !choice.seen));
+      choice.seen = true;
+      if (allDone) {
+        if (request.includeUsage()) event(format.usageChunk(format.totalUsage(usages())));
         done();
       } else {
         channel.flush();
       }
     } else {
-      text.append(r.getText());
-      logprobs.addAll(r.getLogprobsList());
-      if (last) {
+      choice.text.append(r.getText());
+      choice.logprobs.addAll(r.getLogprobsList());
+      if (allDone) {
         started = true;
-        respond(HttpResponseStatus.OK, format.complete(text.toString(), r.getFinishReason(), r.getUsage(), logprobs), null);
+        List<OpenAiResponses.ChoiceResult> results = new ArrayList<>();
+        for (ChoiceSink c : choices) results.add(new OpenAiResponses.ChoiceResult(c.index, c.text.toString(), c.reason, c.logprobs));
+        respond(HttpResponseStatus.OK, format.complete(results, format.totalUsage(usages())), null);
       }
     }
-    if (last) end(Status.OK);
+    if (allDone) end(Status.OK);
   }
 
-  @Override
-  public void fail(Status status) {
+  private List<Usage> usages() {
+    List<Usage> usages = new ArrayList<>(choices.size());
+    for (ChoiceSink c : choices) usages.add(c.usage);
+    return usages;
+  }
+
+  /** Ends the request with an error: an HTTP status before the first byte, an {@code error} event after it. */
+  public synchronized void fail(Status status) {
     if (ended.get()) return;
     if (!started) {
       started = true;
@@ -124,6 +193,7 @@ final class HttpSink implements GenerationSink {
       done();
     }
     end(status);
+    for (ChoiceSink c : choices) abort.accept(c); // the other choices' work is wasted now
   }
 
   /** Writes a whole response (an error before streaming, or the answer without streaming). */

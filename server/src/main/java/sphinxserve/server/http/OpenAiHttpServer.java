@@ -86,6 +86,7 @@ public final class OpenAiHttpServer implements AutoCloseable {
   private final Telemetry telemetry;
   private final BooleanSupplier draining;
   private final InFlightCalls inFlight;
+  private final OpenAiRequests.Limits limits;
   private final EventLoopGroup group = new NioEventLoopGroup(2, Thread.ofPlatform().name("sphinx-http-", 0).daemon().factory());
   private final Channel server;
 
@@ -107,6 +108,7 @@ public final class OpenAiHttpServer implements AutoCloseable {
     this.telemetry = telemetry;
     this.draining = draining;
     this.inFlight = inFlight;
+    this.limits = OpenAiRequests.Limits.of(config);
     boolean everywhere = ssl != null || config.plaintext() == NodeConfig.Plaintext.ALL_INTERFACES;
     InetSocketAddress address = everywhere ? new InetSocketAddress(config.httpPort())
         : new InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), config.httpPort());
@@ -192,7 +194,7 @@ public final class OpenAiHttpServer implements AutoCloseable {
       OpenAiResponses.Kind kind = path.endsWith("/chat/completions") ? OpenAiResponses.Kind.CHAT : OpenAiResponses.Kind.COMPLETION;
       // Counted before the draining check, as gRPC's Generate: a drain that starts meanwhile still waits for this call.
       inFlight.enter();
-      HttpSink early = new HttpSink(ctx.channel(), null, null, keepAlive, requestId, telemetryOfCall, null, inFlight::exit);
+      HttpSink early = new HttpSink(ctx.channel(), null, null, keepAlive, requestId, telemetryOfCall, null, inFlight::exit, s -> {});
       if (draining.getAsBoolean()) {
         early.fail(Status.UNAVAILABLE.withDescription("node is draining; retry on another node"));
         return;
@@ -217,7 +219,8 @@ public final class OpenAiHttpServer implements AutoCloseable {
         if (!model.isEmpty() && !model.equals(modelName)) {
           throw RequestException.notFound("model", "the model '" + model + "' is not served here (this node serves '" + modelName + "')");
         }
-        parsed = kind == OpenAiResponses.Kind.CHAT ? OpenAiRequests.chat(body, requestId) : OpenAiRequests.completion(body, requestId);
+        parsed = kind == OpenAiResponses.Kind.CHAT ? OpenAiRequests.chat(body, requestId, limits)
+            : OpenAiRequests.completion(body, requestId, limits, tokenizer, spec.specialTokens());
       } catch (JsonProcessingException e) {
         early.fail(Status.INVALID_ARGUMENT.withDescription("body: not valid JSON: " + e.getOriginalMessage()));
         return;
@@ -242,23 +245,27 @@ public final class OpenAiHttpServer implements AutoCloseable {
       }
       Channel channel = ctx.channel();
       channel.config().setAutoRead(false); // one request at a time per connection
-      OpenAiResponses format = new OpenAiResponses(kind, requestId, modelName, tokenizer, parsed.topLogprobs());
+      OpenAiResponses format = new OpenAiResponses(kind, requestId, modelName, tokenizer, parsed);
       java.util.concurrent.atomic.AtomicReference<io.netty.channel.ChannelFutureListener> onClose = new java.util.concurrent.atomic.AtomicReference<>();
       HttpSink sink = new HttpSink(channel, format, parsed, keepAlive, requestId, telemetryOfCall, limiter, () -> {
         if (limiter != null) limiter.streamEnded();
         inFlight.exit();
         channel.closeFuture().removeListener(onClose.get()); // a keep-alive connection serves many requests
         channel.config().setAutoRead(true);
-      });
+      }, backend::abort);
       onClose.set(f -> {
         sink.cancel(); // the client went away mid-answer
-        backend.abort(sink);
+        sink.choices().forEach(backend::abort);
       });
       channel.closeFuture().addListener(onClose.get());
-      try {
-        calls.start(parsed.request(), tenant, arrival, Long.MAX_VALUE, telemetryOfCall, sink);
-      } catch (RuntimeException e) {
-        sink.fail(GenerateCalls.internal(e));
+      // One engine request per choice; equal prompts share their KV blocks through the prefix cache.
+      for (OpenAiRequests.ChoiceRequest choice : parsed.choices()) {
+        if (sink.choice(choice.index()).isCancelled()) break; // an earlier choice failed the request, or the client left
+        try {
+          calls.start(choice.request(), tenant, arrival, Long.MAX_VALUE, telemetryOfCall, sink.choice(choice.index()));
+        } catch (RuntimeException e) {
+          sink.fail(GenerateCalls.internal(e));
+        }
       }
     }
 
