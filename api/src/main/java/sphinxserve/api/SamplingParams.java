@@ -31,6 +31,8 @@ import java.util.OptionalLong;
  * @param minTokens EOS and stop ids are masked until this many tokens were generated; at most {@code maxTokens}
  * @param logprobs how many most likely alternatives to return per token, 0 to {@link #MAX_LOGPROBS}; 0 turns
  *     logprobs off
+ * @param constraint the language the output must belong to (its mask is applied after the penalties and
+ *     {@code minTokens}, and wins over {@code minTokens}); {@code null}: unconstrained. Not with {@code ignoreEos}.
  */
 public record SamplingParams(
     int maxTokens,
@@ -46,7 +48,8 @@ public record SamplingParams(
     List<Integer> stopTokenIds,
     boolean ignoreEos,
     int minTokens,
-    int logprobs) {
+    int logprobs,
+    TokenConstraint constraint) {
 
   /** vLLM's default {@code max_tokens}. */
   public static final int DEFAULT_MAX_TOKENS = 16;
@@ -80,6 +83,7 @@ public record SamplingParams(
     check(minTokens >= 0 && minTokens <= maxTokens,
         "sampling.min_tokens must be in [0, max_tokens=" + maxTokens + "], was " + minTokens);
     check(logprobs >= 0 && logprobs <= MAX_LOGPROBS, "sampling.logprobs must be in [0, " + MAX_LOGPROBS + "], was " + logprobs);
+    check(constraint == null || !ignoreEos, "sampling.ignore_eos cannot be combined with a constraint (its EOS ends the answer)");
   }
 
   /** vLLM's defaults: 16 tokens, temperature 1, no truncation, no penalties, unseeded, no stops. */
@@ -132,6 +136,7 @@ public record SamplingParams(
     private boolean ignoreEos = false;
     private int minTokens = 0;
     private int logprobs = 0;
+    private TokenConstraint constraint = null;
 
     private Builder() {}
 
@@ -150,6 +155,7 @@ public record SamplingParams(
       ignoreEos = p.ignoreEos;
       minTokens = p.minTokens;
       logprobs = p.logprobs;
+      constraint = p.constraint;
     }
 
     /** Sets {@code max_tokens}. */
@@ -197,10 +203,13 @@ public record SamplingParams(
     /** Sets {@code logprobs}. */
     public Builder logprobs(int v) { logprobs = v; return this; }
 
+    /** Sets the output constraint; {@code null} removes it. */
+    public Builder constraint(TokenConstraint v) { constraint = v; return this; }
+
     /** Validates and builds. */
     public SamplingParams build() {
       return new SamplingParams(maxTokens, temperature, topP, topK, minP, repetitionPenalty, presencePenalty,
-          frequencyPenalty, seed, stop, stopTokenIds, ignoreEos, minTokens, logprobs);
+          frequencyPenalty, seed, stop, stopTokenIds, ignoreEos, minTokens, logprobs, constraint);
     }
   }
 }
