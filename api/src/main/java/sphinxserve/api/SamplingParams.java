@@ -35,6 +35,8 @@ import java.util.OptionalLong;
  *     logprobs off
  * @param logitBias added to the logits of these token ids before anything else; each in
  *     [-{@link #MAX_ABS_LOGIT_BIAS}, {@link #MAX_ABS_LOGIT_BIAS}] (ids outside the vocabulary are the caller's to refuse)
+ * @param constraint the language the output must belong to (its mask is applied after the penalties and
+ *     {@code minTokens}, and wins over {@code minTokens}); {@code null}: unconstrained. Not with {@code ignoreEos}.
  */
 public record SamplingParams(
     int maxTokens,
@@ -51,7 +53,8 @@ public record SamplingParams(
     boolean ignoreEos,
     int minTokens,
     int logprobs,
-    Map<Integer, Float> logitBias) {
+    Map<Integer, Float> logitBias,
+    TokenConstraint constraint) {
 
   /** vLLM's default {@code max_tokens}. */
   public static final int DEFAULT_MAX_TOKENS = 16;
@@ -94,6 +97,7 @@ public record SamplingParams(
       check(Math.abs(bias.getValue()) <= MAX_ABS_LOGIT_BIAS, "sampling.logit_bias." + bias.getKey() + " must be in [-"
           + MAX_ABS_LOGIT_BIAS + ", " + MAX_ABS_LOGIT_BIAS + "], was " + bias.getValue()); // also refuses NaN
     }
+    check(constraint == null || !ignoreEos, "sampling.ignore_eos cannot be combined with a constraint (its EOS ends the answer)");
   }
 
   /** vLLM's defaults: 16 tokens, temperature 1, no truncation, no penalties, unseeded, no stops. */
@@ -147,6 +151,7 @@ public record SamplingParams(
     private int minTokens = 0;
     private int logprobs = 0;
     private Map<Integer, Float> logitBias = Map.of();
+    private TokenConstraint constraint = null;
 
     private Builder() {}
 
@@ -166,6 +171,7 @@ public record SamplingParams(
       minTokens = p.minTokens;
       logprobs = p.logprobs;
       logitBias = p.logitBias;
+      constraint = p.constraint;
     }
 
     /** Sets {@code max_tokens}. */
@@ -215,11 +221,13 @@ public record SamplingParams(
 
     /** Sets {@code logit_bias}: token id → bias added to its logit. */
     public Builder logitBias(Map<Integer, Float> v) { logitBias = v; return this; }
+    /** Sets the output constraint; {@code null} removes it. */
+    public Builder constraint(TokenConstraint v) { constraint = v; return this; }
 
     /** Validates and builds. */
     public SamplingParams build() {
       return new SamplingParams(maxTokens, temperature, topP, topK, minP, repetitionPenalty, presencePenalty,
-          frequencyPenalty, seed, stop, stopTokenIds, ignoreEos, minTokens, logprobs, logitBias);
+          frequencyPenalty, seed, stop, stopTokenIds, ignoreEos, minTokens, logprobs, logitBias, constraint);
     }
   }
 }

@@ -2,6 +2,8 @@ package sphinxserve.api;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -62,6 +64,17 @@ class SamplingParamsTest {
     assertMessage("sampling.stop_token_ids", SamplingParams.builder().stopTokenIds(List.of(-1)));
     assertMessage("sampling.min_tokens", SamplingParams.builder().maxTokens(4).minTokens(5));
     assertMessage("sampling.logprobs", SamplingParams.builder().logprobs(SamplingParams.MAX_LOGPROBS + 1));
+  }
+
+  @Test
+  void constraint_keptByBuilderAndRefusedWithIgnoreEos() {
+    TokenConstraint anything = () -> { throw new UnsupportedOperationException("not matched in this test"); };
+    SamplingParams p = SamplingParams.builder().constraint(anything).build();
+    assertSame(anything, p.constraint());
+    assertSame(anything, p.toBuilder().build().constraint());
+    assertNull(SamplingParams.defaults().constraint());
+    assertMessage("sampling.ignore_eos cannot be combined with a constraint",
+        SamplingParams.builder().constraint(anything).ignoreEos(true));
   }
 
   @Test
