@@ -20,6 +20,7 @@ final class AnswerCollector implements Flow.Subscriber<GenerateResponse>, Genera
   private String requestId = "";
   private FinishReason finishReason = FinishReason.FINISH_REASON_UNSPECIFIED;
   private Usage usage = Usage.getDefaultInstance();
+  private java.util.List<dev.sphinxserve.proto.v1.ToolCall> toolCalls = java.util.List.of();
 
   AnswerCollector(GenerationListener listener) {
     this.listener = listener;
@@ -47,6 +48,9 @@ final class AnswerCollector implements Flow.Subscriber<GenerateResponse>, Genera
     if (response.hasUsage()) {
       usage = response.getUsage();
     }
+    if (response.getToolCallsCount() > 0) {
+      toolCalls = response.getToolCallsList();
+    }
     listener.onResponse(response);
   }
 
@@ -61,7 +65,7 @@ final class AnswerCollector implements Flow.Subscriber<GenerateResponse>, Genera
 
   @Override
   public void onComplete() {
-    Answer a = new Answer(requestId, text.toString(), finishReason, usage);
+    Answer a = new Answer(requestId, text.toString(), finishReason, usage, toolCalls);
     try {
       listener.onComplete(a);
     } finally {

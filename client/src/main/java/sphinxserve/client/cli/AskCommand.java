@@ -1,5 +1,7 @@
 package sphinxserve.client.cli;
 
+import dev.sphinxserve.proto.v1.Choices;
+import dev.sphinxserve.proto.v1.Constraint;
 import dev.sphinxserve.proto.v1.GenerateResponse;
 import dev.sphinxserve.proto.v1.SamplingParams;
 import java.io.IOException;
@@ -55,6 +57,27 @@ final class AskCommand implements Callable<Integer> {
   @Option(names = "--seed", paramLabel = "S", description = "Makes sampling reproducible.")
   Long seed;
 
+  @Option(names = "--json-schema", paramLabel = "FILE",
+      description = "Constrain the answer to JSON that this JSON Schema (a file) accepts.")
+  Path jsonSchema;
+
+  @Option(names = "--json", description = "Constrain the answer to a JSON object.")
+  boolean json;
+
+  @Option(names = "--regex", paramLabel = "REGEX", description = "Constrain the answer to match this regular expression.")
+  String regex;
+
+  @Option(names = "--choice", paramLabel = "TEXT", split = "\\|",
+      description = "Constrain the answer to one of these strings (repeat the option, or separate them with |).")
+  List<String> choice;
+
+  @Option(names = "--grammar", paramLabel = "FILE", description = "Constrain the answer to this GBNF grammar (a file; start rule root).")
+  Path grammar;
+
+  @Option(names = "--grounded",
+      description = "Constrain the answer to SPHINX's grounded syntax, so every box and keypoint in it parses (coordinates 0.00-1.00).")
+  boolean grounded;
+
   @Parameters(arity = "1..*", paramLabel = "QUESTION", description = "The question; several words are joined.")
   List<String> question;
 
@@ -69,6 +92,8 @@ final class AskCommand implements Callable<Integer> {
     if (seed != null) {
       sampling.setSeed(seed);
     }
+    Constraint constraint = constraint();
+    if (constraint != null) sampling.setConstraint(constraint);
     try (SphinxClient client = connection.client()) {
       GenerationHandle handle = client.generate(
           Requests.ask(loaded == null ? null : loaded.image(), String.join(" ", question), sampling.build()), new GenerationListener() {
@@ -91,6 +116,19 @@ final class AskCommand implements Callable<Integer> {
       err.flush();
     }
     return 0;
+  }
+
+  /** The constraint the options ask for, or null; at most one of them. */
+  private Constraint constraint() throws IOException {
+    List<Constraint> asked = new java.util.ArrayList<>();
+    if (jsonSchema != null) asked.add(Constraint.newBuilder().setJsonSchema(java.nio.file.Files.readString(jsonSchema)).build());
+    if (json) asked.add(Constraint.newBuilder().setJsonObject(true).build());
+    if (regex != null) asked.add(Constraint.newBuilder().setRegex(regex).build());
+    if (choice != null && !choice.isEmpty()) asked.add(Constraint.newBuilder().setChoice(Choices.newBuilder().addAllValues(choice)).build());
+    if (grammar != null) asked.add(Constraint.newBuilder().setGrammar(java.nio.file.Files.readString(grammar)).build());
+    if (grounded) asked.add(Constraint.newBuilder().setGrounded(true).build());
+    if (asked.size() > 1) throw new UserError("choose one of --json-schema, --json, --regex, --choice, --grammar, --grounded");
+    return asked.isEmpty() ? null : asked.getFirst();
   }
 
   private static void report(ParsedAnswer parsed, PadToSquare pad, PrintWriter err) {

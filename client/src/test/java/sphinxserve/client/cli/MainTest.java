@@ -79,6 +79,31 @@ class MainTest {
   }
 
   @Test
+  void ask_jsonSchemaFile_sendsItAsTheConstraint() throws IOException {
+    Path schema = Files.writeString(dir.resolve("person.json"), "{\"type\": \"object\", \"properties\": {\"name\": {\"type\": \"string\"}}}");
+    Run r = run("ask", "-t", node.target(), "--json-schema", schema.toString(), "Who?");
+    assertEquals(0, r.code(), r.err());
+    var constraint = node.received().getFirst().request().getSampling().getConstraint();
+    assertEquals(Files.readString(schema), constraint.getJsonSchema());
+  }
+
+  @Test
+  void ask_groundedAndChoice_sendTheirConstraints() throws IOException {
+    assertEquals(0, run("ask", "-t", node.target(), "--grounded", "Where?").code());
+    assertTrue(node.received().getLast().request().getSampling().getConstraint().getGrounded());
+    assertEquals(0, run("ask", "-t", node.target(), "--choice", "yes|no", "--choice", "maybe", "Is it?").code());
+    assertEquals(java.util.List.of("yes", "no", "maybe"), node.received().getLast().request().getSampling().getConstraint().getChoice().getValuesList());
+  }
+
+  @Test
+  void ask_twoConstraints_isAUsageError() {
+    Run r = run("ask", "-t", node.target(), "--json", "--regex", "[0-9]+", "hi");
+    assertEquals(2, r.code(), r.err());
+    assertTrue(r.err().contains("choose one of --json-schema"), r.err());
+    assertEquals(0, node.received().size());
+  }
+
+  @Test
   void ask_missingImageFileIsAUsageError() {
     Run r = run("ask", "-t", node.target(), "--image", dir.resolve("nope.jpg").toString(), "hi");
     assertEquals(2, r.code());

@@ -3,6 +3,7 @@ package sphinxserve.server.generate;
 import dev.sphinxserve.proto.v1.FinishReason;
 import dev.sphinxserve.proto.v1.GenerateResponse;
 import dev.sphinxserve.proto.v1.TokenLogprobs;
+import dev.sphinxserve.proto.v1.ToolCall;
 import dev.sphinxserve.proto.v1.TopLogprob;
 import dev.sphinxserve.proto.v1.Usage;
 import io.grpc.Status;
@@ -146,11 +147,14 @@ public final class EngineBackend implements GenerationBackend {
     private final boolean imageCacheHit;
     private boolean first = true;
     private long firstTokenNanos;
+    /** The answer so far, kept only when it is to be parsed for tool calls at the end. */
+    private final StringBuilder answer;
 
     ResponseWriter(PreparedRequest request, GenerationSink sink, boolean imageCacheHit) {
       this.request = request;
       this.sink = sink;
       this.imageCacheHit = imageCacheHit;
+      this.answer = request.toolCallSyntax() == null ? null : new StringBuilder();
     }
 
     @Override
@@ -167,6 +171,7 @@ public final class EngineBackend implements GenerationBackend {
     public void onTokens(String text, int[] tokenIds, List<TokenLogprob> logprobs) {
       long now = System.nanoTime();
       request.telemetry().token(now);
+      if (answer != null) answer.append(text);
       GenerateResponse.Builder response = GenerateResponse.newBuilder().setText(text);
       for (int id : tokenIds) response.addTokenIds(id);
       for (TokenLogprob lp : logprobs) {
@@ -199,6 +204,7 @@ public final class EngineBackend implements GenerationBackend {
         case ABORTED, ERROR -> FinishReason.ABORTED;
       });
       if (first) last.setRequestId(request.requestId());
+      if (answer != null && reason == sphinxserve.api.FinishReason.STOP) addToolCalls(last);
       if (usage != null) {
         last.setUsage(Usage.newBuilder()
             .setPromptTokens(usage.promptTokens())
@@ -210,6 +216,18 @@ public final class EngineBackend implements GenerationBackend {
             .setTimeToFirstTokenSeconds(firstTokenNanos == 0 ? 0 : (firstTokenNanos - request.arrivalNanos()) / 1e9));
       }
       sink.emit(last.build());
+    }
+
+    /** The tool calls the finished answer holds, parsed in the model's syntax; TOOL_CALLS when there are any. */
+    private void addToolCalls(GenerateResponse.Builder last) {
+      ToolCallStream stream = new ToolCallStream(request.toolCallSyntax());
+      stream.push(answer.toString());
+      stream.finish();
+      if (stream.calls().isEmpty()) return;
+      for (ToolCallStream.Call call : stream.calls()) {
+        last.addToolCalls(ToolCall.newBuilder().setId(call.id()).setName(call.name()).setArguments(call.arguments()));
+      }
+      last.setFinishReason(FinishReason.TOOL_CALLS);
     }
   }
 }

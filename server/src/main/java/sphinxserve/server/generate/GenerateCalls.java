@@ -58,6 +58,7 @@ public final class GenerateCalls {
       RequestValidator.ImageRef ref = valid.image();
       if (ref != null && !spec.acceptsImages()) throw RequestException.invalid(ref.field(), "this model is text-only and takes no images");
       checkLogitBias(request);
+      checkToolsSupported(request);
       int[] prompt = request.getPromptTokenIdsCount() > 0 ? rawPrompt(request) : renderer.render(request.getMessagesList(), ref != null);
       int contextMaxTokens = checkContext(prompt.length, ref != null, request);
       int tenantMaxTokens = tenant.limits().maxTokens();
@@ -114,6 +115,19 @@ public final class GenerateCalls {
       sink.fail(Statuses.of(e, imageField));
     } catch (RuntimeException e) {
       sink.fail(internal(e));
+    }
+  }
+
+  /** Tools, tool calls and tool results need a chat template that takes them; SPHINX's fixed form does not. */
+  private void checkToolsSupported(GenerateRequest request) {
+    if (spec.template().isJinja()) return;
+    String why = "this model's template (SPHINX's fixed form) takes no tools";
+    if (request.getToolsCount() > 0) throw RequestException.invalid("tools", why);
+    if (request.getToolChoice().getMode() != dev.sphinxserve.proto.v1.ToolChoice.Mode.AUTO) throw RequestException.invalid("tool_choice", why);
+    for (int i = 0; i < request.getMessagesCount(); i++) {
+      var m = request.getMessages(i);
+      if (m.getToolCallsCount() > 0) throw RequestException.invalid("messages[" + i + "].tool_calls", why);
+      if (m.getRole() == dev.sphinxserve.proto.v1.Role.TOOL) throw RequestException.invalid("messages[" + i + "].role", why);
     }
   }
 

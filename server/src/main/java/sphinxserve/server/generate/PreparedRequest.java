@@ -3,6 +3,7 @@ package sphinxserve.server.generate;
 import dev.sphinxserve.proto.v1.SamplingParams;
 import java.util.Optional;
 import sphinxserve.api.ImageEmbeddings;
+import sphinxserve.api.TokenConstraint;
 import sphinxserve.server.telemetry.RequestTelemetry;
 
 /**
@@ -28,6 +29,10 @@ import sphinxserve.server.telemetry.RequestTelemetry;
  * @param deadlineNanos {@link System#nanoTime()} by which the call must end; {@link Long#MAX_VALUE} if none
  * @param tenantSalt salts the prefix-cache block hashes with the tenant ({@code Tenant.tenantSalt}); null = shared
  * @param telemetry the call's spans and latency histograms; the backend reports the engine's phases to it
+ * @param constraint the compiled output constraint (sampling.constraint, or the tools' under tool_choice
+ *     REQUIRED/FUNCTION), or null for free text
+ * @param toolCallSyntax how the model writes tool calls, when the request offers tools (its answer is parsed
+ *     for them); null otherwise
  */
 public record PreparedRequest(
     String requestId,
@@ -39,7 +44,15 @@ public record PreparedRequest(
     long arrivalNanos,
     long deadlineNanos,
     String tenantSalt,
-    RequestTelemetry telemetry) {
+    RequestTelemetry telemetry,
+    TokenConstraint constraint,
+    ToolCallStream.Syntax toolCallSyntax) {
+
+  /** A request without a constraint or tools. */
+  public PreparedRequest(String requestId, int[] promptTokenIds, Optional<ImageInput> image, SamplingParams sampling,
+      int maxNewTokens, int priority, long arrivalNanos, long deadlineNanos, String tenantSalt, RequestTelemetry telemetry) {
+    this(requestId, promptTokenIds, image, sampling, maxNewTokens, priority, arrivalNanos, deadlineNanos, tenantSalt, telemetry, null, null);
+  }
 
   /**
    * The request's image.

@@ -82,6 +82,10 @@ final class RequestValidator {
       image = validateMessages(request);
     }
     if (request.hasSampling()) validateSampling(request.getSampling());
+    ToolAndConstraintValidator.validateTools(request);
+    if (request.getSampling().hasConstraint()) {
+      ToolAndConstraintValidator.validateConstraint(request.getSampling().getConstraint(), request.getSampling().getIgnoreEos());
+    }
     if (request.getPriority() < MIN_PRIORITY || request.getPriority() > MAX_PRIORITY) {
       throw RequestException.invalid("priority", "must be in " + MIN_PRIORITY + ".." + MAX_PRIORITY + " (got " + request.getPriority() + ")");
     }
@@ -96,32 +100,50 @@ final class RequestValidator {
       Message m = request.getMessages(i);
       String field = "messages[" + i + "]";
       Role role = m.getRole();
-      if (role != Role.USER && role != Role.ASSISTANT && role != Role.SYSTEM) {
-        throw RequestException.invalid(field + ".role", "must be SYSTEM, USER or ASSISTANT (got " + role + ")");
+      if (role != Role.USER && role != Role.ASSISTANT && role != Role.SYSTEM && role != Role.TOOL) {
+        throw RequestException.invalid(field + ".role", "must be SYSTEM, USER, ASSISTANT or TOOL (got " + role + ")");
+      }
+      if (m.getToolCallsCount() > 0) {
+        if (role != Role.ASSISTANT) throw RequestException.invalid(field + ".tool_calls", "only ASSISTANT messages make tool calls");
+        ToolAndConstraintValidator.validateToolCalls(m, field);
+      }
+      if (role == Role.TOOL) {
+        // A tool's result answers a call of the assistant message before this run of TOOL messages.
+        int j = i - 1;
+        while (j >= 0 && request.getMessages(j).getRole() == Role.TOOL) j--;
+        if (j < 0 || request.getMessages(j).getToolCallsCount() == 0) {
+          throw RequestException.invalid(field + ".role", "TOOL must follow an ASSISTANT message with tool_calls");
+        }
+        if (!ToolAndConstraintValidator.callIds(request.getMessages(j)).contains(m.getToolCallId())) {
+          throw RequestException.invalid(field + ".tool_call_id", "'" + m.getToolCallId() + "' names no tool call of messages[" + j + "]");
+        }
+      } else if (!m.getToolCallId().isEmpty()) {
+        throw RequestException.invalid(field + ".tool_call_id", "only TOOL messages answer a tool call");
       }
       if (role == Role.SYSTEM && i > 0) throw RequestException.invalid(field + ".role", "SYSTEM is allowed only as the first message");
       boolean firstTurn = i == 0 || (i == 1 && request.getMessages(0).getRole() == Role.SYSTEM);
       if (role != Role.SYSTEM && firstTurn && role != Role.USER) {
         throw RequestException.invalid(field + ".role", "must be USER: a conversation starts with the user (after an optional SYSTEM message)");
       }
-      if (role != Role.SYSTEM && !firstTurn) {
+      if (role != Role.SYSTEM && role != Role.TOOL && !firstTurn) {
         Role previous = request.getMessages(i - 1).getRole();
+        // After tool results either side may speak: the assistant answers with them, or the user goes on.
         if (role == previous) {
           Role expected = previous == Role.USER ? Role.ASSISTANT : Role.USER;
           throw RequestException.invalid(field + ".role", "must be " + expected + " after " + previous + " (roles alternate)");
         }
       }
-      if (i == n - 1 && role != Role.USER) {
-        throw RequestException.invalid(field + ".role", "must be USER: the conversation ends with the user's turn");
+      if (i == n - 1 && role != Role.USER && role != Role.TOOL) {
+        throw RequestException.invalid(field + ".role", "must be USER (or TOOL): the conversation ends with the user's turn (or a tool's result)");
       }
-      if (m.getContentCount() == 0) throw RequestException.invalid(field + ".content", "must not be empty");
+      if (m.getContentCount() == 0 && m.getToolCallsCount() == 0) throw RequestException.invalid(field + ".content", "must not be empty");
       for (int j = 0; j < m.getContentCount(); j++) {
         Content c = m.getContent(j);
         String cf = field + ".content[" + j + "]";
         switch (c.getKindCase()) {
           case TEXT -> {}
           case IMAGE, IMAGE_DIGEST -> {
-            if (role == Role.SYSTEM) throw RequestException.invalid(cf, "a SYSTEM message holds text only");
+            if (role == Role.SYSTEM || role == Role.TOOL) throw RequestException.invalid(cf, "a " + role + " message holds text only");
             if (image != null) {
               throw RequestException.invalid(cf, "at most one image per conversation (the image is " + image.field() + ")");
             }

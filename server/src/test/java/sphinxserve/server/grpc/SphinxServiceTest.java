@@ -6,6 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
+import dev.sphinxserve.proto.v1.Choices;
+import dev.sphinxserve.proto.v1.Constraint;
 import dev.sphinxserve.proto.v1.Content;
 import dev.sphinxserve.proto.v1.GenerateRequest;
 import dev.sphinxserve.proto.v1.GetModelInfoRequest;
@@ -16,6 +18,9 @@ import dev.sphinxserve.proto.v1.PutImageResponse;
 import dev.sphinxserve.proto.v1.Role;
 import dev.sphinxserve.proto.v1.SamplingParams;
 import dev.sphinxserve.proto.v1.SphinxGrpc;
+import dev.sphinxserve.proto.v1.Tool;
+import dev.sphinxserve.proto.v1.ToolCall;
+import dev.sphinxserve.proto.v1.ToolChoice;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.health.v1.HealthCheckRequest;
@@ -245,13 +250,13 @@ final class SphinxServiceTest {
         Arguments.of(GenerateRequest.newBuilder().addMessages(user(text("x"))).addPromptTokenIds(1).build(), "prompt_token_ids: set either messages or prompt_token_ids"),
         Arguments.of(GenerateRequest.newBuilder().addPromptTokenIds(1).addPromptTokenIds(1 << 30).build(), "prompt_token_ids[1]: 1073741824 is outside the vocabulary"),
         Arguments.of(GenerateRequest.newBuilder().addMessages(assistant("x")).build(), "messages[0].role: must be USER"),
-        Arguments.of(GenerateRequest.newBuilder().addMessages(Message.newBuilder().addContent(text("x"))).build(), "messages[0].role: must be SYSTEM, USER or ASSISTANT"),
+        Arguments.of(GenerateRequest.newBuilder().addMessages(Message.newBuilder().addContent(text("x"))).build(), "messages[0].role: must be SYSTEM, USER, ASSISTANT or TOOL"),
         Arguments.of(GenerateRequest.newBuilder().addMessages(user(text("a"))).addMessages(system("b")).build(), "messages[1].role: SYSTEM is allowed only as the first message"),
         Arguments.of(GenerateRequest.newBuilder().addMessages(system("a")).addMessages(assistant("b")).build(), "messages[1].role: must be USER: a conversation starts with the user"),
         Arguments.of(GenerateRequest.newBuilder().addMessages(Message.newBuilder().setRole(Role.SYSTEM).addContent(imageContent(new byte[] {1})))
             .addMessages(user(text("x"))).build(), "messages[0].content[0]: a SYSTEM message holds text only"),
         Arguments.of(GenerateRequest.newBuilder().addMessages(user(text("a"))).addMessages(user(text("b"))).build(), "messages[1].role: must be ASSISTANT after USER"),
-        Arguments.of(GenerateRequest.newBuilder().addMessages(user(text("a"))).addMessages(assistant("b")).build(), "messages[1].role: must be USER: the conversation ends"),
+        Arguments.of(GenerateRequest.newBuilder().addMessages(user(text("a"))).addMessages(assistant("b")).build(), "messages[1].role: must be USER (or TOOL): the conversation ends"),
         Arguments.of(GenerateRequest.newBuilder().addMessages(Message.newBuilder().setRole(Role.USER)).build(), "messages[0].content: must not be empty"),
         Arguments.of(GenerateRequest.newBuilder().addMessages(user(Content.getDefaultInstance())).build(), "messages[0].content[0]: empty"),
         Arguments.of(GenerateRequest.newBuilder().addMessages(user(imageContent(new byte[] {1}), text("x"), digest("a".repeat(64)))).build(),
@@ -274,7 +279,41 @@ final class SphinxServiceTest {
         Arguments.of(ask(SamplingParams.newBuilder().setLogprobs(21).build()), "sampling.logprobs: must be in 0..20"),
         Arguments.of(ask(SamplingParams.newBuilder().setMaxTokens(5).setMinTokens(6).build()), "sampling.min_tokens: 6 exceeds sampling.max_tokens 5"),
         Arguments.of(ask(SamplingParams.newBuilder().setMaxTokens(1_000_000).build()), "sampling.max_tokens: 1000000 tokens after a prompt of"),
-        Arguments.of(GenerateRequest.newBuilder().addMessages(user(text("word ".repeat(20_000)))).build(), "messages: the prompt takes"));
+        Arguments.of(GenerateRequest.newBuilder().addMessages(user(text("word ".repeat(20_000)))).build(), "messages: the prompt takes"),
+        // tools, tool turns and constraints
+        Arguments.of(withTools(Tool.newBuilder().setName("bad name").build()), "tools[0].name: must be 1 to 64"),
+        Arguments.of(withTools(Tool.newBuilder().setName("f").build(), Tool.newBuilder().setName("f").build()), "tools[1].name: 'f' is defined twice"),
+        Arguments.of(withTools(Tool.newBuilder().setName("f").setParameters("{nope").build()), "tools[0].parameters: is not valid JSON"),
+        Arguments.of(withTools(Tool.newBuilder().setName("f").setParameters("[1]").build()), "tools[0].parameters: must be a JSON Schema object"),
+        Arguments.of(withTools(Tool.newBuilder().setName("f").build()).toBuilder().setToolChoice(ToolChoice.newBuilder()
+            .setMode(ToolChoice.Mode.FUNCTION).setFunctionName("g")).build(), "tool_choice.function_name: 'g' is not one of the request's tools"),
+        Arguments.of(ask(SamplingParams.getDefaultInstance()).toBuilder().setToolChoice(ToolChoice.newBuilder().setMode(ToolChoice.Mode.REQUIRED)).build(),
+            "tool_choice: REQUIRED needs tools"),
+        Arguments.of(withTools(Tool.newBuilder().setName("f").build()).toBuilder().setToolChoice(ToolChoice.newBuilder().setMode(ToolChoice.Mode.REQUIRED))
+            .setSampling(SamplingParams.newBuilder().setConstraint(Constraint.newBuilder().setJsonObject(true))).build(), "sampling.constraint: cannot be combined with tool_choice"),
+        Arguments.of(GenerateRequest.newBuilder().addMessages(user(text("a"))).addMessages(Message.newBuilder().setRole(Role.TOOL).setToolCallId("c1").addContent(text("42"))).build(),
+            "messages[1].role: TOOL must follow an ASSISTANT message with tool_calls"),
+        Arguments.of(GenerateRequest.newBuilder().addMessages(user(text("a"))).addMessages(toolCall("c1", "f", "{}"))
+            .addMessages(Message.newBuilder().setRole(Role.TOOL).setToolCallId("c2").addContent(text("42"))).build(), "messages[2].tool_call_id: 'c2' names no tool call of messages[1]"),
+        Arguments.of(GenerateRequest.newBuilder().addMessages(user(text("a"))).addMessages(toolCall("c1", "f", "[]"))
+            .addMessages(Message.newBuilder().setRole(Role.TOOL).setToolCallId("c1").addContent(text("42"))).build(), "messages[1].tool_calls[0].arguments: must be a JSON object"),
+        Arguments.of(GenerateRequest.newBuilder().addMessages(user(text("a")).toBuilder().setToolCallId("c1")).build(), "messages[0].tool_call_id: only TOOL messages"),
+        Arguments.of(withTools(Tool.newBuilder().setName("f").build()), "tools: this model's template (SPHINX's fixed form) takes no tools"),
+        Arguments.of(GenerateRequest.newBuilder().addMessages(user(text("a"))).addMessages(toolCall("c1", "f", "{}"))
+            .addMessages(Message.newBuilder().setRole(Role.TOOL).setToolCallId("c1").addContent(text("42"))).build(), "messages[1].tool_calls: this model's template"),
+        Arguments.of(ask(SamplingParams.newBuilder().setConstraint(Constraint.getDefaultInstance()).build()), "sampling.constraint: set one of"),
+        Arguments.of(ask(SamplingParams.newBuilder().setConstraint(Constraint.newBuilder().setRegex("a".repeat(5000))).build()), "sampling.constraint.regex: at most 4096"),
+        Arguments.of(ask(SamplingParams.newBuilder().setConstraint(Constraint.newBuilder().setChoice(Choices.getDefaultInstance())).build()), "sampling.constraint.choice.values: 1 to 1024"),
+        Arguments.of(ask(SamplingParams.newBuilder().setConstraint(Constraint.newBuilder().setJsonSchema("{\"type\": ")).build()), "sampling.constraint.json_schema: is not valid JSON"),
+        Arguments.of(ask(SamplingParams.newBuilder().setIgnoreEos(true).setConstraint(Constraint.newBuilder().setJsonObject(true)).build()), "sampling.ignore_eos: cannot be combined with a constraint"));
+  }
+
+  private static GenerateRequest withTools(Tool... tools) {
+    return GenerateRequest.newBuilder().addMessages(user(text("Hi"))).addAllTools(List.of(tools)).build();
+  }
+
+  private static Message toolCall(String id, String name, String arguments) {
+    return Message.newBuilder().setRole(Role.ASSISTANT).addToolCalls(ToolCall.newBuilder().setId(id).setName(name).setArguments(arguments)).build();
   }
 
   @ParameterizedTest
