@@ -24,6 +24,7 @@ import sphinxserve.structured.GroundingGrammar;
 import sphinxserve.structured.JsonSchemaGrammar;
 import sphinxserve.structured.SchemaException;
 import sphinxserve.structured.TokenVocabulary;
+import sphinxserve.structured.WrappedGrammars;
 
 /**
  * Turns a request's constraint ({@code sampling.constraint}, or its tools under tool_choice REQUIRED/FUNCTION) into
@@ -115,7 +116,7 @@ public final class ConstraintCompiler {
     return cached("tools/" + syntax + "/" + maxCalls, text, "tools", () -> {
       String json = JsonSchemaGrammar.gbnf(schema);
       return switch (syntax) {
-        case HERMES -> Grammar.wrap(json, "<tool_call>\n", "\n</tool_call>", 1, maxCalls, "\n");
+        case HERMES -> WrappedGrammars.wrap(Grammar.gbnf(json), "<tool_call>\n", "\n</tool_call>", 1, maxCalls, "\n");
         case LLAMA_JSON -> Grammar.gbnf(json);
       };
     });

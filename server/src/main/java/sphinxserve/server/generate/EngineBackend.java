@@ -72,7 +72,7 @@ public final class EngineBackend implements GenerationBackend {
   public void submit(PreparedRequest request, GenerationSink sink) {
     SamplingParams sampling;
     try {
-      sampling = toEngine(request.sampling(), request.maxNewTokens());
+      sampling = toEngine(request.sampling(), request.maxNewTokens()).toBuilder().constraint(request.constraint()).build();
     } catch (IllegalArgumentException e) {
       sink.fail(Status.INVALID_ARGUMENT.withDescription(e.getMessage()));
       return;

@@ -2,11 +2,13 @@ package sphinxserve.server.generate;
 
 import dev.sphinxserve.proto.v1.Content;
 import dev.sphinxserve.proto.v1.GenerateRequest;
+import dev.sphinxserve.proto.v1.ToolChoice;
 import io.grpc.Status;
 import io.opentelemetry.api.trace.Span;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import sphinxserve.api.ModelSpec;
+import sphinxserve.api.TokenConstraint;
 import sphinxserve.server.auth.Tenant;
 import sphinxserve.server.config.NodeConfig;
 import sphinxserve.server.image.EncodedImage;
@@ -29,13 +31,16 @@ public final class GenerateCalls {
 
   private final ModelSpec spec;
   private final PromptRenderer renderer;
+  private final ConstraintCompiler constraints;
   private final ImageCache images;
   private final GenerationBackend backend;
   private final NodeConfig config;
 
-  public GenerateCalls(ModelSpec spec, PromptRenderer renderer, ImageCache images, GenerationBackend backend, NodeConfig config) {
+  public GenerateCalls(ModelSpec spec, PromptRenderer renderer, ConstraintCompiler constraints, ImageCache images,
+      GenerationBackend backend, NodeConfig config) {
     this.spec = spec;
     this.renderer = renderer;
+    this.constraints = constraints;
     this.images = images;
     this.backend = backend;
     this.config = config;
@@ -61,6 +66,9 @@ public final class GenerateCalls {
       checkToolsSupported(request);
       int[] prompt = request.getPromptTokenIdsCount() > 0 ? rawPrompt(request) : renderer.render(request.getMessagesList(), ref != null);
       int contextMaxTokens = checkContext(prompt.length, ref != null, request);
+      ToolCallStream.Syntax toolCallSyntax = request.getToolsCount() > 0 && request.getToolChoice().getMode() != ToolChoice.Mode.NONE
+          ? renderer.toolCallSyntax() : null;
+      TokenConstraint constraint = constraints.compile(request, toolCallSyntax);
       int tenantMaxTokens = tenant.limits().maxTokens();
       if (tenantMaxTokens > 0) {
         if (Integer.compareUnsigned(request.getSampling().getMaxTokens(), tenantMaxTokens) > 0) {
@@ -105,7 +113,8 @@ public final class GenerateCalls {
             sink.fail(Statuses.of(error, field));
           } else if (!sink.isCancelled()) {
             backend.submit(new PreparedRequest(valid.requestId(), prompt, Optional.ofNullable(input), request.getSampling(),
-                maxNewTokens, request.getPriority(), arrival, deadlineNanos, tenant.tenantSalt(config.shareCaches()), telemetry), sink);
+                maxNewTokens, request.getPriority(), arrival, deadlineNanos, tenant.tenantSalt(config.shareCaches()), telemetry,
+                constraint, toolCallSyntax), sink);
           }
         } catch (RuntimeException e) { // a stream must end with a status, never hang on a failed callback
           sink.fail(internal(e));

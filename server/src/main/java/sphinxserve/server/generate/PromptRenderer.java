@@ -140,4 +140,9 @@ public final class PromptRenderer {
       case DEPTH -> "a fixed depth of " + ChatTemplateLimits.DEFAULTS.maxDepth();
     };
   }
+
+  /** How the model writes tool calls, from its chat template; null when it takes no tools. */
+  public ToolCallStream.Syntax toolCallSyntax() {
+    return null; // TODO(integration): the template's ToolCallFormat
+  }
 }
