@@ -19,7 +19,8 @@ import sphinxserve.server.telemetry.RequestTelemetry;
 /**
  * The Generate request path both protocols share (gRPC's {@code grpc.SphinxService} and the OpenAI-compatible HTTP
  * API): each is a thin adapter that turns its request into a {@link GenerateRequest} and its stream into a
- * {@link GenerationSink}, then calls {@link #start}.
+ * {@link GenerationSink}, then calls {@link #start} (or {@link #startChoices} for OpenAI's {@code n} choices of one
+ * prompt).
  *
  * <p>In order, failing fast and cheaply: (1) field validation ({@link RequestValidator}); (2) prompt rendering and
  * the context and tenant checks, before any image work, since they only need the image's token count; (3) the
