@@ -93,6 +93,7 @@ public final class EngineBackend implements GenerationBackend {
       }
       case Engine.Admission.Rejected rejected -> {
         liveIds.remove(sink);
+        if (request.onPrefilled() != null) request.onPrefilled().run(); // what waited for it goes on (and is refused or not on its own)
         Status status = switch (rejected.reason()) {
           case QUEUE_FULL -> Status.RESOURCE_EXHAUSTED;
           case TOO_LARGE -> Status.INVALID_ARGUMENT;
@@ -149,6 +150,7 @@ public final class EngineBackend implements GenerationBackend {
     private long firstTokenNanos;
     /** The answer so far, kept only when it is to be parsed for tool calls at the end. */
     private final StringBuilder answer;
+    private boolean prefilledSignalled;
 
     ResponseWriter(PreparedRequest request, GenerationSink sink, boolean imageCacheHit) {
       this.request = request;
@@ -187,12 +189,21 @@ public final class EngineBackend implements GenerationBackend {
         response.setRequestId(request.requestId());
       }
       sink.emit(response.build());
+      signalPrefilled();
+    }
+
+    /** Runs the request's {@code onPrefilled} once: at its first token, or at its end if it had none. */
+    private void signalPrefilled() {
+      if (prefilledSignalled) return;
+      prefilledSignalled = true;
+      if (request.onPrefilled() != null) request.onPrefilled().run();
     }
 
     @Override
     public void onFinish(sphinxserve.api.FinishReason reason, sphinxserve.api.Usage usage, String message) {
       liveIds.remove(sink);
       request.telemetry().finished(reason, usage);
+      signalPrefilled();
       if (reason == sphinxserve.api.FinishReason.ERROR) {
         sink.fail(Status.INTERNAL.withDescription("request " + request.requestId() + " failed: " + message));
         return;

@@ -29,6 +29,9 @@ import sphinxserve.server.telemetry.RequestTelemetry;
  * @param deadlineNanos {@link System#nanoTime()} by which the call must end; {@link Long#MAX_VALUE} if none
  * @param tenantSalt salts the prefix-cache block hashes with the tenant ({@code Tenant.tenantSalt}); null = shared
  * @param telemetry the call's spans and latency histograms; the backend reports the engine's phases to it
+ * @param onPrefilled run once when the prompt has been computed (the first token), or when the request ends or is
+ *     refused before that; on the engine thread, so it must only enqueue; null for none. Starts the other choices of
+ *     a prompt once its blocks are in the prefix cache ({@code GenerateCalls#startChoices}).
  * @param constraint the compiled output constraint (sampling.constraint, or the tools' under tool_choice
  *     REQUIRED/FUNCTION), or null for free text
  * @param toolCallSyntax how the model writes tool calls, when the request offers tools (its answer is parsed
@@ -45,13 +48,16 @@ public record PreparedRequest(
     long deadlineNanos,
     String tenantSalt,
     RequestTelemetry telemetry,
+    Runnable onPrefilled,
     TokenConstraint constraint,
     ToolCallStream.Syntax toolCallSyntax) {
 
   /** A request without a constraint or tools. */
   public PreparedRequest(String requestId, int[] promptTokenIds, Optional<ImageInput> image, SamplingParams sampling,
-      int maxNewTokens, int priority, long arrivalNanos, long deadlineNanos, String tenantSalt, RequestTelemetry telemetry) {
-    this(requestId, promptTokenIds, image, sampling, maxNewTokens, priority, arrivalNanos, deadlineNanos, tenantSalt, telemetry, null, null);
+      int maxNewTokens, int priority, long arrivalNanos, long deadlineNanos, String tenantSalt, RequestTelemetry telemetry,
+      Runnable onPrefilled) {
+    this(requestId, promptTokenIds, image, sampling, maxNewTokens, priority, arrivalNanos, deadlineNanos, tenantSalt, telemetry,
+        onPrefilled, null, null);
   }
 
   /**
@@ -67,6 +73,12 @@ public record PreparedRequest(
     public String digest() {
       return embeddings.digest();
     }
+  }
+
+  /** This request with {@code onPrefilled} set. */
+  public PreparedRequest withOnPrefilled(Runnable run) {
+    return new PreparedRequest(requestId, promptTokenIds, image, sampling, maxNewTokens, priority, arrivalNanos, deadlineNanos,
+        tenantSalt, telemetry, run, constraint, toolCallSyntax);
   }
 
   /** Whether the request has a deadline. */

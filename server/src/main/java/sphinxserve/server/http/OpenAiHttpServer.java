@@ -27,6 +27,7 @@ import io.netty.handler.ssl.SslContext;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
+import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
@@ -258,11 +259,12 @@ public final class OpenAiHttpServer implements AutoCloseable {
         sink.choices().forEach(backend::abort);
       });
       channel.closeFuture().addListener(onClose.get());
-      // One engine request per choice; equal prompts share their KV blocks through the prefix cache.
-      for (OpenAiRequests.ChoiceRequest choice : parsed.choices()) {
-        if (sink.choice(choice.index()).isCancelled()) break; // an earlier choice failed the request, or the client left
+      // One engine request per choice; a prompt's choices share its KV blocks through the prefix cache.
+      for (List<OpenAiRequests.ChoiceRequest> prompt : parsed.byPrompt()) {
+        if (sink.choice(prompt.getFirst().index()).isCancelled()) break; // an earlier prompt failed the request, or the client left
         try {
-          calls.start(choice.request(), tenant, arrival, Long.MAX_VALUE, telemetryOfCall, sink.choice(choice.index()));
+          calls.startChoices(prompt.stream().map(OpenAiRequests.ChoiceRequest::request).toList(), tenant, arrival, Long.MAX_VALUE,
+              telemetryOfCall, prompt.stream().map(c -> sink.choice(c.index())).toList());
         } catch (RuntimeException e) {
           sink.fail(GenerateCalls.internal(e));
         }

@@ -39,7 +39,8 @@ final class OpenAiRequests {
    * JSON null is OpenAI's "default" for every field, so a null field is treated as absent.
    *
    * n and several prompts fan out into one GenerateRequest per choice, OpenAI's index order: prompt p, sample i has
-   * index p * n + i. Equal prompts share their KV through the prefix cache without anything done here. A seed makes
+   * index p * n + i; each prompt's choices start together (GenerateCalls.startChoices: rendered once, the first choice's
+   * prompt blocks reused by the others through the prefix cache). A seed makes
    * sample i of every prompt use seed + i, so the first choice of a prompt is what the same request with n = 1 gives.
    */
 
@@ -113,6 +114,13 @@ final class OpenAiRequests {
     /** Distinct prompts (a completions list has several; chat one). */
     int numPrompts() {
       return choices.size() / n;
+    }
+
+    /** The choices prompt by prompt: each list is one prompt's n choices, for {@code GenerateCalls.startChoices}. */
+    List<List<ChoiceRequest>> byPrompt() {
+      List<List<ChoiceRequest>> groups = new ArrayList<>(numPrompts());
+      for (int p = 0; p < numPrompts(); p++) groups.add(choices.subList(p * n, (p + 1) * n));
+      return groups;
     }
   }
 
