@@ -87,7 +87,8 @@ final class StringGrammar {
   }
 
   private static Fragment email() {
-    Fragment atom = new Fragment("[a-zA-Z0-9_+-]", 1).repeat(1, 16);
+    // Four atoms of at most 15 characters: a local part of at most 63, under RFC 5321's 64.
+    Fragment atom = new Fragment("[a-zA-Z0-9_+-]", 1).repeat(1, 15);
     Fragment local = Fragment.seq(atom, Fragment.seq(Fragment.literal("."), atom).repeat(0, 3));
     Fragment alnum = new Fragment("[a-z0-9]", 1);
     Fragment label = Fragment.seq(alnum, Fragment.seq(new Fragment("[a-z0-9-]", 1).repeat(0, 14), alnum).optional());

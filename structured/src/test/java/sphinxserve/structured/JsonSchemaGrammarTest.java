@@ -181,7 +181,7 @@ class JsonSchemaGrammarTest {
         "xy", "é", "ê", "e", "x1", "1x", "acc", "bc", "bccc", "");
     for (String p : patterns) {
       CompiledGrammar g = overBytes(patternSchema(p));
-      java.util.regex.Pattern java = java.util.regex.Pattern.compile(p);
+      java.util.regex.Pattern regex = java.util.regex.Pattern.compile(p);
       for (String s : samples) {
         String quoted;
         try {
@@ -189,7 +189,7 @@ class JsonSchemaGrammarTest {
         } catch (Exception e) {
           throw new IllegalStateException(e);
         }
-        assertEquals(java.matcher(s).find(), accepts(g, quoted), "pattern " + p + " on " + quoted);
+        assertEquals(regex.matcher(s).find(), accepts(g, quoted), "pattern " + p + " on " + quoted);
       }
     }
   }
