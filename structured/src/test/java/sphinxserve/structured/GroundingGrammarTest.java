@@ -32,7 +32,7 @@ class GroundingGrammarTest {
 
   @BeforeAll
   static void compile() {
-    overBytes = SchemaTesting.overBytes(GroundingGrammar.gbnf());
+    overBytes = Grammars.compile(GroundingGrammar.grammar(), SchemaTesting.BYTES);
   }
 
   @Test
@@ -71,7 +71,7 @@ class GroundingGrammarTest {
   @Test
   void randomWalks_overBenchVocabulary_parseWithNothingSkipped() {
     TokenVocabulary vocabulary = BenchVocabulary.get();
-    CompiledGrammar grammar = Grammars.compile(Grammar.gbnf(GroundingGrammar.gbnf()), vocabulary);
+    CompiledGrammar grammar = Grammars.compile(GroundingGrammar.grammar(), vocabulary);
     int numGroups = 0;
     int numKeypoints = 0;
     // Half the walks start from a forced opening (a keypoint name, a tag or prose, then a bracket) and go on at

@@ -99,7 +99,14 @@ class JsonSchemaGrammarTest {
     assertLanguage("{'type':'string','format':'uuid'}",
         List.of("\"123e4567-e89b-12d3-a456-426614174000\""), List.of("\"123e4567e89b12d3a456426614174000\"", "\"123e4567-e89b-12d3-a456-42661417400\""));
     assertLanguage("{'type':'string','format':'email'}",
-        List.of("\"jane.doe+tag@mail.example.com\"", "\"a@b.io\""), List.of("\"a@b\"", "\"a..b@c.com\"", "\"@c.com\"", "\"a@-b.com\""));
+        List.of("\"jane.doe+tag@mail.example.com\"", "\"a@b.io\""), List.of("\"a@b\"", "\"a..b@c.com\"", "\"@c.com\"", "\"a@-b.com\"",
+            "\"" + "a".repeat(15) + ("." + "a".repeat(15)).repeat(3) + ".a@b.com\""));
+    assertLanguage("{'type':'string','format':'ipv4'}",
+        List.of("\"192.168.0.1\"", "\"0.0.0.0\"", "\"255.255.255.255\""), List.of("\"256.1.1.1\"", "\"01.1.1.1\"", "\"1.1.1\""));
+    assertLanguage("{'type':'string','format':'hostname'}",
+        List.of("\"localhost\"", "\"api-1.example.com\""), List.of("\"-a.com\"", "\"a-.com\"", "\"a..b\"", "\"1.2.3.4\""));
+    assertLanguage("{'type':'string','format':'uri'}",
+        List.of("\"https://example.com\"", "\"https://a.b/c/d.json\""), List.of("\"example.com\"", "\"https://\"", "\"https://a b\""));
   }
 
   @Test
