@@ -77,7 +77,7 @@ final class PatternGrammar {
           case '\r' -> "\\r";
           case '\b' -> "\\b";
           case '\f' -> "\\f";
-          default -> String.format("\\u%04x", c);
+          default -> String.format(java.util.Locale.ROOT, "\\u%04x", c);
         }));
       }
     }
@@ -102,7 +102,7 @@ final class PatternGrammar {
     if (!anchoredStart) {
       parts.add(any);
     }
-    parts.add(body.text().isEmpty() ? Fragment.EMPTY : new Fragment("(" + body.text() + ")", body.maxBytes()));
+    parts.add(body.equals(Fragment.EMPTY) ? Fragment.EMPTY : new Fragment("(" + body.text() + ")", body.maxBytes()));
     if (!anchoredEnd) {
       parts.add(any);
     }

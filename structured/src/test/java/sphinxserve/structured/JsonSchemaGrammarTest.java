@@ -257,6 +257,19 @@ class JsonSchemaGrammarTest {
   }
 
   @Test
+  void convert_extremeNumbers_refusedNamingThePath() {
+    for (String[] c : new String[][] {{"{'type':'integer','minimum':1e999}", "#/minimum"},
+        {"{'type':'number','exclusiveMaximum':-1e999}", "#/exclusiveMaximum"}, {"{'enum':[1, 1e999]}", "#/enum"},
+        {"{'type':'string','maxLength':1e999}", "#/maxLength"}, {"{'type':'array','minItems':2.5}", "#/minItems"}}) {
+      SchemaException e = assertThrows(SchemaException.class, () -> JsonSchemaGrammar.convert(json(c[0])), c[0]);
+      assertEquals(c[1], e.path(), e.getMessage());
+    }
+    // Huge bounds beyond the 16-digit cap are no constraint at all; tiny fractions round as integers must.
+    assertTrue(accepts(overBytes(json("{'type':'integer','minimum':-1e300,'maximum':1e300}")), "-12"));
+    assertLanguage("{'type':'integer','minimum':1e-300}", List.of("1"), List.of("0"));
+  }
+
+  @Test
   void convert_deeplyNestedSchema_refusedNotStackOverflow() {
     String deep = "{\"type\":\"array\",\"items\":".repeat(500) + "{}" + "}".repeat(500);
     SchemaException e = assertThrows(SchemaException.class, () -> JsonSchemaGrammar.convert(json(deep)));
