@@ -28,7 +28,7 @@ import org.junit.jupiter.params.provider.MethodSource;
  */
 class JsonSchemaCorpusTest {
   /** Walks per schema. */
-  private static final int NUM_SEEDS = 4;
+  private static final int NUM_SEEDS = 6;
 
   /** Longest walk of a schema without a byte bound, in tokens, before calling it a runaway. */
   private static final int MAX_TOKENS_UNBOUNDED = 20_000;
