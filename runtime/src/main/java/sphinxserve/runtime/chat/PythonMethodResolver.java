@@ -40,8 +40,9 @@ final class PythonMethodResolver extends ELResolver {
     if (base == null || !(method instanceof String name)) {
       return null; // a function call (range(), namespace(), a macro): not a method
     }
-    if (base instanceof Filter && name.equals("filter") || base instanceof ExpTest && name.startsWith("evaluate")) {
-      return null; // jinjava runs `x | f` and `x is t` as filter:f.filter(x) and exptest:t.evaluate(x)
+    if (base instanceof Filter && name.equals("filter") || base instanceof ExpTest && name.startsWith("evaluate")
+        || base instanceof ForLoop && name.equals("cycle")) {
+      return null; // `x | f`, `x is t` run as filter:f.filter(x), exptest:t.evaluate(x); Jinja's loop.cycle(...)
     }
     RenderBudget.chargeSteps(1);
     Object result;
