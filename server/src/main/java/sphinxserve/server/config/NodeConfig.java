@@ -13,6 +13,7 @@ import java.util.Map;
 import java.util.Properties;
 import picocli.CommandLine;
 import sphinxserve.runtime.chat.ChatTemplateLimits;
+import sphinxserve.runtime.chat.ToolCallFormat;
 import sphinxserve.runtime.engine.RuntimeOptions;
 import sphinxserve.scheduler.EngineConfig;
 import sphinxserve.server.image.ImageCacheConfig;
@@ -80,6 +81,8 @@ import sphinxserve.server.image.ImageLimits;
  * @param maxRenderedPromptChars most characters of the prompt a chat template renders (checked before tokenising)
  * @param templateTimeout longest wall time of one chat-template render
  * @param templateMaxIterations most steps of one chat-template render (loop iterations, range() items, nodes)
+ * @param toolCallFormat how the model writes tool calls, overriding what its chat template shows; null = auto
+ *     (recognised from the template)
  * @param maxStreamsPerConnection most concurrent calls on one HTTP/2 connection
  * @param permitKeepAlive the shortest client keepalive-ping interval tolerated (more often: GOAWAY)
  * @param maxConnectionIdle how long a connection without calls is kept open
@@ -136,6 +139,7 @@ public record NodeConfig(
     long maxRenderedPromptChars,
     Duration templateTimeout,
     long templateMaxIterations,
+    ToolCallFormat toolCallFormat,
     int maxStreamsPerConnection,
     Duration permitKeepAlive,
     Duration maxConnectionIdle,
@@ -210,6 +214,7 @@ public record NodeConfig(
       {"max-rendered-prompt-chars", "auto", "most characters of the prompt the chat template renders, checked before tokenising; auto = 4 x --max-prompt-chars"},
       {"template-timeout", "2s", "longest one chat-template render may take (ms/s/m); INVALID_ARGUMENT on messages after"},
       {"template-max-iterations", "100000", "most steps of one chat-template render: loop iterations (each text, expression or tag rendered), range() items, filter calls"},
+      {"tool-call-format", "auto", "how the model writes tool calls: auto (recognised from its chat template), hermes (<tool_call> blocks), llama-json (LLaMA 3.1+ JSON) or none (answers are never parsed for calls)"},
       {"max-streams-per-connection", "100", "most concurrent calls on one HTTP/2 connection"},
       {"permit-keepalive", "20s", "shortest client keepalive-ping interval tolerated; more often gets GOAWAY (ms/s/m)"},
       {"max-connection-idle", "15m", "a connection without calls for this long is closed (ms/s/m)"},
@@ -457,6 +462,7 @@ public record NodeConfig(
           maxRenderedPromptChars(),
           duration("template-timeout"),
           intIn("template-max-iterations", 1, Integer.MAX_VALUE),
+          toolCallFormat(),
           intIn("max-streams-per-connection", 1, Integer.MAX_VALUE),
           duration("permit-keepalive"),
           duration("max-connection-idle"),
@@ -509,6 +515,17 @@ public record NodeConfig(
         return 4L * intIn("max-prompt-chars", 1, Integer.MAX_VALUE);
       }
       return intIn("max-rendered-prompt-chars", 1, Integer.MAX_VALUE);
+    }
+
+    /** {@code --tool-call-format}: null for auto; vLLM's parser names (llama3_json) are accepted too. */
+    private ToolCallFormat toolCallFormat() {
+      return switch (text("tool-call-format").toLowerCase(Locale.ROOT)) {
+        case "auto" -> null;
+        case "hermes" -> ToolCallFormat.HERMES;
+        case "llama-json", "llama3_json", "llama3-json" -> ToolCallFormat.LLAMA3_JSON;
+        case "none" -> ToolCallFormat.NONE;
+        default -> throw fail("tool-call-format", "must be auto, hermes, llama-json or none");
+      };
     }
 
     private Path file(String name) {
