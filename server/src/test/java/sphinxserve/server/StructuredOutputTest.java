@@ -103,7 +103,7 @@ final class StructuredOutputTest {
   void jsonObject_answerIsAnObject() throws Exception {
     for (long seed = 0; seed < 3; seed++) {
       String answer = text(generate(ask("JSON please", sampling(Constraint.newBuilder().setJsonObject(true).build(), seed, 1f)
-          .toBuilder().setMaxTokens(2000).build(), null)));
+          .toBuilder().setMaxTokens(900).build(), null)));
       assertTrue(new ObjectMapper().readTree(answer).isObject(), answer);
     }
   }

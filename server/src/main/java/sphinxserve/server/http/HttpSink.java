@@ -184,6 +184,7 @@ final class HttpSink {
   /** Ends the request with an error: an HTTP status before the first byte, an {@code error} event after it. */
   public synchronized void fail(Status status) {
     if (ended.get()) return;
+    if (format != null) status = format.inHttpTerms(status); // param names the field the client sent
     if (!started) {
       started = true;
       respond(OpenAiResponses.httpStatus(status.getCode()), OpenAiResponses.error(status),

@@ -109,7 +109,7 @@ public final class OpenAiHttpServer implements AutoCloseable {
     this.telemetry = telemetry;
     this.draining = draining;
     this.inFlight = inFlight;
-    this.limits = OpenAiRequests.Limits.of(config);
+    this.limits = OpenAiRequests.Limits.of(config, calls.toolCallSyntax());
     boolean everywhere = ssl != null || config.plaintext() == NodeConfig.Plaintext.ALL_INTERFACES;
     InetSocketAddress address = everywhere ? new InetSocketAddress(config.httpPort())
         : new InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), config.httpPort());
