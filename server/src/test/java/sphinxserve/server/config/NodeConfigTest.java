@@ -70,6 +70,16 @@ final class NodeConfigTest {
   }
 
   @Test
+  void toolCallFormat_autoByDefault_flagOverrides() {
+    assertEquals(null, NodeConfig.defaults().toolCallFormat(), "auto: recognised from the chat template");
+    assertEquals(sphinxserve.runtime.chat.ToolCallFormat.HERMES, NodeConfig.parse(new String[] {"--tool-call-format=hermes"}, Map.of()).toolCallFormat());
+    assertEquals(sphinxserve.runtime.chat.ToolCallFormat.LLAMA3_JSON, NodeConfig.parse(new String[] {"--tool-call-format=llama-json"}, Map.of()).toolCallFormat());
+    assertEquals(sphinxserve.runtime.chat.ToolCallFormat.LLAMA3_JSON, NodeConfig.parse(new String[] {"--tool-call-format=llama3_json"}, Map.of()).toolCallFormat());
+    assertEquals(sphinxserve.runtime.chat.ToolCallFormat.NONE, NodeConfig.parse(new String[] {"--tool-call-format=none"}, Map.of()).toolCallFormat());
+    assertTrue(error("--tool-call-format=xml").startsWith("tool-call-format: must be auto, hermes, llama-json or none"));
+  }
+
+  @Test
   void parse_flagsOverEnvironmentOverFileOverDefaults() throws IOException {
     Path config = file("precedence.properties", """
         # every source sets port; file-only and file+env options

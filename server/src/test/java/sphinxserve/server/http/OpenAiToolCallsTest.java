@@ -94,8 +94,15 @@ class OpenAiToolCallsTest {
       String template = resource(templateFile);
       Path model = RandomCheckpoints.builder().specialTokens(specials).eosTokenIds(eos).chatTemplate(template)
           .maxPositionEmbeddings(4096).seed(seed).build().writeHf(dir.resolve("Tiny-Tools"));
-      NodeConfig config = NodeConfig.parse(new String[] {"--model", model.toString(), "--bundle-cache", dir.resolve("cache").toString(),
-          "--port=0", "--metrics-port=0", "--http-port=0", "--kv-blocks=512", "--ort-threads=1", "--drain-seconds=1"}, Map.of());
+      return serve(dir, model, template);
+    }
+
+    /** A node serving {@code model} (its bundle built into {@code dir}), with {@code flags} over the test's. */
+    static Served serve(Path dir, Path model, String template, String... flags) {
+      List<String> args = new ArrayList<>(List.of("--model", model.toString(), "--bundle-cache", dir.resolve("cache").toString(),
+          "--port=0", "--metrics-port=0", "--http-port=0", "--kv-blocks=512", "--ort-threads=1", "--drain-seconds=1"));
+      args.addAll(List.of(flags));
+      NodeConfig config = NodeConfig.parse(args.toArray(String[]::new), Map.of());
       SphinxNode node = SphinxNode.open(config, EngineBackend::new);
       OpenAIClient openai = OpenAIOkHttpClient.builder().baseUrl("http://127.0.0.1:" + node.httpPort() + "/v1").apiKey("unused")
           .maxRetries(0).timeout(Duration.ofSeconds(120)).build();
@@ -279,6 +286,29 @@ class OpenAiToolCallsTest {
           .toolChoice(ChatCompletionToolChoiceOption.Auto.NONE).build());
       assertEquals(encoder.encode(turns, null, true).length, none.usage().orElseThrow().promptTokens());
       assertTrue(calls(none.choices().getFirst().message()).isEmpty(), "tool_choice none: no calls are parsed");
+    }
+  }
+
+  @Test
+  void toolCallFormatFlag_overridesTheTemplate() throws Exception {
+    // --tool-call-format=none on a Hermes template: the node parses no calls, so it cannot constrain to them either.
+    try (Served none = Served.serve(tmp.resolve("qwen"), qwen.model(), qwen.template(), "--tool-call-format=none")) {
+      String weather = "{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"parameters\": " + WEATHER + "}}";
+      assertRefused(post(none, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"tools\": [" + weather + "], "
+          + "\"tool_choice\": \"required\"}"), "tool_choice", "no tool-call syntax");
+      String regex = "<tool_call>\\n\\{\"name\": \"get_weather\", \"arguments\": \\{\\}\\}\\n</tool_call>";
+      HttpResponse<String> free = post(none, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"max_tokens\": 100, \"tools\": ["
+          + weather + "], \"structured_outputs\": {\"regex\": " + JSON.writeValueAsString(regex) + "}}");
+      JsonNode choice = JSON.readTree(free.body()).path("choices").get(0);
+      assertEquals("stop", choice.path("finish_reason").asText(), free.body());
+      assertTrue(choice.path("message").path("tool_calls").isMissingNode(), free.body());
+      assertEquals("<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {}}\n</tool_call>", choice.path("message").path("content").asText());
+    }
+    // --tool-call-format=llama-json on the same template: calls are constrained to and parsed as LLaMA's JSON.
+    try (Served json = Served.serve(tmp.resolve("qwen"), qwen.model(), qwen.template(), "--tool-call-format=llama-json")) {
+      ChatCompletion c = json.openai().chat().completions().create(ask("Weather?", 1).toolChoice(ChatCompletionToolChoiceOption.Auto.REQUIRED).build());
+      assertEquals(ChatCompletion.Choice.FinishReason.TOOL_CALLS, c.choices().getFirst().finishReason());
+      assertValidCalls(calls(c.choices().getFirst().message()));
     }
   }
 
