@@ -65,6 +65,34 @@ class JsonSchemaCorpusTest {
     }
   }
 
+  /** Random schemas ({@link RandomSchemas}): the same property, over keyword combinations nobody wrote by hand. */
+  @org.junit.jupiter.api.Test
+  void randomWalks_randomSchemas_endAndValidate() throws Exception {
+    for (int seed = 0; seed < 150; seed++) {
+      com.fasterxml.jackson.databind.JsonNode schema = new RandomSchemas(seed).next(3);
+      String text = SchemaTesting.JSON.writeValueAsString(schema);
+      JsonSchemaGrammar.Conversion conversion = JsonSchemaGrammar.convert(schema);
+      CompiledGrammar grammar = Grammars.compile(Grammar.gbnf(conversion.gbnf()), BenchVocabulary.get());
+      Schema validator = VALIDATORS.getSchema(text, InputFormat.JSON);
+      OptionalLong maxBytes = conversion.maxBytes();
+      for (int walkSeed = 0; walkSeed < 2; walkSeed++) {
+        boolean uniform = walkSeed == 0 && maxBytes.isPresent();
+        int maxTokens = maxBytes.isPresent() ? (int) maxBytes.getAsLong() + 1 : MAX_TOKENS_UNBOUNDED;
+        RandomWalk.Result walk = RandomWalk.run(grammar, BenchVocabulary.get(), new Random(seed * 31L + walkSeed),
+            maxTokens, uniform ? 0 : 0.5);
+        String where = "schema " + text + "\n  output " + walk.text();
+        assertTrue(walk.ended(), () -> "no EOS: " + where);
+        if (maxBytes.isPresent()) {
+          assertTrue(walk.numBytes() <= maxBytes.getAsLong(), () -> "over maxBytes " + maxBytes + ": " + where);
+        }
+        List<Error> errors = validator.validate(walk.text(), InputFormat.JSON);
+        if (!errors.isEmpty()) {
+          fail("validator rejects " + where + "\n  " + errors);
+        }
+      }
+    }
+  }
+
   @org.junit.jupiter.api.Test
   void corpus_atLeastFiftySchemas_mostBounded() {
     List<SchemaTesting.CorpusSchema> all = SchemaTesting.corpus().toList();
