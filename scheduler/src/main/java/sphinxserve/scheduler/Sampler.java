@@ -11,7 +11,10 @@ import sphinxserve.api.SamplingParams;
 final class Sampler {
   /*
    * Per row, in vLLM v1's order:
-   *   1. penalties (SamplingState.applyPenalties, sparse) and the min_tokens mask, in place on the row;
+   *   1. penalties (SamplingState.applyPenalties, sparse) and the min_tokens mask, in place on the row; then the
+   *      request's constraint mask (SamplingState.applyConstraint: disallowed tokens to -Infinity; it wins
+   *      over min_tokens, so the row never ends up all -Infinity). The mask only removes tokens, so where the
+   *      unconstrained argmax is allowed, greedy output is unchanged;
    *   2. greedy (temperature < 1e-5): argmax = first index of the row's maximum (lowest id wins ties);
    *      no random number is drawn;
    *   3. otherwise w[i] = exp((x[i] - max) / T) for every token and Z = sum(w), one vectorised pass. In this
@@ -49,6 +52,7 @@ final class Sampler {
   private final NucleusHistogram nucleus;
   private final float[] blockSums;
   private final float[] raw;
+  private final long[] allowedBits;
 
   /** A sampler for rows of {@code vocabSize} logits, using the preferred row kernels. */
   Sampler(int vocabSize) {
@@ -64,6 +68,7 @@ final class Sampler {
     this.nucleus = new NucleusHistogram(vocabSize, math);
     this.blockSums = new float[(vocabSize + RowMath.BLOCK - 1) / RowMath.BLOCK];
     this.raw = new float[vocabSize];
+    this.allowedBits = new long[(vocabSize + 63) >>> 6];
   }
 
   /** A logits row that cannot be sampled from: the model produced NaN or +Infinity. */
@@ -95,6 +100,7 @@ final class Sampler {
     if (params.logprobs() > 0) System.arraycopy(logits, 0, raw, 0, vocabSize);
     state.applyPenalties(logits);
     state.applyMinTokens(logits);
+    state.applyConstraint(logits, allowedBits);
     float max = math.max(logits, vocabSize);
     if (!(max > Float.NEGATIVE_INFINITY)) {
       throw new IllegalStateException("no token can be sampled: every logit is -Infinity");
