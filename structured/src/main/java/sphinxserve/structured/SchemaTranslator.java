@@ -67,6 +67,11 @@ final class SchemaTranslator {
   /** Rules of referenced definitions, by JSON pointer. */
   private final Map<String, String> refRules = new HashMap<>();
   private int depth;
+  /**
+   * References entered since the last JSON token the grammar writes ("{" or "["): meeting one of them again would
+   * be a rule that derives itself before writing anything (left recursion), a schema no finite value satisfies.
+   */
+  private Set<String> refsSinceLastToken = new HashSet<>();
 
   SchemaTranslator(JsonNode document) {
     this.document = document;
@@ -76,6 +81,7 @@ final class SchemaTranslator {
   JsonSchemaGrammar.Conversion run() {
     String root = rules.reserve("root");
     refRules.put("#", root);
+    refsSinceLastToken.add("#");
     Fragment body = translate(document, "#");
     rules.define(root, body);
     String text = rules.render();
@@ -231,10 +237,21 @@ final class SchemaTranslator {
       case "string" -> string(schema, path);
       case "integer" -> integer(schema, path);
       case "number" -> number(schema, path);
-      case "object" -> object(schema, path);
-      case "array" -> array(schema, path);
+      case "object" -> afterToken(() -> object(schema, path));
+      case "array" -> afterToken(() -> array(schema, path));
       default -> throw new IllegalStateException(type);
     };
+  }
+
+  /** Runs {@code inside} (which writes a token before any nested value) with no reference open since a token. */
+  private Fragment afterToken(java.util.function.Supplier<Fragment> inside) {
+    Set<String> outer = refsSinceLastToken;
+    refsSinceLastToken = new HashSet<>();
+    try {
+      return inside.get();
+    } finally {
+      refsSinceLastToken = outer;
+    }
   }
 
   // ---------------------------------------------------------------------------------------------------------------
@@ -247,6 +264,10 @@ final class SchemaTranslator {
     String pointer = ref.textValue();
     if (!pointer.equals("#") && !pointer.startsWith("#/")) {
       throw new SchemaException(path, "only local references (#/...) are supported, got '" + pointer + "'");
+    }
+    if (refsSinceLastToken.contains(pointer)) {
+      throw new SchemaException(path, "reference '" + pointer + "' leads back to itself before any value is written: "
+          + "no finite JSON value satisfies it");
     }
     String existing = refRules.get(pointer);
     if (existing != null) {
@@ -264,7 +285,13 @@ final class SchemaTranslator {
     String[] segments = pointer.split("/");
     String name = rules.reserve("ref-" + segments[segments.length - 1]);
     refRules.put(pointer, name);
-    Fragment body = translate(target, pointer);
+    refsSinceLastToken.add(pointer);
+    Fragment body;
+    try {
+      body = translate(target, pointer);
+    } finally {
+      refsSinceLastToken.remove(pointer);
+    }
     rules.define(name, body);
     return new Fragment(name, body.maxBytes());
   }
