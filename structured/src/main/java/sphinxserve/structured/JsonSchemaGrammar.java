@@ -63,10 +63,11 @@ public final class JsonSchemaGrammar {
   /**
    * The result of one conversion.
    *
-   * @param gbnf the grammar, rule {@code root} first
+   * @param gbnf the grammar, its start rule first
+   * @param start the start rule: {@code root}, or {@code PREFIX-root} from {@link #embed}
    * @param maxBytes the most UTF-8 bytes of any document the grammar allows, when bounded
    */
-  public record Conversion(String gbnf, OptionalLong maxBytes) {}
+  public record Conversion(String gbnf, String start, OptionalLong maxBytes) {}
 
   private JsonSchemaGrammar() {}
 
@@ -79,7 +80,28 @@ public final class JsonSchemaGrammar {
     if (schema == null || schema.isMissingNode()) {
       throw new SchemaException("#", "no schema");
     }
-    return new SchemaTranslator(schema).run();
+    return new SchemaTranslator(schema, "").run();
+  }
+
+  /**
+   * Converts a schema into rules meant to be part of a larger grammar: every rule name starts with
+   * {@code prefix + "-"} (helpers included), the start rule is {@code prefix + "-root"} and there is no
+   * {@code root}. For grammars around several schemas — a tool call {@code {"name": "f", "arguments": ...}} per
+   * function — where each schema keeps its own {@code $ref}s: give each a different prefix and write the
+   * enclosing {@code root} yourself, e.g. {@code root ::= "{\"name\": \"f\", \"arguments\": " f-root "}"}.
+   *
+   * @param prefix lowercase letters, digits and inner dashes, starting with a letter
+   * @throws SchemaException as {@link #convert}
+   * @throws IllegalArgumentException when the prefix is not a valid rule name
+   */
+  public static Conversion embed(JsonNode schema, String prefix) {
+    if (schema == null || schema.isMissingNode()) {
+      throw new SchemaException("#", "no schema");
+    }
+    if (prefix == null || prefix.isEmpty()) {
+      throw new IllegalArgumentException("embed needs a non-empty prefix");
+    }
+    return new SchemaTranslator(schema, prefix).run();
   }
 
   /** The GBNF text for {@code schema}; see {@link #convert}. */

@@ -63,7 +63,7 @@ final class SchemaTranslator {
   private static final ObjectMapper JSON = new ObjectMapper();
 
   private final JsonNode document;
-  private final RuleSet rules = new RuleSet();
+  private final RuleSet rules;
   /** Rules of referenced definitions, by JSON pointer. */
   private final Map<String, String> refRules = new HashMap<>();
   private int depth;
@@ -73,8 +73,10 @@ final class SchemaTranslator {
    */
   private Set<String> refsSinceLastToken = new HashSet<>();
 
-  SchemaTranslator(JsonNode document) {
+  /** A conversion of {@code document} whose rule names start with {@code prefix} (empty: plain names). */
+  SchemaTranslator(JsonNode document, String prefix) {
     this.document = document;
+    this.rules = new RuleSet(prefix);
   }
 
   /** The grammar and its byte bound ({@link Fragment#UNBOUNDED} when none). */
@@ -90,7 +92,7 @@ final class SchemaTranslator {
           + MAX_GRAMMAR_CHARS + " limit");
     }
     long max = rules.maxBytesOf(root);
-    return new JsonSchemaGrammar.Conversion(text,
+    return new JsonSchemaGrammar.Conversion(text, root,
         max == Fragment.UNBOUNDED ? java.util.OptionalLong.empty() : java.util.OptionalLong.of(max));
   }
 
@@ -98,7 +100,7 @@ final class SchemaTranslator {
   static String anyObject() {
     RuleSet rules = new RuleSet();
     String root = rules.reserve("root");
-    SchemaTranslator t = new SchemaTranslator(null);
+    SchemaTranslator t = new SchemaTranslator(null, "");
     rules.define(root, t.anyObjectAt(rules, ANY_DEPTH));
     return rules.render();
   }
