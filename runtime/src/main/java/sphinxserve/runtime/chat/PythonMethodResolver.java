@@ -64,11 +64,16 @@ final class PythonMethodResolver extends ELResolver {
 
   @Override
   public Object getValue(ELContext context, Object base, Object property) {
-    if (base == null || base instanceof Map || base instanceof List || base instanceof ForLoop) {
+    if (base == null || base instanceof Map || base instanceof ForLoop
+        || base instanceof List && (property instanceof Number || property instanceof String s && isIndex(s))) {
       return null; // variables, dict keys, list items, loop.index: jinjava's resolvers
     }
     context.setPropertyResolved(true); // an attribute of anything else is undefined, as in Jinja
     return null;
+  }
+
+  private static boolean isIndex(String s) {
+    return !s.isEmpty() && s.length() < 11 && s.chars().allMatch(c -> c >= '0' && c <= '9' || c == '-');
   }
 
   private static Object dictMethod(Map<?, ?> map, String name, Object[] args) {

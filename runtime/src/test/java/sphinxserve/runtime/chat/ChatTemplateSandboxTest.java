@@ -187,7 +187,7 @@ class ChatTemplateSandboxTest {
   @Test
   void javaBeanProperties_areUndefined() {
     assertEquals("|||", template("{{ messages[0].content.bytes }}|{{ messages[0].content.blank }}|{{ (1).class }}"
-        + "|{{ messages[0].content | attr('bytes') }}").render(List.of(ChatTurn.user("hi")), true));
+        + "|{{ messages[0].content | attr('bytes') }}{{ messages.size }}{{ messages.class }}").render(List.of(ChatTurn.user("hi")), true));
     assertEquals("[null]|[]", template("{{ [messages[0].content] | map(attribute='bytes') | list | tojson }}"
         + "|{{ [messages[0].content] | selectattr('blank') | list }}").render(List.of(ChatTurn.user("hi")), true));
   }
