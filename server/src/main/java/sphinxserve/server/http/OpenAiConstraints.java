@@ -1,10 +1,12 @@
 package sphinxserve.server.http;
 
+import static sphinxserve.server.http.OpenAiRequests.onlyFields;
+import static sphinxserve.server.http.OpenAiRequests.present;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.sphinxserve.proto.v1.Choices;
 import dev.sphinxserve.proto.v1.Constraint;
 import java.util.ArrayList;
-import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -163,38 +165,6 @@ final class OpenAiConstraints {
     if (value == null) return null;
     if (!value.isBoolean()) throw invalid(field, "must be true or false");
     return value.asBoolean() ? new Asked(constraint.build(), Map.of(GRPC, field)) : null;
-  }
-
-  /**
-   * {@code description} with its leading gRPC field renamed to the HTTP field it came from, by the longest of
-   * {@code fieldNames} that is the field or a prefix of it ({@code sampling.constraint.choice.values[2]} →
-   * {@code structured_outputs.choice[2]}); unchanged when none is.
-   */
-  static String rename(String description, Map<String, String> fieldNames) {
-    int colon = description.indexOf(": ");
-    String field = colon > 0 ? description.substring(0, colon) : description;
-    if (field.contains(" ")) return description;
-    String best = null;
-    for (String grpc : fieldNames.keySet()) {
-      boolean prefix = field.equals(grpc) || field.startsWith(grpc) && (field.charAt(grpc.length()) == '.' || field.charAt(grpc.length()) == '[');
-      if (prefix && (best == null || grpc.length() > best.length())) best = grpc;
-    }
-    return best == null ? description : fieldNames.get(best) + description.substring(best.length());
-  }
-
-  /** Refuses keys of {@code node} outside {@code known} (null values count as absent). */
-  private static void onlyFields(JsonNode node, String field, Set<String> known) {
-    for (Iterator<Map.Entry<String, JsonNode>> it = node.fields(); it.hasNext();) {
-      Map.Entry<String, JsonNode> entry = it.next();
-      if (!entry.getValue().isNull() && !known.contains(entry.getKey())) {
-        throw invalid(field + "." + entry.getKey(), "is not supported by this node; refused rather than ignored");
-      }
-    }
-  }
-
-  private static JsonNode present(JsonNode node, String field) {
-    JsonNode v = node.get(field);
-    return v == null || v.isNull() ? null : v;
   }
 
   private static RequestException invalid(String field, String problem) {

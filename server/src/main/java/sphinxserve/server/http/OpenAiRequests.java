@@ -134,7 +134,7 @@ final class OpenAiRequests {
     Status inHttpTerms(Status status) {
       String description = status.getDescription();
       if (status.getCode() != Status.Code.INVALID_ARGUMENT || description == null) return status;
-      String renamed = OpenAiTools.rename(OpenAiConstraints.rename(description, fieldNames))
+      String renamed = OpenAiTools.rename(renameField(description, fieldNames))
           .replaceFirst("^sampling\\.(?=[a-z_]+[.\\[:])", "").replaceFirst("^prompt_token_ids(?=[\\[:])", "prompt");
       return renamed.equals(description) ? status : status.withDescription(renamed);
     }
@@ -180,7 +180,9 @@ final class OpenAiRequests {
     for (int i = 0; i < n; i++) choices.add(new ChoiceRequest(i, choice(prompt, requestId, sampling, i), null));
     boolean stream = stream(body);
     ToolCallStream.Syntax syntax = OpenAiTools.mayCall(prompt) ? limits.toolCallSyntax() : null;
-    return new Parsed(choices, n, stream, includeUsage(body, stream), logprobs, topLogprobs, syntax, constraint.fieldNames());
+    Map<String, String> fieldNames = new java.util.HashMap<>(constraint.fieldNames());
+    if (maxTokens != null) fieldNames.put("sampling.max_tokens", "max_completion_tokens"); // the context check's refusal
+    return new Parsed(choices, n, stream, includeUsage(body, stream), logprobs, topLogprobs, syntax, fieldNames);
   }
 
   /**
@@ -493,6 +495,33 @@ final class OpenAiRequests {
     } catch (IllegalArgumentException e) {
       throw invalid(field, "is not valid base64: " + e.getMessage());
     }
+  }
+
+  /** Refuses keys of the object {@code node} (at {@code field}) outside {@code known}; null values count as absent. */
+  static void onlyFields(JsonNode node, String field, Set<String> known) {
+    for (Iterator<Map.Entry<String, JsonNode>> it = node.fields(); it.hasNext();) {
+      Map.Entry<String, JsonNode> entry = it.next();
+      if (!entry.getValue().isNull() && !known.contains(entry.getKey())) {
+        throw invalid(field + "." + entry.getKey(), "is not supported by this node; refused rather than ignored");
+      }
+    }
+  }
+
+  /**
+   * {@code description} with its leading gRPC field renamed to the HTTP field it came from, by the longest of
+   * {@code fieldNames} that is the field or a prefix of it ({@code sampling.constraint.choice.values[2]} →
+   * {@code structured_outputs.choice[2]}); unchanged when none is.
+   */
+  static String renameField(String description, Map<String, String> fieldNames) {
+    int colon = description.indexOf(": ");
+    String field = colon > 0 ? description.substring(0, colon) : description;
+    if (field.contains(" ")) return description;
+    String best = null;
+    for (String grpc : fieldNames.keySet()) {
+      boolean prefix = field.equals(grpc) || field.startsWith(grpc) && (field.charAt(grpc.length()) == '.' || field.charAt(grpc.length()) == '[');
+      if (prefix && (best == null || grpc.length() > best.length())) best = grpc;
+    }
+    return best == null ? description : fieldNames.get(best) + description.substring(best.length());
   }
 
   /** {@code node.field}, or null when absent or JSON null (OpenAI's "use the default"). */

@@ -1,5 +1,8 @@
 package sphinxserve.server.http;
 
+import static sphinxserve.server.http.OpenAiRequests.onlyFields;
+import static sphinxserve.server.http.OpenAiRequests.present;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.sphinxserve.proto.v1.GenerateRequest;
 import dev.sphinxserve.proto.v1.GenerateRequestOrBuilder;
@@ -7,8 +10,6 @@ import dev.sphinxserve.proto.v1.Message;
 import dev.sphinxserve.proto.v1.Tool;
 import dev.sphinxserve.proto.v1.ToolCall;
 import dev.sphinxserve.proto.v1.ToolChoice;
-import java.util.Iterator;
-import java.util.Map;
 import java.util.Set;
 import sphinxserve.server.generate.RequestException;
 
@@ -141,20 +142,6 @@ final class OpenAiTools {
         .replaceFirst("^tool_choice\\.function_name(?=[.\\[:]|$)", "tool_choice.function.name")
         .replaceFirst("^tool_choice\\.mode(?=[.\\[:]|$)", "tool_choice")
         .replaceFirst("^(messages\\[\\d+\\]\\.tool_calls\\[\\d+\\])\\.(name|arguments)(?=[.\\[:]|$)", "$1.function.$2");
-  }
-
-  private static void onlyFields(JsonNode node, String field, Set<String> known) {
-    for (Iterator<Map.Entry<String, JsonNode>> it = node.fields(); it.hasNext();) {
-      Map.Entry<String, JsonNode> entry = it.next();
-      if (!entry.getValue().isNull() && !known.contains(entry.getKey())) {
-        throw invalid(field + "." + entry.getKey(), "is not supported by this node; refused rather than ignored");
-      }
-    }
-  }
-
-  private static JsonNode present(JsonNode node, String field) {
-    JsonNode v = node.get(field);
-    return v == null || v.isNull() ? null : v;
   }
 
   private static RequestException invalid(String field, String problem) {

@@ -204,6 +204,9 @@ class OpenAiStructuredOutputTest {
         "structured_outputs.whitespace_pattern", "not supported");
     assertRefused(post("{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"response_format\": {\"type\": \"json_object\"}, \"ignore_eos\": true}"),
         "ignore_eos", "constraint");
+    // A refusal of the shared path names the field as sent, not its gRPC name.
+    assertRefused(post("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"max_completion_tokens\": 5000}"),
+        "max_completion_tokens", "context");
     // SPHINX's fixed template takes no tools.
     assertRefused(post("{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\"}}]}"),
         "tools", "takes no tools");
