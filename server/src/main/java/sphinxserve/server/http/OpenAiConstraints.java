@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.sphinxserve.proto.v1.Choices;
 import dev.sphinxserve.proto.v1.Constraint;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -118,7 +119,7 @@ final class OpenAiConstraints {
     add(asked, from, field + ".grounded", flag(present(so, "grounded"), field + ".grounded", Constraint.newBuilder().setGrounded(true)));
     if (asked.isEmpty()) throw invalid(field, "set one of json, regex, choice, grammar, json_object, grounded");
     Asked one = asked.getFirst();
-    Map<String, String> names = new java.util.HashMap<>(one.fieldNames());
+    Map<String, String> names = new HashMap<>(one.fieldNames());
     names.put(GRPC, field);
     return new Asked(one.constraint(), names);
   }

@@ -10,10 +10,12 @@ import dev.sphinxserve.proto.v1.SamplingParams;
 import io.grpc.Status;
 import java.util.ArrayList;
 import java.util.Base64;
+import java.util.HashMap;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.TreeSet;
 import sphinxserve.api.SpecialTokens;
 import sphinxserve.api.TextTokenizer;
 import sphinxserve.server.config.NodeConfig;
@@ -180,7 +182,7 @@ final class OpenAiRequests {
     for (int i = 0; i < n; i++) choices.add(new ChoiceRequest(i, choice(prompt, requestId, sampling, i), null));
     boolean stream = stream(body);
     ToolCallStream.Syntax syntax = OpenAiTools.mayCall(prompt) ? limits.toolCallSyntax() : null;
-    Map<String, String> fieldNames = new java.util.HashMap<>(constraint.fieldNames());
+    Map<String, String> fieldNames = new HashMap<>(constraint.fieldNames());
     if (maxTokens != null) fieldNames.put("sampling.max_tokens", "max_completion_tokens"); // the context check's refusal
     return new Parsed(choices, n, stream, includeUsage(body, stream), logprobs, topLogprobs, syntax, fieldNames);
   }
@@ -442,7 +444,7 @@ final class OpenAiRequests {
       String name = entry.getKey();
       // name, refusal, ... would change the prompt a template renders: refused, not dropped.
       if (!fields.contains(name) && !entry.getValue().isNull()) {
-        throw invalid(field + "." + name, "is not supported by this node in a" + (r == Role.ASSISTANT ? "n " : " ") + role + " message (it has " + String.join(", ", new java.util.TreeSet<>(fields)) + ")");
+        throw invalid(field + "." + name, "is not supported by this node in a" + (r == Role.ASSISTANT ? "n " : " ") + role + " message (it has " + String.join(", ", new TreeSet<>(fields)) + ")");
       }
     }
     Message.Builder out = Message.newBuilder().setRole(r);

@@ -14,8 +14,11 @@ import java.nio.ByteBuffer;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import sphinxserve.api.TextTokenizer;
 import sphinxserve.server.generate.ToolCallStream;
 
@@ -226,10 +229,10 @@ final class OpenAiResponses {
 
     /** Fills {@code delta} with what {@code text} (and, when {@code last}, the answer's end) completes. */
     void delta(ObjectNode delta, String text, boolean last, boolean first) {
-      List<ToolCallStream.Event> events = new java.util.ArrayList<>(parser.push(text));
+      List<ToolCallStream.Event> events = new ArrayList<>(parser.push(text));
       if (last) events.addAll(parser.finish());
       StringBuilder content = new StringBuilder();
-      java.util.Map<Integer, ObjectNode> calls = new java.util.LinkedHashMap<>();
+      Map<Integer, ObjectNode> calls = new LinkedHashMap<>();
       for (ToolCallStream.Event event : events) {
         switch (event) {
           case ToolCallStream.Content c -> {
