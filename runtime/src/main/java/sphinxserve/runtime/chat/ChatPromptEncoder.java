@@ -106,11 +106,37 @@ public final class ChatPromptEncoder {
    * @throws ChatTemplateException when the template rejects the conversation
    */
   public int[] encode(List<ChatTurn> turns, boolean addGenerationPrompt) {
+    return encode(turns, null, addGenerationPrompt);
+  }
+
+  /**
+   * The prompt ids of {@code turns} offering {@code tools} (see {@link JinjaChatTemplate#render(List, List, boolean)}):
+   * every string the caller gave, in messages, tool calls and tool definitions (keys included), is escaped as
+   * message content is, so none of it becomes a special id.
+   *
+   * @param tools the tool definitions as given; null for none
+   * @throws ChatTemplateException when the template rejects the conversation or goes past a budget
+   */
+  public int[] encode(List<ChatTurn> turns, List<? extends Map<String, ?>> tools, boolean addGenerationPrompt) {
     List<ChatTurn> escaped = new ArrayList<>(turns.size());
     for (ChatTurn turn : turns) {
-      escaped.add(new ChatTurn(turn.role(), escape(turn.content())));
+      List<ChatTurn.ToolCall> calls = new ArrayList<>(turn.toolCalls().size());
+      for (ChatTurn.ToolCall call : turn.toolCalls()) {
+        calls.add(new ChatTurn.ToolCall(escapeNullable(call.id()), escape(call.name()), escapeValue(call.arguments())));
+      }
+      escaped.add(new ChatTurn(escape(turn.role()), escapeNullable(turn.content()), calls,
+          escapeNullable(turn.toolCallId()), escapeNullable(turn.name())));
     }
-    String rendered = template.render(escaped, addGenerationPrompt);
+    List<Map<String, ?>> escapedTools = null;
+    if (tools != null) {
+      escapedTools = new ArrayList<>(tools.size());
+      for (Map<String, ?> tool : tools) {
+        @SuppressWarnings("unchecked")
+        Map<String, ?> copy = (Map<String, ?>) escapeValue(tool);
+        escapedTools.add(copy);
+      }
+    }
+    String rendered = template.render(escaped, escapedTools, addGenerationPrompt);
     IntList ids = new IntList();
     if (bosToken != null && !rendered.startsWith(bosToken)) {
       ids.add(bosId);
@@ -148,6 +174,32 @@ public final class ChatPromptEncoder {
       }
     }
     return out.toString();
+  }
+
+  private String escapeNullable(String content) {
+    return content == null ? null : escape(content);
+  }
+
+  /** A copy of a JSON-like value with every string in it, map keys included, {@link #escape escaped}. */
+  private Object escapeValue(Object value) {
+    return switch (value) {
+      case String s -> escape(s);
+      case Map<?, ?> map -> {
+        Map<String, Object> copy = new java.util.LinkedHashMap<>();
+        for (Map.Entry<?, ?> e : map.entrySet()) {
+          copy.put(escape(String.valueOf(e.getKey())), escapeValue(e.getValue()));
+        }
+        yield copy;
+      }
+      case List<?> list -> {
+        List<Object> copy = new ArrayList<>(list.size());
+        for (Object item : list) {
+          copy.add(escapeValue(item));
+        }
+        yield copy;
+      }
+      case null, default -> value; // numbers, booleans, null
+    };
   }
 
   /** {@code text} with placeholders replaced by the strings they stand for; anything else unchanged. */

@@ -7,6 +7,7 @@ import com.hubspot.jinjava.el.JinjavaInterpreterResolver;
 import com.hubspot.jinjava.interpret.JinjavaInterpreter;
 import com.hubspot.jinjava.interpret.RenderResult;
 import com.hubspot.jinjava.interpret.TemplateError;
+import com.hubspot.jinjava.lib.exptest.ExpTest;
 import com.hubspot.jinjava.lib.filter.Filter;
 import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
 import com.hubspot.jinjava.objects.date.StrftimeFormatter;
@@ -141,6 +142,8 @@ public final class JinjaChatTemplate {
         new ELFunctionDefinition("", "strftime_now", JinjaChatTemplate.class, "strftimeNow", String.class));
     jinjava.getGlobalContext().registerFilter(new TrimFilter());
     jinjava.getGlobalContext().registerFilter(new ToJsonFilter());
+    jinjava.getGlobalContext().registerFilter(new ItemsFilter());
+    jinjava.getGlobalContext().registerExpTest(new IterableTest());
     TemplateSandbox.install(jinjava);
 
     JinjavaInterpreter interpreter = jinjava.newInterpreter();
@@ -177,18 +180,29 @@ public final class JinjaChatTemplate {
   }
 
   /**
-   * The prompt text for {@code turns}.
+   * The prompt text for {@code turns}, without tools.
    *
    * @param addGenerationPrompt whether to end with the template's assistant-turn opener
-   * @throws ChatTemplateException when the template raises (its message included) or jinjava reports an error
+   * @throws ChatTemplateException when the template raises (its message included), jinjava reports an error or the
+   *     render goes past one of its {@link ChatTemplateLimits} ({@link ChatTemplateException#budget()} says which)
    */
   public String render(List<ChatTurn> turns, boolean addGenerationPrompt) {
+    return render(turns, null, addGenerationPrompt);
+  }
+
+  /**
+   * The prompt text for {@code turns} offering {@code tools}, as transformers' {@code apply_chat_template(messages,
+   * tools=tools, add_generation_prompt=...)} renders it.
+   *
+   * @param tools the tool definitions as given (OpenAI's {@code [{"type": "function", "function": {"name",
+   *     "description", "parameters"}}]} as JSON-like Maps and Lists), passed to the template unchanged; null when the
+   *     request has none (the template sees {@code tools} undefined, as transformers' None)
+   * @throws ChatTemplateException as {@link #render(List, boolean)}
+   */
+  public String render(List<ChatTurn> turns, List<? extends Map<String, ?>> tools, boolean addGenerationPrompt) {
     List<Map<String, Object>> messages = new ArrayList<>(turns.size());
     for (ChatTurn turn : turns) {
-      Map<String, Object> message = new LinkedHashMap<>();
-      message.put("role", turn.role());
-      message.put("content", turn.content());
-      messages.add(message);
+      messages.add(message(turn));
     }
     Map<String, Object> bindings = new HashMap<>(variables);
     // Jinja globals are names too: the Llama 3.x templates test `strftime_now is defined` before calling it,
@@ -200,7 +214,10 @@ public final class JinjaChatTemplate {
     bindings.put("messages", messages);
     bindings.put("add_generation_prompt", addGenerationPrompt);
     bindings.put("continue_final_message", false);
-    // tools and documents stay unbound: null, which is what transformers passes (None) when there are none.
+    if (tools != null) {
+      bindings.put("tools", tools);
+    }
+    // Without tools, tools and documents stay unbound: null, which is what transformers passes (None) for none.
     RenderResult result;
     try (RenderBudget budget = RenderBudget.open(limits, sourceName)) {
       try {
@@ -222,6 +239,36 @@ public final class JinjaChatTemplate {
       budget.chars(result.getOutput().length());
       return result.getOutput();
     }
+  }
+
+  /** The dict transformers would hand the template for {@code turn}: keys only for what is set. */
+  private static Map<String, Object> message(ChatTurn turn) {
+    Map<String, Object> message = new LinkedHashMap<>();
+    message.put("role", turn.role());
+    message.put("content", turn.content());
+    if (!turn.toolCalls().isEmpty()) {
+      List<Map<String, Object>> calls = new ArrayList<>(turn.toolCalls().size());
+      for (ChatTurn.ToolCall call : turn.toolCalls()) {
+        Map<String, Object> function = new LinkedHashMap<>();
+        function.put("name", call.name());
+        function.put("arguments", call.arguments());
+        Map<String, Object> entry = new LinkedHashMap<>();
+        if (call.id() != null) {
+          entry.put("id", call.id());
+        }
+        entry.put("type", "function");
+        entry.put("function", function);
+        calls.add(entry);
+      }
+      message.put("tool_calls", calls);
+    }
+    if (turn.toolCallId() != null) {
+      message.put("tool_call_id", turn.toolCallId());
+    }
+    if (turn.name() != null) {
+      message.put("name", turn.name());
+    }
+    return message;
   }
 
   /**
@@ -308,6 +355,47 @@ public final class JinjaChatTemplate {
     public Object filter(Object var, JinjavaInterpreter interpreter, String... args) {
       String chars = args.length > 0 ? args[0] : null;
       return var == null ? "" : PythonStrings.strip(var.toString(), chars, true, true);
+    }
+  }
+
+  /** Jinja's {@code items} filter: a dict's (key, value) pairs, which {@code for k, v in ...} unpacks. */
+  private static final class ItemsFilter implements Filter {
+    @Override
+    public String getName() {
+      return "items";
+    }
+
+    @Override
+    public Object filter(Object var, JinjavaInterpreter interpreter, String... args) {
+      if (var == null) {
+        return List.of();
+      }
+      if (!(var instanceof Map<?, ?> map)) {
+        throw new ChatTemplateException("items filter: expected a dict, got " + var.getClass().getSimpleName());
+      }
+      List<Map.Entry<?, ?>> items = new ArrayList<>(map.size());
+      for (Map.Entry<?, ?> e : map.entrySet()) {
+        items.add(new java.util.AbstractMap.SimpleImmutableEntry<>(e.getKey(), e.getValue()));
+      }
+      return items;
+    }
+  }
+
+  /**
+   * Jinja's {@code iterable} test: whatever Python can iterate, strings and dicts included (jinjava's counts only
+   * Java Iterables and arrays). LLaMA 3.1 writes a tool result as {@code content | tojson} when it {@code is
+   * iterable}, so a string result is JSON-quoted there, as in transformers.
+   */
+  private static final class IterableTest implements ExpTest {
+    @Override
+    public String getName() {
+      return "iterable";
+    }
+
+    @Override
+    public boolean evaluate(Object var, JinjavaInterpreter interpreter, Object... args) {
+      return var instanceof CharSequence || var instanceof Iterable<?> || var instanceof Map<?, ?>
+          || var != null && var.getClass().isArray();
     }
   }
 

@@ -40,8 +40,9 @@ final class PythonMethodResolver extends ELResolver {
     if (base == null || !(method instanceof String name)) {
       return null; // a function call (range(), namespace(), a macro): not a method
     }
-    if (base instanceof Filter && name.equals("filter") || base instanceof ExpTest && name.startsWith("evaluate")) {
-      return null; // jinjava runs `x | f` and `x is t` as filter:f.filter(x) and exptest:t.evaluate(x)
+    if (base instanceof Filter && name.equals("filter") || base instanceof ExpTest && name.startsWith("evaluate")
+        || base instanceof ForLoop && name.equals("cycle")) {
+      return null; // `x | f`, `x is t` run as filter:f.filter(x), exptest:t.evaluate(x); Jinja's loop.cycle(...)
     }
     RenderBudget.chargeSteps(1);
     Object result;
@@ -63,11 +64,16 @@ final class PythonMethodResolver extends ELResolver {
 
   @Override
   public Object getValue(ELContext context, Object base, Object property) {
-    if (base == null || base instanceof Map || base instanceof List || base instanceof ForLoop) {
+    if (base == null || base instanceof Map || base instanceof ForLoop
+        || base instanceof List && (property instanceof Number || property instanceof String s && isIndex(s))) {
       return null; // variables, dict keys, list items, loop.index: jinjava's resolvers
     }
     context.setPropertyResolved(true); // an attribute of anything else is undefined, as in Jinja
     return null;
+  }
+
+  private static boolean isIndex(String s) {
+    return !s.isEmpty() && s.length() < 11 && s.chars().allMatch(c -> c >= '0' && c <= '9' || c == '-');
   }
 
   private static Object dictMethod(Map<?, ?> map, String name, Object[] args) {

@@ -7,7 +7,9 @@
  * behave like Python's Jinja: trim_blocks/lstrip_blocks, Python {@code str} methods, {@code raise_exception},
  * {@code strftime_now}, transformers' {@code tojson}, Jinja's precedence of {@code not}), its failures
  * ({@link sphinxserve.runtime.chat.ChatTemplateException}, never a silently empty or truncated prompt), the
- * conversation value ({@link sphinxserve.runtime.chat.ChatTurn}) and the injection-safe encoding
+ * conversation value ({@link sphinxserve.runtime.chat.ChatTurn}, tool calls and tool results included; tool
+ * definitions travel beside it as transformers passes them), the tool-call format a template implies
+ * ({@link sphinxserve.runtime.chat.ToolCallFormat}) and the injection-safe encoding
  * ({@link sphinxserve.runtime.chat.ChatPromptEncoder}: special-token strings in message contents are kept as text,
  * the template's own special tokens become ids), and the sandbox every render runs in
  * ({@link sphinxserve.runtime.chat.ChatTemplateLimits}: message content is data, never template source; budgets of

@@ -186,8 +186,10 @@ class ChatTemplateSandboxTest {
 
   @Test
   void javaBeanProperties_areUndefined() {
-    assertEquals("||", template("{{ messages[0].content.bytes }}|{{ messages[0].content.blank }}|{{ (1).class }}")
-        .render(List.of(ChatTurn.user("hi")), true));
+    assertEquals("|||", template("{{ messages[0].content.bytes }}|{{ messages[0].content.blank }}|{{ (1).class }}"
+        + "|{{ messages[0].content | attr('bytes') }}{{ messages.size }}{{ messages.class }}").render(List.of(ChatTurn.user("hi")), true));
+    assertEquals("[null]|[]", template("{{ [messages[0].content] | map(attribute='bytes') | list | tojson }}"
+        + "|{{ [messages[0].content] | selectattr('blank') | list }}").render(List.of(ChatTurn.user("hi")), true));
   }
 
   @Test
@@ -197,6 +199,15 @@ class ChatTemplateSandboxTest {
         "{{ unixtimestamp() }}", "{{ '1' | md5 }}", "{{ datetimeformat(0) }}", "{% do messages.append(1) %}")) {
       assertThrows(ChatTemplateException.class, () -> template(source).render(List.of(ChatTurn.user("{{ 7*7 }}")), true), source);
     }
+  }
+
+  @Test
+  void jinjaStatements_stillWork() {
+    assertEquals("[a|b|a]<x>{{ raw }}HI|", template("{% macro box(open, close) %}{{ open }}{{ caller() }}{{ close }}{% endmacro %}"
+        + "{% call box('[', ']') %}{% for i in range(3) %}{{ loop.cycle('a', 'b') }}{% if not loop.last %}|{% endif %}{% endfor %}"
+        + "{% endcall %}{% set block %}<x>{% endset %}{{ block }}{% raw %}{{ raw }}{% endraw %}"
+        + "{{ messages[0].content | upper }}|{% for m in messages %}{% if m.role == 'tool' %}{% break %}{% endif %}{% endfor %}")
+        .render(List.of(ChatTurn.user("hi")), true));
   }
 
   @Test
