@@ -294,7 +294,7 @@ public final class StormBenchmark {
     int accepted = 0;
     int refused = maxChars + 1;
     int chars = maxChars;
-    for (int attempt = 0; attempt < 10 && refused - accepted > 256; attempt++) {
+    for (int attempt = 0; attempt < 16 && refused - accepted > 64; attempt++) {
       HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create(base + "/v1/chat/completions")).timeout(Duration.ofMinutes(5))
           .header("content-type", "application/json").POST(HttpRequest.BodyPublishers.ofString(chatBody(model, words(chars, 7), 1))).build(),
           HttpResponse.BodyHandlers.ofString());
