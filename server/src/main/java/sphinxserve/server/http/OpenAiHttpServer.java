@@ -282,7 +282,7 @@ public final class OpenAiHttpServer implements AutoCloseable {
       response.headers().set(HttpHeaderNames.CONTENT_TYPE, WebPage.contentType(file))
           .setInt(HttpHeaderNames.CONTENT_LENGTH, bytes.length)
           .set(HttpHeaderNames.CACHE_CONTROL, "no-cache")
-          .set("content-security-policy", "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'")
+          .setAll(WebPage.securityHeaders())
           .set("x-content-type-options", "nosniff");
       if (!keepAlive) response.headers().set(HttpHeaderNames.CONNECTION, "close");
       var written = ctx.writeAndFlush(response);
