@@ -12,7 +12,10 @@ final class Sampler {
   /*
    * Per row, in vLLM v1's order:
    *   1. the logit bias (SamplingState.applyLogitBias, sparse), penalties (applyPenalties, sparse) and the
-   *      min_tokens mask, in place on the row (vLLM v1 applies logit_bias before penalties);
+   *      min_tokens mask, in place on the row (vLLM v1 applies logit_bias before penalties); then the
+   *      request's constraint mask (SamplingState.applyConstraint: disallowed tokens to -Infinity; it wins
+   *      over min_tokens, so the row never ends up all -Infinity). The mask only removes tokens, so where the
+   *      unconstrained argmax is allowed, greedy output is unchanged;
    *   2. greedy (temperature < 1e-5): argmax = first index of the row's maximum (lowest id wins ties);
    *      no random number is drawn;
    *   3. otherwise w[i] = exp((x[i] - max) / T) for every token and Z = sum(w), one vectorised pass. In this
@@ -50,6 +53,7 @@ final class Sampler {
   private final NucleusHistogram nucleus;
   private final float[] blockSums;
   private final float[] raw;
+  private final long[] allowedBits;
 
   /** A sampler for rows of {@code vocabSize} logits, using the preferred row kernels. */
   Sampler(int vocabSize) {
@@ -65,6 +69,7 @@ final class Sampler {
     this.nucleus = new NucleusHistogram(vocabSize, math);
     this.blockSums = new float[(vocabSize + RowMath.BLOCK - 1) / RowMath.BLOCK];
     this.raw = new float[vocabSize];
+    this.allowedBits = new long[(vocabSize + 63) >>> 6];
   }
 
   /** A logits row that cannot be sampled from: the model produced NaN or +Infinity. */
@@ -97,6 +102,7 @@ final class Sampler {
     state.applyLogitBias(logits);
     state.applyPenalties(logits);
     state.applyMinTokens(logits);
+    state.applyConstraint(logits, allowedBits);
     float max = math.max(logits, vocabSize);
     if (!(max > Float.NEGATIVE_INFINITY)) {
       throw new IllegalStateException("no token can be sampled: every logit is -Infinity");

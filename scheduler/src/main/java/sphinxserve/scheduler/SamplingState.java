@@ -5,6 +5,7 @@ import java.util.BitSet;
 import java.util.SplittableRandom;
 import java.util.concurrent.ThreadLocalRandom;
 import sphinxserve.api.SamplingParams;
+import sphinxserve.api.TokenConstraint;
 
 /**
  * One request's sampling state: its parameters, its own random generator, and the token statistics the
@@ -23,6 +24,10 @@ final class SamplingState {
    * The random generator is a SplittableRandom seeded from the request's seed (or a random seed) and used
    * only for this request's draws, one nextDouble() per non-greedy token, so a seed gives the same tokens
    * whatever else is in the batch.
+   *
+   * A constraint's matcher is created here, once, and lives as long as this object: like the random generator
+   * it survives preemption, so a resumed request continues its grammar where it was. Its mask depends only on
+   * this request's own tokens (batch invariance).
    */
 
   private final SamplingParams params;
@@ -33,6 +38,9 @@ final class SamplingState {
   /** The logit bias as parallel arrays (ids inside the vocabulary only), so applying it allocates nothing. */
   private final int[] biasIds;
   private final float[] biases;
+  private final int[] eosIds;
+  /** The constraint's matcher; null when the request is unconstrained. */
+  private final TokenConstraint.Matcher matcher;
   private final BitSet promptIds;
   private final int[] counts;
   private int[] generatedIds;
@@ -62,6 +70,8 @@ final class SamplingState {
     this.biasIds = ids;
     this.biases = new float[ids.length];
     for (int k = 0; k < ids.length; k++) biases[k] = params.logitBias().get(ids[k]);
+    this.eosIds = eosTokenIds.stream().mapToInt(Integer::intValue).toArray();
+    this.matcher = params.constraint() == null ? null : params.constraint().newMatcher();
     if (params.repetitionPenalty() != 1f) {
       promptIds = new BitSet(vocabSize);
       for (int id : promptTokenIds) {
@@ -108,8 +118,16 @@ final class SamplingState {
     return false;
   }
 
-  /** Records a generated token; call once per token the sampler chose, before sampling the next one. */
+  /**
+   * Records a generated token; call once per token the sampler chose, before sampling the next one.
+   *
+   * @throws IllegalStateException when the request's constraint does not allow the token (the mask forbids
+   *     that; only an EOS forced at a dead end of the grammar is let through)
+   */
   void append(int tokenId) {
+    if (matcher != null && !matcher.accept(tokenId) && !isStopToken(tokenId)) {
+      throw new IllegalStateException("token " + tokenId + " is not allowed by the request's constraint");
+    }
     numGenerated++;
     if (counts == null || tokenId < 0 || tokenId >= vocabSize) return;
     if (counts[tokenId]++ == 0) {
@@ -156,6 +174,50 @@ final class SamplingState {
 
   private static float repeat(float logit, float penalty) {
     return logit > 0 ? logit / penalty : logit * penalty;
+  }
+
+  /** The constraint's matcher, or null when the request has no constraint. */
+  TokenConstraint.Matcher matcher() {
+    return matcher;
+  }
+
+  /**
+   * Sets to {@code -Infinity} every token the request's constraint does not allow next (nothing without a
+   * constraint). Runs after {@link #applyMinTokens}, and wins over it: when the only allowed tokens are stop ids
+   * that {@code min_tokens} masked (the grammar is complete and can go no further), they get logit 0, so the row
+   * is never all {@code -Infinity}; where the grammar allows nothing at all (a dead end no token continues), EOS
+   * is the only choice. Logprobs are unaffected: they come from the raw row.
+   *
+   * @param allowedBits scratch of at least {@code ceil(vocabSize / 64)} words
+   */
+  void applyConstraint(float[] logits, long[] allowedBits) {
+    if (matcher == null) return;
+    matcher.fillAllowed(allowedBits);
+    boolean anyAllowed = false;
+    boolean anyFinite = false;
+    for (int w = 0, numWords = (vocabSize + 63) >>> 6; w < numWords; w++) {
+      long allowed = allowedBits[w];
+      int base = w << 6;
+      if (allowed != 0) {
+        anyAllowed = true;
+        for (long bits = allowed; !anyFinite && bits != 0; bits &= bits - 1) {
+          anyFinite = logits[base + Long.numberOfTrailingZeros(bits)] > Float.NEGATIVE_INFINITY;
+        }
+      }
+      long denied = ~allowed;
+      if (base + 64 > vocabSize) denied &= (1L << (vocabSize - base)) - 1;
+      for (; denied != 0; denied &= denied - 1) logits[base + Long.numberOfTrailingZeros(denied)] = Float.NEGATIVE_INFINITY;
+    }
+    if (anyFinite) return;
+    if (!anyAllowed) { // a dead end of the grammar: end the answer
+      for (int id : eosIds) {
+        if (id >= 0 && id < vocabSize) logits[id] = 0f;
+      }
+      return;
+    }
+    for (int id : stopIds) { // min_tokens masked the only allowed tokens: the mask wins
+      if (id >= 0 && id < vocabSize && (allowedBits[id >>> 6] >>> id & 1) != 0) logits[id] = 0f;
+    }
   }
 
   /** Masks EOS and the stop ids to {@code -Infinity} while fewer than {@code minTokens} tokens were generated. */

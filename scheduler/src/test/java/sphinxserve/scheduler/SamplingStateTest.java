@@ -117,6 +117,73 @@ class SamplingStateTest {
     assertEquals(5L, state(SamplingParams.builder().seed(5), new int[0]).seed());
   }
 
+  /** Ids 0 and 1 special (1 = EOS), 2 = "a", 3 = "b", 4 = "ab", 5 = "c", 6 = "ba", 7 = "x"; 10 logit rows (padded). */
+  private static sphinxserve.api.TokenConstraint constraint(String regex, boolean withB) {
+    List<byte[]> tokens = new java.util.ArrayList<>();
+    for (String t : new String[] {"", "", "a", withB ? "b" : "", "ab", "c", withB ? "ba" : "", "x"}) {
+      tokens.add(t.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    }
+    return sphinxserve.structured.Grammars.compile(sphinxserve.structured.Grammar.regex(regex),
+        sphinxserve.structured.TokenVocabulary.of(tokens, List.of(EOS)));
+  }
+
+  private static List<Integer> finite(float[] logits) {
+    List<Integer> ids = new java.util.ArrayList<>();
+    for (int id = 0; id < logits.length; id++) {
+      if (logits[id] > Float.NEGATIVE_INFINITY) ids.add(id);
+    }
+    return ids;
+  }
+
+  @Test
+  void applyConstraint_masksDisallowed_keepsAllowedLogits_padsDenied() {
+    SamplingState s = new SamplingState(SamplingParams.builder().constraint(constraint("ab?c", true)).build(), 10, EOS, new int[0]);
+    float[] logits = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+    s.applyConstraint(logits, new long[1]);
+    assertEquals(List.of(2, 4), finite(logits));
+    assertEquals(3f, logits[2]);
+    assertEquals(5f, logits[4]);
+    s.append(4);
+    logits = new float[10];
+    s.applyConstraint(logits, new long[1]);
+    assertEquals(List.of(5), finite(logits));
+    s.append(5);
+    assertTrue(s.matcher().isTerminated());
+    logits = new float[10];
+    s.applyConstraint(logits, new long[1]);
+    assertEquals(List.of(EOS), finite(logits), "terminated: EOS is the only choice");
+  }
+
+  @Test
+  void applyConstraint_minTokens_theMaskWins() {
+    SamplingState s = new SamplingState(SamplingParams.builder().maxTokens(9).minTokens(5).constraint(constraint("a", true)).build(), 10, EOS, new int[0]);
+    s.append(2);
+    float[] logits = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+    s.applyMinTokens(logits);
+    assertEquals(Float.NEGATIVE_INFINITY, logits[EOS]);
+    s.applyConstraint(logits, new long[1]);
+    assertEquals(List.of(EOS), finite(logits), "never every token -Infinity");
+  }
+
+  @Test
+  void applyConstraint_deadEnd_forcesEos_andAppendAcceptsIt() {
+    // "a" then "b" is the only sentence, but no token is "b" alone: after "a" nothing can follow.
+    SamplingState s = new SamplingState(SamplingParams.builder().constraint(constraint("ab", false)).build(), 10, EOS, new int[0]);
+    s.append(2);
+    float[] logits = new float[10];
+    s.applyConstraint(logits, new long[1]);
+    assertEquals(List.of(EOS), finite(logits));
+    s.append(EOS);
+    assertEquals(2, s.numGenerated());
+  }
+
+  @Test
+  void append_tokenTheConstraintForbids_throws() {
+    SamplingState s = new SamplingState(SamplingParams.builder().constraint(constraint("a", true)).build(), 10, EOS, new int[0]);
+    IllegalStateException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class, () -> s.append(7));
+    assertTrue(e.getMessage().contains("not allowed by the request's constraint"), e.getMessage());
+  }
+
   private static SamplingState state(SamplingParams.Builder params, int[] prompt) {
     return new SamplingState(params.build(), V, EOS, prompt);
   }

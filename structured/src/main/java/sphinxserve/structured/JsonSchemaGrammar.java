@@ -13,8 +13,8 @@ import java.util.OptionalLong;
  * matching two branches would fail {@code oneOf}, so keep branches disjoint, as tool schemas do), {@code allOf}
  * of exactly one schema, local {@code $ref} ({@code #}, {@code #/$defs/...}, {@code #/definitions/...}, any
  * local pointer; recursion through rules), string {@code minLength}/{@code maxLength}/{@code pattern} (ECMA
- * subset, see {@link PatternGrammar})/{@code format} ({@code date}, {@code time}, {@code date-time},
- * {@code uuid}, {@code email}), integer {@code minimum}/{@code maximum}/{@code exclusiveMinimum}/
+ * subset: no back-references, lookaround or inner anchors)/{@code format} ({@code date}, {@code time}, {@code date-time},
+ * {@code uuid}, {@code email}, {@code ipv4}, {@code hostname}, {@code uri}, each written conservatively), integer {@code minimum}/{@code maximum}/{@code exclusiveMinimum}/
  * {@code exclusiveMaximum} (any values; draft-04 boolean exclusives too), number bounds when integral.
  * Annotations are skipped: {@code title}, {@code description}, {@code $schema}, {@code $id}, {@code default},
  * {@code examples}, {@code $comment}, {@code deprecated}, {@code readOnly}, {@code writeOnly}. Every other
@@ -51,6 +51,9 @@ public final class JsonSchemaGrammar {
   /** Most spaces/tabs after a newline between two JSON tokens. */
   public static final int MAX_INDENT = SchemaTranslator.MAX_INDENT;
 
+  /** The {@link #anyJson()} grammar, built once. */
+  private static final String ANY_JSON = SchemaTranslator.anyObject();
+
   /**
    * The result of one conversion.
    *
@@ -78,6 +81,11 @@ public final class JsonSchemaGrammar {
     return convert(schema).gbnf();
   }
 
+  /** {@code schema} as a parsed {@link Grammar}, ready for {@link Grammars#compile}; see {@link #convert}. */
+  public static Grammar grammar(JsonNode schema) {
+    return Grammar.gbnf(gbnf(schema));
+  }
+
   /** The most UTF-8 bytes of any document {@code schema}'s grammar allows; empty when unbounded. */
   public static OptionalLong maxBytes(JsonNode schema) {
     return convert(schema).maxBytes();
@@ -85,6 +93,6 @@ public final class JsonSchemaGrammar {
 
   /** GBNF for OpenAI's {@code json_object}: any JSON object, nested at most {@link #MAX_NESTING} deep. */
   public static String anyJson() {
-    return SchemaTranslator.anyObject();
+    return ANY_JSON;
   }
 }

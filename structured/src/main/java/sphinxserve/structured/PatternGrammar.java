@@ -32,8 +32,8 @@ final class PatternGrammar {
   private static final CodePointSet DIGIT = CodePointSet.range('0', '9');
   private static final CodePointSet WORD = DIGIT.union(CodePointSet.range('a', 'z')).union(CodePointSet.range('A', 'Z'))
       .union(CodePointSet.of('_'));
-  /** What {@code .} does not match in ECMA: line terminators. */
-  private static final CodePointSet LINE_TERMINATORS = CodePointSet.chars("\n\r\u2028\u2029");
+  /** What {@code .} does not match: ECMA's line terminators, and U+0085 which Java's {@code .} also excludes. */
+  private static final CodePointSet LINE_TERMINATORS = CodePointSet.chars("\n\r\u0085\u2028\u2029");
   /** Code points a JSON string cannot hold raw. */
   private static final CodePointSet MUST_ESCAPE = CodePointSet.range(0, 0x1F).union(CodePointSet.chars("\"\\"));
 
@@ -77,7 +77,7 @@ final class PatternGrammar {
           case '\r' -> "\\r";
           case '\b' -> "\\b";
           case '\f' -> "\\f";
-          default -> String.format("\\u%04x", c);
+          default -> String.format(java.util.Locale.ROOT, "\\u%04x", c);
         }));
       }
     }
@@ -89,7 +89,8 @@ final class PatternGrammar {
 
   private Fragment whole() {
     boolean anchoredStart = pattern.startsWith("^");
-    boolean anchoredEnd = pattern.endsWith("$") && !pattern.endsWith("\\$") && pattern.length() > (anchoredStart ? 1 : 0);
+    boolean anchoredEnd = pattern.endsWith("$") && pattern.length() > (anchoredStart ? 1 : 0)
+        && backslashesBefore(pattern.length() - 1) % 2 == 0;
     int end = anchoredEnd ? pattern.length() - 1 : pattern.length();
     pos = anchoredStart ? 1 : 0;
     Fragment body = alternation(end);
@@ -101,11 +102,20 @@ final class PatternGrammar {
     if (!anchoredStart) {
       parts.add(any);
     }
-    parts.add(body.text().isEmpty() ? Fragment.EMPTY : new Fragment("(" + body.text() + ")", body.maxBytes()));
+    parts.add(body.equals(Fragment.EMPTY) ? Fragment.EMPTY : new Fragment("(" + body.text() + ")", body.maxBytes()));
     if (!anchoredEnd) {
       parts.add(any);
     }
     return Fragment.seq(parts);
+  }
+
+  /** How many backslashes directly precede offset {@code at}: an odd count escapes the character there. */
+  private int backslashesBefore(int at) {
+    int n = 0;
+    while (at - n - 1 >= 0 && pattern.charAt(at - n - 1) == '\\') {
+      n++;
+    }
+    return n;
   }
 
   private Fragment alternation(int end) {
@@ -221,7 +231,7 @@ final class PatternGrammar {
       }
       case '\\' -> {
         pos++;
-        return jsonChar(escape(end, false));
+        return jsonChar(escape(end, false, false));
       }
       case '^', '$' -> throw error("anchor '" + c + "' is only supported at the start/end of the pattern (offset " + pos + ")");
       case '*', '+', '?' -> throw error("nothing to repeat at offset " + pos);
@@ -259,10 +269,10 @@ final class PatternGrammar {
         return negated ? CodePointSet.ALL : emptyClass();
       }
       first = false;
-      CodePointSet low = classAtom(end);
+      CodePointSet low = classAtom(end, negated);
       if (pos + 1 < end && pattern.charAt(pos) == '-' && pattern.charAt(pos + 1) != ']') {
         pos++;
-        CodePointSet high = classAtom(end);
+        CodePointSet high = classAtom(end, negated);
         if (!isSingle(low) || !isSingle(high)) {
           throw error("class range with a class escape at offset " + pos);
         }
@@ -291,18 +301,22 @@ final class PatternGrammar {
     return set.ranges().length == 2 && set.ranges()[0] == set.ranges()[1];
   }
 
-  private CodePointSet classAtom(int end) {
+  private CodePointSet classAtom(int end, boolean negated) {
     char c = pattern.charAt(pos);
     if (c == '\\') {
       pos++;
-      return escape(end, true);
+      return escape(end, true, negated);
     }
     int cp = pattern.codePointAt(pos);
     pos += Character.charCount(cp);
     return CodePointSet.of(cp);
   }
 
-  private CodePointSet escape(int end, boolean inClass) {
+  /**
+   * The set an escape stands for. Inside a negated class, {@code \\s} takes ECMA's wider set and {@code \\S} the
+   * complement of the ASCII one, so that after negation the result is still inside both engines' readings.
+   */
+  private CodePointSet escape(int end, boolean inClass, boolean negatedClass) {
     if (pos >= pattern.length()) {
       throw error("pattern ends with a lone backslash");
     }
@@ -321,10 +335,10 @@ final class PatternGrammar {
         return WORD.complement();
       }
       case 's' -> {
-        return SPACE;
+        return negatedClass ? ECMA_SPACE : SPACE;
       }
       case 'S' -> {
-        return ECMA_SPACE.complement();
+        return negatedClass ? SPACE.complement() : ECMA_SPACE.complement();
       }
       case 't' -> {
         return CodePointSet.of('\t');

@@ -308,6 +308,9 @@ final class SchemaTranslator {
     List<Fragment> literals = new ArrayList<>();
     Set<String> seen = new HashSet<>();
     for (JsonNode value : values) {
+      if (value.isFloatingPointNumber() && !value.isBigDecimal() && !Double.isFinite(value.doubleValue())) {
+        throw new SchemaException(at, "a number too large for JSON: " + value.asText());
+      }
       if (!matchesType(value, types)) {
         continue; // a value of a type the schema excludes can never validate
       }
@@ -335,7 +338,8 @@ final class SchemaTranslator {
         case "string" -> value.isTextual();
         case "number" -> value.isNumber();
         case "integer" -> value.isIntegralNumber()
-            || (value.isNumber() && value.decimalValue().stripTrailingZeros().scale() <= 0);
+            || (value.isBigDecimal() && value.decimalValue().stripTrailingZeros().scale() <= 0)
+            || (value.isFloatingPointNumber() && value.doubleValue() == Math.rint(value.doubleValue()));
         case "object" -> value.isObject();
         case "array" -> value.isArray();
         default -> false;
@@ -477,18 +481,13 @@ final class SchemaTranslator {
     JsonNode inclusive = schema.get(inclusiveKey);
     JsonNode exclusive = schema.get(exclusiveKey);
     if (inclusive != null) {
-      if (!inclusive.isNumber()) {
-        throw new SchemaException(path + "/" + inclusiveKey, "must be a number");
-      }
+      BigDecimal v = decimal(inclusive, path + "/" + inclusiveKey);
       boolean draft4Exclusive = exclusive != null && exclusive.isBoolean() && exclusive.booleanValue();
-      result = new BigDecimal[] {inclusive.decimalValue(), draft4Exclusive ? BigDecimal.ONE : BigDecimal.ZERO,
+      result = new BigDecimal[] {v, draft4Exclusive ? BigDecimal.ONE : BigDecimal.ZERO,
           BigDecimal.valueOf(draft4Exclusive ? index + 1 : index)};
     }
     if (exclusive != null && !exclusive.isBoolean()) {
-      if (!exclusive.isNumber()) {
-        throw new SchemaException(path + "/" + exclusiveKey, "must be a number");
-      }
-      BigDecimal v = exclusive.decimalValue();
+      BigDecimal v = decimal(exclusive, path + "/" + exclusiveKey);
       int cmp = result == null ? (lower ? 1 : -1) : v.compareTo(result[0]);
       if (result == null || (lower ? cmp >= 0 : cmp <= 0)) {
         result = new BigDecimal[] {v, BigDecimal.ONE, BigDecimal.valueOf(index + 1)};
@@ -533,8 +532,7 @@ final class SchemaTranslator {
     List<String> names = new ArrayList<>();
     List<Fragment> members = new ArrayList<>();
     if (properties != null) {
-      for (Iterator<Map.Entry<String, JsonNode>> it = properties.fields(); it.hasNext(); ) {
-        Map.Entry<String, JsonNode> property = it.next();
+      for (Map.Entry<String, JsonNode> property : properties.properties()) {
         String name = property.getKey();
         String at = path + "/properties/" + escapePointer(name);
         if (property.getValue().isBoolean() && !property.getValue().booleanValue()) {
@@ -794,13 +792,32 @@ final class SchemaTranslator {
     if (v == null) {
       return absent;
     }
-    if (!v.isNumber() || v.decimalValue().signum() < 0 || v.decimalValue().stripTrailingZeros().scale() > 0) {
+    BigDecimal value = v.isNumber() ? decimal(v, path + "/" + key) : null;
+    if (value == null || value.signum() < 0 || value.stripTrailingZeros().scale() > 0) {
       throw new SchemaException(path + "/" + key, "must be a non-negative integer");
     }
-    if (v.decimalValue().compareTo(BigDecimal.valueOf(MAX_REPEAT)) > 0) {
+    if (value.compareTo(BigDecimal.valueOf(MAX_REPEAT)) > 0) {
       throw new SchemaException(path + "/" + key, key + " above " + MAX_REPEAT + " is not supported");
     }
     return v.longValue();
+  }
+
+  /** Largest decimal exponent accepted in a schema number: past it, rounding alone would be a denial of service. */
+  private static final int MAX_DECIMAL_SCALE = 1_000;
+
+  /** A schema keyword's number as a decimal: finite, and of a sane exponent (a rounding never computes 10^huge). */
+  private static BigDecimal decimal(JsonNode v, String at) {
+    if (!v.isNumber()) {
+      throw new SchemaException(at, "must be a number");
+    }
+    if (v.isFloatingPointNumber() && !v.isBigDecimal() && !Double.isFinite(v.doubleValue())) {
+      throw new SchemaException(at, "must be a finite number");
+    }
+    BigDecimal d = v.decimalValue();
+    if (Math.abs((long) d.scale()) > MAX_DECIMAL_SCALE || d.precision() > MAX_DECIMAL_SCALE) {
+      throw new SchemaException(at, "number too extreme to enforce: " + v);
+    }
+    return d;
   }
 
   /** A rule-name hint for the schema at {@code path}. */

@@ -13,11 +13,12 @@ import java.util.List;
  * them would be two symbols for one code point and a lone one is not text; characters above U+FFFF are written
  * raw. Formats are written conservatively: every string produced is valid under RFC 3339 / RFC 4122 / RFC 5321 as
  * the validators read them, though not every valid string can be produced (years 1000-2999, offsets up to
- * ±17:59, e-mail domains under a few common top-level domains).
+ * ±17:59, e-mail domains under a few common top-level domains, host names of lowercase labels starting with a
+ * letter, URIs of the form {@code https://host/seg/seg} only).
  */
 final class StringGrammar {
   /** Formats {@link #format} supports. */
-  static final List<String> FORMATS = List.of("date", "time", "date-time", "uuid", "email");
+  static final List<String> FORMATS = List.of("date", "time", "date-time", "uuid", "email", "ipv4", "hostname", "uri");
 
   /** Most UTF-8 bytes one character can take as written: a {@code \}{@code uXXXX} escape. */
   static final int MAX_CHAR_BYTES = 6;
@@ -48,6 +49,11 @@ final class StringGrammar {
               rules.shared("format-time", StringGrammar::time)));
       case "uuid" -> rules.shared("format-uuid", StringGrammar::uuid);
       case "email" -> rules.shared("format-email", StringGrammar::email);
+      case "ipv4" -> rules.shared("format-ipv4", StringGrammar::ipv4);
+      case "hostname" -> rules.shared("format-hostname", StringGrammar::hostname);
+      case "uri" -> rules.shared("format-uri",
+          () -> Fragment.seq(Fragment.literal("https://"), rules.shared("format-hostname", StringGrammar::hostname),
+              Fragment.seq(Fragment.literal("/"), new Fragment("[a-zA-Z0-9._~-]", 1).repeat(1, 20)).repeat(0, 4)));
       default -> null;
     };
   }
@@ -87,7 +93,8 @@ final class StringGrammar {
   }
 
   private static Fragment email() {
-    Fragment atom = new Fragment("[a-zA-Z0-9_+-]", 1).repeat(1, 16);
+    // Four atoms of at most 15 characters: a local part of at most 63, under RFC 5321's 64.
+    Fragment atom = new Fragment("[a-zA-Z0-9_+-]", 1).repeat(1, 15);
     Fragment local = Fragment.seq(atom, Fragment.seq(Fragment.literal("."), atom).repeat(0, 3));
     Fragment alnum = new Fragment("[a-z0-9]", 1);
     Fragment label = Fragment.seq(alnum, Fragment.seq(new Fragment("[a-z0-9-]", 1).repeat(0, 14), alnum).optional());
@@ -97,6 +104,20 @@ final class StringGrammar {
     }
     Fragment domain = Fragment.seq(label, Fragment.seq(Fragment.literal("."), label).repeat(0, 2), Fragment.literal("."), Fragment.alt(tlds));
     return Fragment.seq(local, Fragment.literal("@"), domain);
+  }
+
+  /** Dotted quad, each part 0-255 without leading zeros. */
+  private static Fragment ipv4() {
+    Fragment octet = DecimalRanges.nonNegative(0, 255);
+    Fragment dot = Fragment.literal(".");
+    return Fragment.seq(octet, dot, octet, dot, octet, dot, octet);
+  }
+
+  /** RFC 1123 host names, conservatively: up to four lowercase labels of up to 22 characters, each starting with a letter. */
+  private static Fragment hostname() {
+    Fragment label = Fragment.seq(new Fragment("[a-z]", 1),
+        Fragment.seq(new Fragment("[a-z0-9-]", 1).repeat(0, 20), new Fragment("[a-z0-9]", 1)).optional());
+    return Fragment.seq(label, Fragment.seq(Fragment.literal("."), label).repeat(0, 3));
   }
 
   /** Alternatives of fixed-length GBNF snippets, each as long as its quoted/class characters. */

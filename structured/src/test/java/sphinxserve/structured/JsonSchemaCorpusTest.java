@@ -28,7 +28,7 @@ import org.junit.jupiter.params.provider.MethodSource;
  */
 class JsonSchemaCorpusTest {
   /** Walks per schema. */
-  private static final int NUM_SEEDS = 4;
+  private static final int NUM_SEEDS = 6;
 
   /** Longest walk of a schema without a byte bound, in tokens, before calling it a runaway. */
   private static final int MAX_TOKENS_UNBOUNDED = 20_000;
@@ -61,6 +61,34 @@ class JsonSchemaCorpusTest {
       if (maxBytes.isPresent()) {
         assertTrue(walk.numBytes() <= maxBytes.getAsLong(),
             () -> walk.numBytes() + " bytes, over maxBytes " + maxBytes.getAsLong() + ": " + where);
+      }
+    }
+  }
+
+  /** Random schemas ({@link RandomSchemas}): the same property, over keyword combinations nobody wrote by hand. */
+  @org.junit.jupiter.api.Test
+  void randomWalks_randomSchemas_endAndValidate() throws Exception {
+    for (int seed = 0; seed < 150; seed++) {
+      com.fasterxml.jackson.databind.JsonNode schema = new RandomSchemas(seed).next(3);
+      String text = SchemaTesting.JSON.writeValueAsString(schema);
+      JsonSchemaGrammar.Conversion conversion = JsonSchemaGrammar.convert(schema);
+      CompiledGrammar grammar = Grammars.compile(Grammar.gbnf(conversion.gbnf()), BenchVocabulary.get());
+      Schema validator = VALIDATORS.getSchema(text, InputFormat.JSON);
+      OptionalLong maxBytes = conversion.maxBytes();
+      for (int walkSeed = 0; walkSeed < 2; walkSeed++) {
+        boolean uniform = walkSeed == 0 && maxBytes.isPresent();
+        int maxTokens = maxBytes.isPresent() ? (int) maxBytes.getAsLong() + 1 : MAX_TOKENS_UNBOUNDED;
+        RandomWalk.Result walk = RandomWalk.run(grammar, BenchVocabulary.get(), new Random(seed * 31L + walkSeed),
+            maxTokens, uniform ? 0 : 0.5);
+        String where = "schema " + text + "\n  output " + walk.text();
+        assertTrue(walk.ended(), () -> "no EOS: " + where);
+        if (maxBytes.isPresent()) {
+          assertTrue(walk.numBytes() <= maxBytes.getAsLong(), () -> "over maxBytes " + maxBytes + ": " + where);
+        }
+        List<Error> errors = validator.validate(walk.text(), InputFormat.JSON);
+        if (!errors.isEmpty()) {
+          fail("validator rejects " + where + "\n  " + errors);
+        }
       }
     }
   }

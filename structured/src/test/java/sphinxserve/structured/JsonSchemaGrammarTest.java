@@ -99,7 +99,14 @@ class JsonSchemaGrammarTest {
     assertLanguage("{'type':'string','format':'uuid'}",
         List.of("\"123e4567-e89b-12d3-a456-426614174000\""), List.of("\"123e4567e89b12d3a456426614174000\"", "\"123e4567-e89b-12d3-a456-42661417400\""));
     assertLanguage("{'type':'string','format':'email'}",
-        List.of("\"jane.doe+tag@mail.example.com\"", "\"a@b.io\""), List.of("\"a@b\"", "\"a..b@c.com\"", "\"@c.com\"", "\"a@-b.com\""));
+        List.of("\"jane.doe+tag@mail.example.com\"", "\"a@b.io\""), List.of("\"a@b\"", "\"a..b@c.com\"", "\"@c.com\"", "\"a@-b.com\"",
+            "\"" + "a".repeat(15) + ("." + "a".repeat(15)).repeat(3) + ".a@b.com\""));
+    assertLanguage("{'type':'string','format':'ipv4'}",
+        List.of("\"192.168.0.1\"", "\"0.0.0.0\"", "\"255.255.255.255\""), List.of("\"256.1.1.1\"", "\"01.1.1.1\"", "\"1.1.1\""));
+    assertLanguage("{'type':'string','format':'hostname'}",
+        List.of("\"localhost\"", "\"api-1.example.com\""), List.of("\"-a.com\"", "\"a-.com\"", "\"a..b\"", "\"1.2.3.4\""));
+    assertLanguage("{'type':'string','format':'uri'}",
+        List.of("\"https://example.com\"", "\"https://a.b/c/d.json\""), List.of("\"example.com\"", "\"https://\"", "\"https://a b\""));
   }
 
   @Test
@@ -181,7 +188,7 @@ class JsonSchemaGrammarTest {
         "xy", "é", "ê", "e", "x1", "1x", "acc", "bc", "bccc", "");
     for (String p : patterns) {
       CompiledGrammar g = overBytes(patternSchema(p));
-      java.util.regex.Pattern java = java.util.regex.Pattern.compile(p);
+      java.util.regex.Pattern regex = java.util.regex.Pattern.compile(p);
       for (String s : samples) {
         String quoted;
         try {
@@ -189,7 +196,7 @@ class JsonSchemaGrammarTest {
         } catch (Exception e) {
           throw new IllegalStateException(e);
         }
-        assertEquals(java.matcher(s).find(), accepts(g, quoted), "pattern " + p + " on " + quoted);
+        assertEquals(regex.matcher(s).find(), accepts(g, quoted), "pattern " + p + " on " + quoted);
       }
     }
   }
@@ -247,6 +254,19 @@ class JsonSchemaGrammarTest {
     SchemaException e = assertThrows(SchemaException.class, () -> JsonSchemaGrammar.convert(schema));
     assertEquals(path, e.path(), e.getMessage());
     assertTrue(e.getMessage().startsWith(path + ": "), e.getMessage());
+  }
+
+  @Test
+  void convert_extremeNumbers_refusedNamingThePath() {
+    for (String[] c : new String[][] {{"{'type':'integer','minimum':1e999}", "#/minimum"},
+        {"{'type':'number','exclusiveMaximum':-1e999}", "#/exclusiveMaximum"}, {"{'enum':[1, 1e999]}", "#/enum"},
+        {"{'type':'string','maxLength':1e999}", "#/maxLength"}, {"{'type':'array','minItems':2.5}", "#/minItems"}}) {
+      SchemaException e = assertThrows(SchemaException.class, () -> JsonSchemaGrammar.convert(json(c[0])), c[0]);
+      assertEquals(c[1], e.path(), e.getMessage());
+    }
+    // Huge bounds beyond the 16-digit cap are no constraint at all; tiny fractions round as integers must.
+    assertTrue(accepts(overBytes(json("{'type':'integer','minimum':-1e300,'maximum':1e300}")), "-12"));
+    assertLanguage("{'type':'integer','minimum':1e-300}", List.of("1"), List.of("0"));
   }
 
   @Test

@@ -37,8 +37,13 @@ final class RandomWalk {
    */
   static Result run(TokenConstraint constraint, TokenVocabulary vocabulary, Random random, int maxTokens, double bias,
       java.util.function.IntPredicate preferred) {
+    return run(constraint.newMatcher(), "", vocabulary, random, maxTokens, bias, preferred);
+  }
+
+  /** As above, from {@code matcher} after it was already fed {@code prefix} (which the result's text starts with). */
+  static Result run(TokenConstraint.Matcher matcher, String prefix, TokenVocabulary vocabulary, Random random,
+      int maxTokens, double bias, java.util.function.IntPredicate preferred) {
     double closeBias = bias;
-    TokenConstraint.Matcher matcher = constraint.newMatcher();
     long[] bits = new long[vocabulary.numWords()];
     int[] allowed = new int[vocabulary.size()];
     int[] closing = new int[vocabulary.size()];
@@ -47,6 +52,7 @@ final class RandomWalk {
       closer[id] = preferred.test(id);
     }
     ByteArrayOutputStream out = new ByteArrayOutputStream();
+    out.writeBytes(prefix.getBytes(StandardCharsets.UTF_8));
     for (int step = 0; step < maxTokens; step++) {
       matcher.fillAllowed(bits);
       int numAllowed = 0;
