@@ -56,6 +56,10 @@ class GrammarMaskTest {
       long[] expected = bruteForce(m, v);
       assertArrayEquals(expected, java.util.Arrays.copyOf(mask, expected.length), "step " + step + " seed " + seed);
       assertEquals(0L, mask[mask.length - 1], "words past the vocabulary are cleared");
+      java.util.Arrays.fill(mask, 0x5555_5555_5555_5555L);
+      m.fillAllowed(mask); // from the cache this time
+      assertArrayEquals(expected, java.util.Arrays.copyOf(mask, expected.length), "cached, step " + step + " seed " + seed);
+      assertEquals(0L, mask[mask.length - 1]);
       List<Integer> allowed = ids(mask, v.size());
       allowed.removeIf(v::isEos);
       if (allowed.isEmpty()) break;
