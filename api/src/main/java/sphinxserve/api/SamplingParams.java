@@ -1,6 +1,7 @@
 package sphinxserve.api;
 
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.OptionalLong;
 
@@ -10,7 +11,8 @@ import java.util.OptionalLong;
  * Immutable and validated on construction: every violation throws {@link IllegalArgumentException} whose
  * message names the public field, e.g. {@code "sampling.top_p must be in (0, 1]"}.
  *
- * <p>Semantics in the order they are applied to a logits row: repetition penalty over prompt and generated
+ * <p>Semantics in the order they are applied to a logits row: the logit bias (added to the listed ids: OpenAI /
+ * vLLM, which apply it before penalties); repetition penalty over prompt and generated
  * tokens (positive logits divided by it, negative ones multiplied: Hugging Face / vLLM); frequency and
  * presence penalties over generated tokens only ({@code logit -= count * frequency + (count > 0) * presence}:
  * OpenAI / vLLM); EOS and stop ids masked until {@code minTokens} tokens were generated; then greedy argmax
@@ -31,6 +33,8 @@ import java.util.OptionalLong;
  * @param minTokens EOS and stop ids are masked until this many tokens were generated; at most {@code maxTokens}
  * @param logprobs how many most likely alternatives to return per token, 0 to {@link #MAX_LOGPROBS}; 0 turns
  *     logprobs off
+ * @param logitBias added to the logits of these token ids before anything else; each in
+ *     [-{@link #MAX_ABS_LOGIT_BIAS}, {@link #MAX_ABS_LOGIT_BIAS}] (ids outside the vocabulary are the caller's to refuse)
  */
 public record SamplingParams(
     int maxTokens,
@@ -46,7 +50,8 @@ public record SamplingParams(
     List<Integer> stopTokenIds,
     boolean ignoreEos,
     int minTokens,
-    int logprobs) {
+    int logprobs,
+    Map<Integer, Float> logitBias) {
 
   /** vLLM's default {@code max_tokens}. */
   public static final int DEFAULT_MAX_TOKENS = 16;
@@ -57,6 +62,9 @@ public record SamplingParams(
   /** Temperatures below this count as greedy (vLLM's {@code _SAMPLING_EPS}). */
   public static final float GREEDY_TEMPERATURE = 1e-5f;
 
+  /** Largest absolute logit bias (OpenAI's range: -100 in effect bans a token, +100 in effect forces it). */
+  public static final float MAX_ABS_LOGIT_BIAS = 100f;
+
   /** Largest absolute presence or frequency penalty (OpenAI's range). */
   public static final float MAX_ABS_PENALTY = 2f;
 
@@ -66,6 +74,7 @@ public record SamplingParams(
     Objects.requireNonNull(seed, "sampling.seed");
     stop = List.copyOf(Objects.requireNonNull(stop, "sampling.stop"));
     stopTokenIds = List.copyOf(Objects.requireNonNull(stopTokenIds, "sampling.stop_token_ids"));
+    logitBias = Map.copyOf(Objects.requireNonNull(logitBias, "sampling.logit_bias"));
     check(maxTokens >= 1, "sampling.max_tokens must be at least 1, was " + maxTokens);
     check(Float.isFinite(temperature) && temperature >= 0, "sampling.temperature must be finite and >= 0, was " + temperature);
     check(topP > 0 && topP <= 1, "sampling.top_p must be in (0, 1], was " + topP);
@@ -80,6 +89,11 @@ public record SamplingParams(
     check(minTokens >= 0 && minTokens <= maxTokens,
         "sampling.min_tokens must be in [0, max_tokens=" + maxTokens + "], was " + minTokens);
     check(logprobs >= 0 && logprobs <= MAX_LOGPROBS, "sampling.logprobs must be in [0, " + MAX_LOGPROBS + "], was " + logprobs);
+    for (Map.Entry<Integer, Float> bias : logitBias.entrySet()) {
+      check(bias.getKey() >= 0, "sampling.logit_bias." + bias.getKey() + " must be a token id >= 0");
+      check(Math.abs(bias.getValue()) <= MAX_ABS_LOGIT_BIAS, "sampling.logit_bias." + bias.getKey() + " must be in [-"
+          + MAX_ABS_LOGIT_BIAS + ", " + MAX_ABS_LOGIT_BIAS + "], was " + bias.getValue()); // also refuses NaN
+    }
   }
 
   /** vLLM's defaults: 16 tokens, temperature 1, no truncation, no penalties, unseeded, no stops. */
@@ -132,6 +146,7 @@ public record SamplingParams(
     private boolean ignoreEos = false;
     private int minTokens = 0;
     private int logprobs = 0;
+    private Map<Integer, Float> logitBias = Map.of();
 
     private Builder() {}
 
@@ -150,6 +165,7 @@ public record SamplingParams(
       ignoreEos = p.ignoreEos;
       minTokens = p.minTokens;
       logprobs = p.logprobs;
+      logitBias = p.logitBias;
     }
 
     /** Sets {@code max_tokens}. */
@@ -197,10 +213,13 @@ public record SamplingParams(
     /** Sets {@code logprobs}. */
     public Builder logprobs(int v) { logprobs = v; return this; }
 
+    /** Sets {@code logit_bias}: token id → bias added to its logit. */
+    public Builder logitBias(Map<Integer, Float> v) { logitBias = v; return this; }
+
     /** Validates and builds. */
     public SamplingParams build() {
       return new SamplingParams(maxTokens, temperature, topP, topK, minP, repetitionPenalty, presencePenalty,
-          frequencyPenalty, seed, stop, stopTokenIds, ignoreEos, minTokens, logprobs);
+          frequencyPenalty, seed, stop, stopTokenIds, ignoreEos, minTokens, logprobs, logitBias);
     }
   }
 }

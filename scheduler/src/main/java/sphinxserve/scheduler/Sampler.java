@@ -11,7 +11,8 @@ import sphinxserve.api.SamplingParams;
 final class Sampler {
   /*
    * Per row, in vLLM v1's order:
-   *   1. penalties (SamplingState.applyPenalties, sparse) and the min_tokens mask, in place on the row;
+   *   1. the logit bias (SamplingState.applyLogitBias, sparse), penalties (applyPenalties, sparse) and the
+   *      min_tokens mask, in place on the row (vLLM v1 applies logit_bias before penalties);
    *   2. greedy (temperature < 1e-5): argmax = first index of the row's maximum (lowest id wins ties);
    *      no random number is drawn;
    *   3. otherwise w[i] = exp((x[i] - max) / T) for every token and Z = sum(w), one vectorised pass. In this
@@ -35,7 +36,7 @@ final class Sampler {
    *      exceeds, so a zero-weight token is never drawn. Only the request's own generator and the row
    *      decide the token: the sampler's scratch carries nothing from one call to the next.
    * Log-probabilities (SampledToken) are those of the model's own distribution, log-softmax of the raw row
-   * before penalties, masks and temperature (vLLM's default raw_logprobs): the row is copied aside before
+   * before the bias, penalties, masks and temperature (vLLM's default raw_logprobs): the row is copied aside before
    * step 1 when, and only when, the request asked for them.
    *
    * The raw row is checked first: NaN or +Infinity anywhere (a broken model or runtime) fails the row with
@@ -93,6 +94,7 @@ final class Sampler {
       throw new InvalidLogitsException("the model's logits row holds NaN or +Infinity");
     }
     if (params.logprobs() > 0) System.arraycopy(logits, 0, raw, 0, vocabSize);
+    state.applyLogitBias(logits);
     state.applyPenalties(logits);
     state.applyMinTokens(logits);
     float max = math.max(logits, vocabSize);

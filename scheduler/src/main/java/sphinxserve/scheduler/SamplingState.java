@@ -30,6 +30,9 @@ final class SamplingState {
   private final long seed;
   private final SplittableRandom random;
   private final int[] stopIds;
+  /** The logit bias as parallel arrays (ids inside the vocabulary only), so applying it allocates nothing. */
+  private final int[] biasIds;
+  private final float[] biases;
   private final BitSet promptIds;
   private final int[] counts;
   private int[] generatedIds;
@@ -55,6 +58,10 @@ final class SamplingState {
     this.seed = params.seed().isPresent() ? params.seed().getAsLong() : ThreadLocalRandom.current().nextLong();
     this.random = new SplittableRandom(seed);
     this.stopIds = stopIds(params, eosTokenIds);
+    int[] ids = params.logitBias().keySet().stream().mapToInt(Integer::intValue).filter(id -> id < vocabSize).sorted().toArray();
+    this.biasIds = ids;
+    this.biases = new float[ids.length];
+    for (int k = 0; k < ids.length; k++) biases[k] = params.logitBias().get(ids[k]);
     if (params.repetitionPenalty() != 1f) {
       promptIds = new BitSet(vocabSize);
       for (int id : promptTokenIds) {
@@ -114,6 +121,11 @@ final class SamplingState {
   /** Occurrences of {@code tokenId} among the generated tokens (0 when no penalty is on: not tracked). */
   int count(int tokenId) {
     return counts == null ? 0 : counts[tokenId];
+  }
+
+  /** Adds the request's logit bias to {@code logits} in place (vLLM applies it before the penalties). */
+  void applyLogitBias(float[] logits) {
+    for (int k = 0; k < biasIds.length; k++) logits[biasIds[k]] += biases[k];
   }
 
   /**

@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
 import java.util.Set;
 import java.util.stream.IntStream;
@@ -165,6 +166,50 @@ class SamplerTest {
     s.append(8);
     assertEquals(EOS, sampler.sample(row.clone(), s).tokenId());
     assertTrue(s.isStopToken(EOS));
+  }
+
+  @Test
+  void sample_logitBias_forcesAndBansTokens_beforePenalties_logprobsStayRaw() {
+    Random random = new Random(5);
+    float[] row = randomRow(random, V);
+    int greedy = argmax(row);
+    int forced = (greedy + 12_345) % V;
+    // +100 forces a token, greedy or sampled; the log-probabilities are still the model's own.
+    SampledToken t = sampler.sample(row.clone(), state(SamplingParams.builder().temperature(0).logprobs(1).logitBias(Map.of(forced, 100f))));
+    assertEquals(forced, t.tokenId());
+    assertEquals(logSoftmax(row, 1f)[forced], t.logprob(), 1e-4);
+    assertEquals(greedy, t.topTokenIds()[0]);
+    assertEquals(Set.of(forced), drawn(row, SamplingParams.builder().temperature(1.5f).logitBias(Map.of(forced, 100f)), 200));
+    // -100 bans the greedy token: the runner-up wins.
+    float[] banned = row.clone();
+    banned[greedy] = Float.NEGATIVE_INFINITY;
+    assertEquals(argmax(banned), sampler.sample(row.clone(), state(SamplingParams.builder().temperature(0).logitBias(Map.of(greedy, -100f)))).tokenId());
+    // Applied before the penalties: a presence penalty of 2 still lowers a biased token (5 + 1 - 2 < 5.5).
+    float[] flat = new float[V];
+    flat[10] = 5f;
+    flat[11] = 5.5f;
+    SamplingState penalised = state(SamplingParams.builder().temperature(0).presencePenalty(2f).logitBias(Map.of(10, 1f)));
+    assertEquals(10, sampler.sample(flat.clone(), penalised).tokenId());
+    penalised.append(10);
+    assertEquals(11, sampler.sample(flat.clone(), penalised).tokenId());
+    // Ids past the vocabulary are the caller's to refuse; the state ignores them rather than writing out of bounds.
+    assertEquals(greedy, sampler.sample(row.clone(), state(SamplingParams.builder().temperature(0).logitBias(Map.of(V + 5, 100f)))).tokenId());
+  }
+
+  private Set<Integer> drawn(float[] row, SamplingParams.Builder params, int numDraws) {
+    Set<Integer> ids = new HashSet<>();
+    SamplingState s = state(params.seed(3));
+    for (int i = 0; i < numDraws; i++) ids.add(sampler.sample(row.clone(), s).tokenId());
+    return ids;
+  }
+
+  @Test
+  void logitBias_outOfRange_refusedNamingTheId() {
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+        () -> SamplingParams.builder().logitBias(Map.of(7, 100.5f)).build());
+    assertTrue(e.getMessage().startsWith("sampling.logit_bias.7"), e.getMessage());
+    assertThrows(IllegalArgumentException.class, () -> SamplingParams.builder().logitBias(Map.of(7, Float.NaN)).build());
+    assertThrows(IllegalArgumentException.class, () -> SamplingParams.builder().logitBias(Map.of(-1, 1f)).build());
   }
 
   @Test

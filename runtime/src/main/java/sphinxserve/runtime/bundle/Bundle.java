@@ -157,7 +157,8 @@ public record Bundle(Path directory, BundleManifest manifest, ModelSpec spec) {
         d.getNumLayers(), d.getNumHeads(), d.getNumKvHeads(), d.getHeadDim(), d.getMaxContextTokens(), vision,
         new ChatTemplate(t.getSystem(), t.getUserPrefix(), t.getAssistantPrefix(), t.getTurnSeparator(),
             t.getJinja().isEmpty() ? null : t.getJinja(), t.getVariablesMap()),
-        new SpecialTokens(tok.getBosId(), tok.getEosId(), tok.getPadId(), m.hasVision() ? tok.getImagePlaceholderId() : -1, eosIds),
+        new SpecialTokens(tok.getBosId(), tok.getEosId(), tok.getPadId(), m.hasVision() ? tok.getImagePlaceholderId() : -1, eosIds,
+            !tok.hasAddBosToken() || tok.getAddBosToken()),
         m.getStopStringsList());
   }
 

@@ -126,7 +126,7 @@ public final class BundleBuilder {
         .setDecoder(decoderConfig(d).setRopeScaling(config.variant().ropeScaling().describe())
             .setTieWordEmbeddings(config.variant().tiedEmbeddings()).setAttentionBias(config.variant().attentionBias())
             .setMlpBias(config.variant().mlpBias()))
-        .setTokenizer(tokenizerConfig(config))
+        .setTokenizer(tokenizerConfig(config).setAddBosToken(template.addBosToken()))
         .setTemplate(Template.newBuilder().setName("chat_template").setJinja(template.jinja())
             .putAllVariables(template.variables()));
     if (quantization.enabled()) manifest.setQuantization(quantizationOf(d, quantization));

@@ -12,7 +12,7 @@ import sphinxserve.runtime.bundle.BundleException;
  *
  * @param jinja the template; null when the folder has none (a base model)
  * @param variables token strings by the names templates use ({@code bos_token} → {@code "<s>"}, ...)
- * @param addBosToken {@code add_bos_token}: whether the tokenizer itself would put BOS first
+ * @param addBosToken {@code add_bos_token}: whether the tokenizer itself would put BOS first (absent: yes, as LLaMA's)
  */
 public record ChatTemplateSource(String jinja, Map<String, String> variables, boolean addBosToken) {
 
@@ -33,7 +33,8 @@ public record ChatTemplateSource(String jinja, Map<String, String> variables, bo
 
   /** Reads {@code node} (tokenizer_config.json from {@code file}, or null when the folder has none). */
   static ChatTemplateSource read(Path file, JsonNode node) {
-    if (node == null) return new ChatTemplateSource(null, Map.of(), false);
+    // add_bos_token absent: LLaMA's tokenizers (slow and fast) put BOS first, so yes.
+    if (node == null) return new ChatTemplateSource(null, Map.of(), true);
     Map<String, String> variables = new TreeMap<>();
     for (String field : TOKEN_FIELDS) {
       JsonNode v = node.get(field);
@@ -43,7 +44,7 @@ public record ChatTemplateSource(String jinja, Map<String, String> variables, bo
       if (content == null) throw new BundleException(file + ": " + field + " must be a string or an object with content, got " + v);
       variables.put(field, content);
     }
-    return new ChatTemplateSource(template(file, node.get("chat_template")), variables, node.path("add_bos_token").asBoolean(false));
+    return new ChatTemplateSource(template(file, node.get("chat_template")), variables, node.path("add_bos_token").asBoolean(true));
   }
 
   /** {@code chat_template}: a string, or a list of {@code {name, template}} of which "default" is the chat one. */

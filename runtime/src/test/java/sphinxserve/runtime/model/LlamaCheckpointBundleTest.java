@@ -121,6 +121,20 @@ class LlamaCheckpointBundleTest {
   }
 
   @Test
+  void bundleRecordsWhetherTheTokenizerPutsBosBeforeRawText(@TempDir Path tmp) throws IOException {
+    Path model = RandomCheckpoints.builder().llama3Chat().seed(32).build().writeHf(tmp.resolve("Tiny-Chat"));
+    Bundle withBos = build(model, WeightQuantization.NONE, tmp.resolve("with-bos"));
+    assertTrue(withBos.manifest().getTokenizer().getAddBosToken());
+    assertTrue(withBos.spec().specialTokens().addBos());
+    Path config = model.resolve("tokenizer_config.json");
+    var json = new com.fasterxml.jackson.databind.ObjectMapper();
+    var tokenizerConfig = (com.fasterxml.jackson.databind.node.ObjectNode) json.readTree(config.toFile());
+    json.writeValue(config.toFile(), tokenizerConfig.put("add_bos_token", false));
+    Bundle withoutBos = build(model, WeightQuantization.NONE, tmp.resolve("without-bos"));
+    assertFalse(withoutBos.spec().specialTokens().addBos(), "tokenizer_config.json's add_bos_token: false");
+  }
+
+  @Test
   void int8WeightsStayCloseToFloat32(@TempDir Path tmp) throws IOException {
     RandomCheckpoints checkpoint = RandomCheckpoints.builder().chatTemplate(RandomCheckpoints.LLAMA3_CHAT_TEMPLATE)
         .hiddenSize(128).intermediateSize(256).numHeads(4).numKvHeads(2).seed(41).build();

@@ -91,6 +91,7 @@ import sphinxserve.server.image.ImageLimits;
  * @param jwtAudience the {@code aud} JWTs must include (required with {@code jwtJwks})
  * @param jwtTenantClaim the claim naming the tenant
  * @param plaintext where the node may serve without TLS
+ * @param maxChoices most choices ({@code n}, times the prompts of a {@code /v1/completions} list) in one HTTP request
  */
 public record NodeConfig(
     int port,
@@ -147,7 +148,8 @@ public record NodeConfig(
     String jwtIssuer,
     String jwtAudience,
     String jwtTenantClaim,
-    Plaintext plaintext) {
+    Plaintext plaintext,
+    int maxChoices) {
 
   /** Where the node may serve plaintext (without {@code --tls-cert}); ignored with TLS. */
   public enum Plaintext {
@@ -238,6 +240,7 @@ public record NodeConfig(
       {"jwt-tenant-claim", "tenant", "the JWT claim naming the tenant"},
       {"reflection", "open", "server reflection: open, authenticated or off"},
       {"share-caches", "false", "tenants share prefix and image caches (true only for single-tenant deployments)"},
+      {"max-choices", "8", "most choices in one OpenAI request: n, times the prompts of a /v1/completions list (each choice is its own sequence)"},
   };
 
   /** The defaults. */
@@ -446,7 +449,8 @@ public record NodeConfig(
           requiredWith("jwt-issuer", "jwt-jwks"),
           requiredWith("jwt-audience", "jwt-jwks"),
           nonEmpty("jwt-tenant-claim"),
-          plaintext(tlsCert));
+          plaintext(tlsCert),
+          intIn("max-choices", 1, 1024));
     }
 
     private String text(String name) {

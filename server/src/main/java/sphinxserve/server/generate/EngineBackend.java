@@ -121,7 +121,8 @@ public final class EngineBackend implements GenerationBackend {
         .stop(p.getStopList())
         .ignoreEos(p.getIgnoreEos())
         .minTokens(p.getMinTokens())
-        .logprobs(p.getLogprobs());
+        .logprobs(p.getLogprobs())
+        .logitBias(p.getLogitBiasMap());
     if (p.hasSeed()) b.seed(p.getSeed());
     return b.build();
   }

@@ -57,6 +57,7 @@ public final class GenerateCalls {
       telemetry.requestId(valid.requestId());
       RequestValidator.ImageRef ref = valid.image();
       if (ref != null && !spec.acceptsImages()) throw RequestException.invalid(ref.field(), "this model is text-only and takes no images");
+      checkLogitBias(request);
       int[] prompt = request.getPromptTokenIdsCount() > 0 ? rawPrompt(request) : renderer.render(request.getMessagesList(), ref != null);
       int contextMaxTokens = checkContext(prompt.length, ref != null, request);
       int tenantMaxTokens = tenant.limits().maxTokens();
@@ -129,6 +130,15 @@ public final class GenerateCalls {
     return ids;
   }
 
+  /** Every {@code sampling.logit_bias} id inside the vocabulary (the engine would ignore one past it, silently). */
+  private void checkLogitBias(GenerateRequest request) {
+    for (int id : request.getSampling().getLogitBiasMap().keySet()) {
+      if (id >= spec.vocabSize()) {
+        throw RequestException.invalid("sampling.logit_bias." + id, id + " is outside the vocabulary of " + spec.vocabSize());
+      }
+    }
+  }
+
   public static Status internal(RuntimeException e) {
     return Status.INTERNAL.withDescription("the request failed inside the node: " + e).withCause(e);
   }
@@ -145,7 +155,7 @@ public final class GenerateCalls {
   private int checkContext(int numPromptTokens, boolean withImage, GenerateRequest request) {
     int context = spec.maxContextTokens();
     if (numPromptTokens >= context) {
-      throw RequestException.invalid("messages", "the prompt takes " + numPromptTokens + " tokens"
+      throw RequestException.invalid(request.getPromptTokenIdsCount() > 0 ? "prompt_token_ids" : "messages", "the prompt takes " + numPromptTokens + " tokens"
           + (withImage ? " (" + spec.vision().tokensPerImage() + " of them the image)" : "")
           + ", but the model's context holds " + context + " including at least one generated token");
     }

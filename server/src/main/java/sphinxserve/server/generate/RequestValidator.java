@@ -25,6 +25,8 @@ final class RequestValidator {
   static final int MAX_STOP_BYTES = 64;
   /** Most top log-probabilities per position. */
   static final int MAX_LOGPROBS = 20;
+  /** Largest absolute logit bias (OpenAI's range). */
+  static final float MAX_ABS_LOGIT_BIAS = 100f;
   /** Priority range. */
   static final int MIN_PRIORITY = -100;
   static final int MAX_PRIORITY = 100;
@@ -161,6 +163,11 @@ final class RequestValidator {
     }
     if (s.getLogprobs() > MAX_LOGPROBS) {
       throw RequestException.invalid("sampling.logprobs", "must be in 0.." + MAX_LOGPROBS + " (got " + Integer.toUnsignedString(s.getLogprobs()) + ")");
+    }
+    for (var bias : s.getLogitBiasMap().entrySet()) {
+      String field = "sampling.logit_bias." + bias.getKey();
+      if (bias.getKey() < 0) throw RequestException.invalid(field, "the key must be a token id (>= 0)");
+      range(field, bias.getValue(), -MAX_ABS_LOGIT_BIAS, MAX_ABS_LOGIT_BIAS);
     }
     if (s.getMaxTokens() != 0 && Integer.compareUnsigned(s.getMinTokens(), s.getMaxTokens()) > 0) {
       throw RequestException.invalid("sampling.min_tokens", Integer.toUnsignedString(s.getMinTokens())

@@ -15,6 +15,7 @@ import java.util.concurrent.Executor;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.BooleanSupplier;
+import sphinxserve.api.ModelSpec;
 import sphinxserve.api.TextTokenizer;
 import sphinxserve.server.auth.TenantLimiter;
 import sphinxserve.server.auth.TenantLimiters;
@@ -35,7 +36,7 @@ import sphinxserve.server.telemetry.Telemetry;
 final class GenerateExchange implements Exchange {
 
   /** What every generation exchange of the node shares. */
-  record Services(String modelName, TextTokenizer tokenizer, GenerateCalls calls, GenerationBackend backend, TenantLimiters limiters,
+  record Services(ModelSpec spec, OpenAiRequests.Limits limits, String modelName, TextTokenizer tokenizer, GenerateCalls calls, GenerationBackend backend, TenantLimiters limiters,
       Telemetry telemetry, BooleanSupplier draining, InFlightCalls inFlight, Executor executor, Duration requestTimeout,
       int maxUnsentTokens) {}
 
@@ -133,7 +134,8 @@ final class GenerateExchange implements Exchange {
       if (!model.isEmpty() && !model.equals(services.modelName())) {
         throw RequestException.notFound("model", "the model '" + model + "' is not served here (this node serves '" + services.modelName() + "')");
       }
-      parsed = head.route() == Route.CHAT ? OpenAiRequests.chat(body, head.requestId()) : OpenAiRequests.completion(body, head.requestId());
+      parsed = head.route() == Route.CHAT ? OpenAiRequests.chat(body, head.requestId(), services.limits())
+          : OpenAiRequests.completion(body, head.requestId(), services.limits(), services.tokenizer(), services.spec().specialTokens());
     } catch (JsonProcessingException e) {
       sink.fail(Status.INVALID_ARGUMENT.withDescription("body: not valid JSON: " + e.getOriginalMessage()));
       return;
@@ -152,7 +154,7 @@ final class GenerateExchange implements Exchange {
     List<GenerateRequest> choices = ChoiceFormat.choiceRequests(parsed);
     OpenAiResponses.Kind kind = head.route() == Route.CHAT ? OpenAiResponses.Kind.CHAT : OpenAiResponses.Kind.COMPLETION;
     sink.begin(new HttpSink.Plan(new ChoiceFormat(new OpenAiResponses(kind, head.requestId(), services.modelName(), services.tokenizer(),
-        parsed.topLogprobs())), parsed.stream(), parsed.includeUsage(), choices.size()));
+        parsed)), parsed.stream(), parsed.includeUsage(), choices.size()));
     long deadline = services.requestTimeout() == null ? Long.MAX_VALUE : arrivalNanos + services.requestTimeout().toNanos();
     for (int i = 0; i < choices.size() && !sink.hasEnded(); i++) {
       try {

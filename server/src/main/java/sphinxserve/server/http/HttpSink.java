@@ -195,20 +195,26 @@ final class HttpSink {
     if (wrote && !ended.get()) channel.flush();
   }
 
-  /** Merges the responses of the same choice queued right behind {@code first} into it (a slow client gets fewer, larger deltas). */
+  /**
+   * Merges the token deltas of the same choice queued right behind {@code first} into it (a slow client gets fewer,
+   * larger deltas). The final response stays its own chunk: OpenAI's last delta is {@code {}} with the finish reason.
+   */
   private GenerateResponse coalesce(Item first) {
     GenerateResponse r = first.response();
-    if (!(pending.peek() instanceof Item next) || next.choice() != first.choice() || next.response() == null) return r;
+    if (r.getFinishReason() != FinishReason.FINISH_REASON_UNSPECIFIED || !mergeable(pending.peek(), first.choice())) return r;
     GenerateResponse.Builder merged = r.toBuilder();
-    while (merged.getFinishReason() == FinishReason.FINISH_REASON_UNSPECIFIED && pending.peek() instanceof Item more
-        && more.choice() == first.choice() && more.response() != null) {
-      pending.poll();
-      GenerateResponse m = more.response();
+    while (mergeable(pending.peek(), first.choice())) {
+      GenerateResponse m = pending.poll().response();
       unsentTokens.addAndGet(-weight(m));
       merged.setText(merged.getText() + m.getText()).addAllTokenIds(m.getTokenIdsList()).addAllLogprobs(m.getLogprobsList());
-      if (m.getFinishReason() != FinishReason.FINISH_REASON_UNSPECIFIED) merged.setFinishReason(m.getFinishReason()).setUsage(m.getUsage());
     }
     return merged.build();
+  }
+
+  /** Whether {@code next} is a token delta (not a final response, not a failure) of choice {@code choice}. */
+  private static boolean mergeable(Item next, int choice) {
+    return next != null && next.choice() == choice && next.response() != null
+        && next.response().getFinishReason() == FinishReason.FINISH_REASON_UNSPECIFIED;
   }
 
   /** Formats and writes (or, unstreamed, keeps) choice {@code index}'s response {@code r}; whether anything was written. */
@@ -249,12 +255,12 @@ final class HttpSink {
     state.text.append(r.getText());
     state.logprobs.addAll(r.getLogprobsList());
     if (!all) return false;
-    List<ChoiceFormat.ChoiceResult> results = new ArrayList<>();
+    List<OpenAiResponses.ChoiceResult> results = new ArrayList<>();
     for (int i = 0; i < states.length; i++) {
-      results.add(new ChoiceFormat.ChoiceResult(i, states[i].text.toString(), states[i].logprobs, states[i].finish, states[i].usage));
+      results.add(new OpenAiResponses.ChoiceResult(i, states[i].text.toString(), states[i].finish, states[i].logprobs));
     }
     headWritten = true;
-    FullHttpResponse response = HttpReplies.json(HttpResponseStatus.OK, p.format().complete(results));
+    FullHttpResponse response = HttpReplies.json(HttpResponseStatus.OK, p.format().complete(results, usages()));
     head.decorate(response.headers());
     channel.writeAndFlush(response);
     end(Status.OK);

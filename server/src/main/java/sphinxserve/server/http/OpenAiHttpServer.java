@@ -97,7 +97,7 @@ public final class OpenAiHttpServer implements AutoCloseable {
       InFlightCalls inFlight, Executor executor) {
     this.spec = spec;
     this.modelName = modelName;
-    this.services = new GenerateExchange.Services(modelName, tokenizer, calls, backend, limiters, telemetry, draining, inFlight, executor,
+    this.services = new GenerateExchange.Services(spec, OpenAiRequests.Limits.of(config), modelName, tokenizer, calls, backend, limiters, telemetry, draining, inFlight, executor,
         config.httpRequestTimeout(), config.httpMaxUnsentTokens());
     boolean everywhere = ssl != null || config.plaintext() == NodeConfig.Plaintext.ALL_INTERFACES;
     InetSocketAddress address = everywhere ? new InetSocketAddress(config.httpPort())

@@ -7,100 +7,322 @@ import dev.sphinxserve.proto.v1.GenerateRequest;
 import dev.sphinxserve.proto.v1.Message;
 import dev.sphinxserve.proto.v1.Role;
 import dev.sphinxserve.proto.v1.SamplingParams;
+import java.util.ArrayList;
 import java.util.Base64;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
 import java.util.Set;
+import sphinxserve.api.SpecialTokens;
+import sphinxserve.api.TextTokenizer;
+import sphinxserve.server.config.NodeConfig;
 import sphinxserve.server.generate.RequestException;
 
 /**
- * OpenAI's request bodies ({@code /v1/chat/completions}, {@code /v1/completions}) as {@link GenerateRequest}s: the
- * HTTP API is a translation onto the gRPC request, so both take one path ({@code GenerateCalls}) with the same
- * validation, limits and caches. What OpenAI lacks comes as vLLM's extra fields ({@code top_k}, {@code min_p},
- * {@code repetition_penalty}, {@code min_tokens}, {@code ignore_eos}). Errors name the field in OpenAI's
- * {@code param} form ({@code messages[0].content[1].image_url.url}).
+ * OpenAI's request bodies ({@code /v1/chat/completions}, {@code /v1/completions}) as {@link GenerateRequest}s, one per
+ * choice: the HTTP API is a translation onto the gRPC request, so both take one path ({@code GenerateCalls}) with the
+ * same validation, limits and caches. What OpenAI lacks comes as vLLM's extra fields ({@code top_k}, {@code min_p},
+ * {@code repetition_penalty}, {@code min_tokens}, {@code ignore_eos}). Errors name the field in OpenAI's {@code param}
+ * form ({@code messages[0].content[1].image_url.url}, {@code logit_bias.123}).
  */
 final class OpenAiRequests {
+  /*
+   * Every field of OpenAI's two request bodies is accounted for, so nothing that would change the output is ever
+   * silently ignored:
+   *   - applied: the fields read below (and vLLM's extras);
+   *   - accepted and ignored because they cannot change the tokens: user, safety_identifier, metadata, store,
+   *     service_tier (who is billed, what is logged, which tier), prompt_cache_key and llama-server's cache_prompt
+   *     (caching hints: the prefix cache is automatic and never changes the tokens), parallel_tool_calls (meaningless without tools, which are refused), stream_options
+   *     .include_obfuscation (padding of streamed events only);
+   *   - refused with 400 naming the field: what the node does not do (tools, audio, suffix, best_of != n, echo with
+   *     logprobs, ...) and any field not listed here at all (a misspelt option would otherwise be silently dropped).
+   * JSON null is OpenAI's "default" for every field, so a null field is treated as absent.
+   *
+   * n and several prompts fan out into one GenerateRequest per choice, OpenAI's index order: prompt p, sample i has
+   * index p * n + i. Equal prompts share their KV through the prefix cache without anything done here. A seed makes
+   * sample i of every prompt use seed + i, so the first choice of a prompt is what the same request with n = 1 gives.
+   */
+
+  /** Most stop strings over HTTP (OpenAI's limit; the gRPC API allows more). */
+  static final int MAX_STOP = 4;
+  /** Most alternatives of {@code /v1/completions}' {@code logprobs} (vLLM's; OpenAI's is 5). */
+  static final int MAX_COMPLETION_LOGPROBS = 20;
+  /** Most alternatives of chat's {@code top_logprobs} (OpenAI's). */
+  static final int MAX_TOP_LOGPROBS = 20;
+  /** Largest absolute {@code logit_bias} value (OpenAI's). */
+  static final double MAX_ABS_LOGIT_BIAS = 100;
+
+  /** Fields of both endpoints that are applied. */
+  private static final Set<String> COMMON = Set.of("model", "stream", "stream_options", "max_tokens", "temperature", "top_p",
+      "n", "stop", "presence_penalty", "frequency_penalty", "logit_bias", "seed", "logprobs",
+      // vLLM's extras
+      "top_k", "min_p", "repetition_penalty", "min_tokens", "ignore_eos");
+  /** Fields that cannot change the output (see the comment above): accepted and ignored. */
+  private static final Set<String> HARMLESS = Set.of("user", "safety_identifier", "metadata", "store", "service_tier",
+      "prompt_cache_key", "cache_prompt", "parallel_tool_calls");
+  /** Chat's own applied fields. */
+  private static final Set<String> CHAT = Set.of("messages", "max_completion_tokens", "top_logprobs", "response_format",
+      "tool_choice", "modalities");
+  /** Completions' own applied fields ({@code suffix} and {@code best_of} are checked, then refused or equal to n). */
+  private static final Set<String> COMPLETION = Set.of("prompt", "echo", "suffix", "best_of");
+  /** Fields OpenAI knows whose features the node does not have. */
+  private static final Set<String> UNSUPPORTED = Set.of("tools", "functions", "function_call", "audio", "prediction",
+      "reasoning_effort", "verbosity", "web_search_options");
 
   /**
-   * A translated request and what the response needs that the gRPC request does not carry.
+   * The node's limits on a request.
    *
-   * @param stream Server-Sent Events instead of one JSON body
-   * @param includeUsage {@code stream_options.include_usage}: a last chunk with the usage
-   * @param logprobs whether to return log-probabilities
-   * @param topLogprobs alternatives per position (0..20)
+   * @param maxChoices most choices per request ({@code n} times the prompts)
+   * @param maxPromptChars most characters of a completion's prompt text, over all its prompts
    */
-  record Parsed(GenerateRequest request, boolean stream, boolean includeUsage, boolean logprobs, int topLogprobs) {}
+  record Limits(int maxChoices, int maxPromptChars) {
 
-  /** Fields whose presence asks for what the node does not do; refused rather than silently ignored. */
-  private static final Set<String> UNSUPPORTED = Set.of("tools", "functions", "function_call", "audio", "prediction");
+    /** The limits {@code config} sets ({@code --max-choices}, {@code --max-prompt-chars}). */
+    static Limits of(NodeConfig config) {
+      return new Limits(config.maxChoices(), config.maxPromptChars());
+    }
+  }
+
+  /**
+   * One choice of a request: its own sampling stream.
+   *
+   * @param index OpenAI's {@code index}: prompt p, sample i → {@code p * n + i}
+   * @param request what {@code GenerateCalls} runs for it
+   * @param echoText the prompt's text to put before the answer ({@code echo}), or null
+   */
+  record ChoiceRequest(int index, GenerateRequest request, String echoText) {}
+
+  /**
+   * A translated request and what the response needs that the gRPC requests do not carry.
+   *
+   * @param choices one per choice, in index order
+   * @param n choices per prompt
+   * @param stream Server-Sent Events instead of one JSON body
+   * @param includeUsage {@code stream_options.include_usage}: {@code "usage": null} on every chunk, a last usage chunk
+   * @param logprobs whether to return log-probabilities
+   * @param topLogprobs alternatives per position (chat's {@code top_logprobs}, completions' {@code logprobs})
+   */
+  record Parsed(List<ChoiceRequest> choices, int n, boolean stream, boolean includeUsage, boolean logprobs, int topLogprobs) {
+
+    Parsed {
+      choices = List.copyOf(choices);
+    }
+
+    /** Distinct prompts (a completions list has several; chat one). */
+    int numPrompts() {
+      return choices.size() / n;
+    }
+  }
 
   private OpenAiRequests() {}
 
   /** A {@code /v1/chat/completions} body. */
-  public static Parsed chat(JsonNode body, String requestId) {
+  static Parsed chat(JsonNode body, String requestId, Limits limits) {
+    checkFields(body, CHAT, "/v1/chat/completions");
     JsonNode messages = body.get("messages");
     if (messages == null || !messages.isArray() || messages.isEmpty()) throw invalid("messages", "must be a non-empty array of messages");
-    GenerateRequest.Builder request = GenerateRequest.newBuilder().setRequestId(requestId);
-    for (int i = 0; i < messages.size(); i++) request.addMessages(message(messages.get(i), "messages[" + i + "]"));
-    return finish(body, request);
+    GenerateRequest.Builder prompt = GenerateRequest.newBuilder();
+    for (int i = 0; i < messages.size(); i++) prompt.addMessages(message(messages.get(i), "messages[" + i + "]"));
+    JsonNode format = present(body, "response_format");
+    if (format != null && !"text".equals(format.path("type").asText())) {
+      throw invalid("response_format", "only {\"type\": \"text\"} is supported");
+    }
+    JsonNode toolChoice = present(body, "tool_choice");
+    if (toolChoice != null && !"none".equals(toolChoice.asText())) throw invalid("tool_choice", "only \"none\": this node has no tools");
+    JsonNode modalities = present(body, "modalities");
+    if (modalities != null && !(modalities.isArray() && modalities.size() == 1 && "text".equals(modalities.get(0).asText()))) {
+      throw invalid("modalities", "only [\"text\"] is supported");
+    }
+    JsonNode maxTokens = present(body, "max_completion_tokens");
+    SamplingParams.Builder sampling = sampling(body, maxTokens != null ? "max_completion_tokens" : "max_tokens");
+    boolean logprobs = present(body, "logprobs") != null && booleanField(body, "logprobs");
+    int topLogprobs = intField(body, "top_logprobs", 0);
+    if (topLogprobs < 0 || topLogprobs > MAX_TOP_LOGPROBS) throw invalid("top_logprobs", "must be in 0.." + MAX_TOP_LOGPROBS + ", got " + topLogprobs);
+    if (topLogprobs > 0 && !logprobs) throw invalid("top_logprobs", "needs logprobs: true");
+    if (logprobs) sampling.setLogprobs(Math.max(1, topLogprobs)); // the engine returns the chosen token's with any count > 0
+    int n = choices(body, 1, limits);
+    List<ChoiceRequest> choices = new ArrayList<>(n);
+    for (int i = 0; i < n; i++) choices.add(new ChoiceRequest(i, choice(prompt, requestId, sampling, i), null));
+    boolean stream = stream(body);
+    return new Parsed(choices, n, stream, includeUsage(body, stream), logprobs, topLogprobs);
   }
 
   /**
-   * A {@code /v1/completions} body: a string prompt is one user turn rendered with the model's template; an array of
-   * token ids is the prompt as it is (no template, no BOS), as OpenAI and vLLM take it.
+   * A {@code /v1/completions} body. The prompt is raw text, as OpenAI, vLLM and llama-server take it: no chat template;
+   * BOS first when the tokenizer's configuration adds one ({@link SpecialTokens#addBos}); a token-id prompt is used as
+   * it is.
    */
-  static Parsed completion(JsonNode body, String requestId) {
-    JsonNode prompt = body.get("prompt");
-    GenerateRequest.Builder request = GenerateRequest.newBuilder().setRequestId(requestId);
-    if (prompt != null && prompt.isTextual()) {
-      request.addMessages(Message.newBuilder().setRole(Role.USER).addContent(Content.newBuilder().setText(prompt.asText())));
-    } else if (prompt != null && prompt.isArray() && !prompt.isEmpty() && prompt.get(0).canConvertToExactIntegral()) {
-      for (int i = 0; i < prompt.size(); i++) {
-        JsonNode id = prompt.get(i);
-        if (!id.canConvertToExactIntegral() || !id.canConvertToInt() || id.asInt() < 0) throw invalid("prompt[" + i + "]", "must be a token id");
-        request.addPromptTokenIds(id.asInt());
+  static Parsed completion(JsonNode body, String requestId, Limits limits, TextTokenizer tokenizer, SpecialTokens special) {
+    checkFields(body, COMPLETION, "/v1/completions");
+    JsonNode suffix = present(body, "suffix");
+    if (suffix != null) throw invalid("suffix", "needs a model with fill-in-the-middle tokens; this one has none");
+    boolean echo = present(body, "echo") != null && booleanField(body, "echo");
+    JsonNode logprobsNode = present(body, "logprobs");
+    int topLogprobs = 0;
+    if (logprobsNode != null) {
+      if (!logprobsNode.canConvertToExactIntegral() || !logprobsNode.canConvertToInt()) {
+        throw invalid("logprobs", "must be an integer 0.." + MAX_COMPLETION_LOGPROBS + " (alternatives per token), got " + logprobsNode);
       }
-    } else {
-      throw invalid("prompt", "must be a string or an array of token ids (several prompts per request are not supported)");
+      topLogprobs = logprobsNode.asInt();
+      if (topLogprobs < 0 || topLogprobs > MAX_COMPLETION_LOGPROBS) {
+        throw invalid("logprobs", "must be in 0.." + MAX_COMPLETION_LOGPROBS + ", got " + topLogprobs);
+      }
+      if (echo) {
+        throw invalid("echo", "cannot be combined with logprobs: the node does not compute the prompt's log-probabilities");
+      }
     }
-    return finish(body, request);
+    List<int[]> prompts = prompts(body, limits, tokenizer, special);
+    SamplingParams.Builder sampling = sampling(body, "max_tokens");
+    if (logprobsNode != null) sampling.setLogprobs(Math.max(1, topLogprobs));
+    int n = choices(body, prompts.size(), limits);
+    JsonNode bestOf = present(body, "best_of");
+    if (bestOf != null && intValue(bestOf, "best_of") != n) {
+      throw invalid("best_of", "must equal n (" + n + "): the node returns every choice it generates, got " + bestOf);
+    }
+    List<ChoiceRequest> choices = new ArrayList<>(prompts.size() * n);
+    for (int p = 0; p < prompts.size(); p++) {
+      GenerateRequest.Builder prompt = GenerateRequest.newBuilder();
+      for (int id : prompts.get(p)) prompt.addPromptTokenIds(id);
+      String echoText = echo ? echoText(body.get("prompt"), p, prompts.get(p), tokenizer) : null;
+      for (int i = 0; i < n; i++) choices.add(new ChoiceRequest(p * n + i, choice(prompt, requestId, sampling, i), echoText));
+    }
+    boolean stream = stream(body);
+    return new Parsed(choices, n, stream, includeUsage(body, stream), logprobsNode != null, topLogprobs);
   }
 
-  private static Parsed finish(JsonNode body, GenerateRequest.Builder request) {
-    for (String field : UNSUPPORTED) {
-      if (body.hasNonNull(field)) throw invalid(field, "is not supported by this node");
+  /** Refuses fields the endpoint does not have or the node does not do; null fields count as absent. */
+  private static void checkFields(JsonNode body, Set<String> own, String endpoint) {
+    for (Iterator<Map.Entry<String, JsonNode>> it = body.fields(); it.hasNext();) {
+      Map.Entry<String, JsonNode> field = it.next();
+      String name = field.getKey();
+      if (field.getValue().isNull() || COMMON.contains(name) || HARMLESS.contains(name) || own.contains(name)) continue;
+      if (UNSUPPORTED.contains(name)) throw invalid(name, "is not supported by this node");
+      throw invalid(name, "is not a field of " + endpoint + " this node knows; refused rather than ignored");
     }
-    JsonNode format = body.get("response_format");
-    if (format != null && !format.isNull() && !"text".equals(format.path("type").asText())) {
-      throw invalid("response_format", "only {\"type\": \"text\"} is supported");
+  }
+
+  /** The prompts of a completions body as token ids: a string, strings, token ids, or lists of token ids. */
+  private static List<int[]> prompts(JsonNode body, Limits limits, TextTokenizer tokenizer, SpecialTokens special) {
+    JsonNode prompt = present(body, "prompt");
+    if (prompt == null) throw invalid("prompt", "is required");
+    String kinds = "must be a string, an array of strings, an array of token ids or an array of arrays of token ids";
+    List<int[]> prompts = new ArrayList<>();
+    if (prompt.isTextual()) {
+      checkChars(prompt.asText().length(), limits);
+      prompts.add(text(prompt.asText(), "prompt", tokenizer, special));
+      return prompts;
     }
+    if (!prompt.isArray() || prompt.isEmpty()) throw invalid("prompt", kinds);
+    if (prompt.get(0).isNumber()) {
+      prompts.add(tokenIds(prompt, "prompt"));
+      return prompts;
+    }
+    if (prompt.size() > limits.maxChoices()) {
+      throw invalid("prompt", "at most " + limits.maxChoices() + " prompts per request (max-choices), got " + prompt.size());
+    }
+    long numChars = 0;
+    for (JsonNode p : prompt) numChars += p.isTextual() ? p.asText().length() : 0;
+    checkChars(numChars, limits);
+    for (int i = 0; i < prompt.size(); i++) {
+      JsonNode p = prompt.get(i);
+      String field = "prompt[" + i + "]";
+      if (p.isTextual()) {
+        prompts.add(text(p.asText(), field, tokenizer, special));
+      } else if (p.isArray() && !p.isEmpty()) {
+        prompts.add(tokenIds(p, field));
+      } else {
+        throw invalid(field, "must be a string or a non-empty array of token ids");
+      }
+    }
+    return prompts;
+  }
+
+  private static void checkChars(long numChars, Limits limits) {
+    if (numChars > limits.maxPromptChars()) {
+      throw invalid("prompt", numChars + " characters of text, at most " + limits.maxPromptChars() + " (max-prompt-chars)");
+    }
+  }
+
+  /** Raw text's token ids: BOS first when the tokenizer adds one, then the text (user text never becomes a special token). */
+  private static int[] text(String text, String field, TextTokenizer tokenizer, SpecialTokens special) {
+    int[] ids = tokenizer.encode(text);
+    if (!special.addBos() || special.bos() < 0) {
+      if (ids.length == 0) throw invalid(field, "must not be empty");
+      return ids;
+    }
+    int[] withBos = new int[ids.length + 1];
+    withBos[0] = special.bos();
+    System.arraycopy(ids, 0, withBos, 1, ids.length);
+    return withBos;
+  }
+
+  /** Token ids as given; the vocabulary check is the shared path's ({@code prompt_token_ids[i]}). */
+  private static int[] tokenIds(JsonNode array, String field) {
+    int[] ids = new int[array.size()];
+    for (int i = 0; i < ids.length; i++) {
+      JsonNode id = array.get(i);
+      if (!id.canConvertToExactIntegral() || !id.canConvertToInt() || id.asInt() < 0) {
+        throw invalid(field + "[" + i + "]", "must be a token id (a non-negative integer), got " + id);
+      }
+      ids[i] = id.asInt();
+    }
+    return ids;
+  }
+
+  /** What {@code echo} puts before prompt {@code p}'s answers: the text as sent, or the token ids' text. */
+  private static String echoText(JsonNode prompt, int p, int[] ids, TextTokenizer tokenizer) {
+    if (prompt.isTextual()) return prompt.asText();
+    JsonNode one = prompt.get(p);
+    if (one != null && one.isTextual()) return one.asText();
+    return tokenizer.decode(ids);
+  }
+
+  /** {@code n}: 1 up to what {@code --max-choices} leaves for {@code numPrompts} prompts. */
+  private static int choices(JsonNode body, int numPrompts, Limits limits) {
     int n = intField(body, "n", 1);
-    if (n != 1) throw invalid("n", "must be 1 (one choice per request), got " + n);
+    if (n < 1) throw invalid("n", "must be at least 1, got " + n);
+    if ((long) n * numPrompts > limits.maxChoices()) {
+      throw invalid("n", "at most " + limits.maxChoices() + " choices per request (max-choices)"
+          + (numPrompts > 1 ? " over " + numPrompts + " prompts" : "") + ", got " + n + (numPrompts > 1 ? " each" : ""));
+    }
+    return n;
+  }
+
+  /** Choice {@code sample} of a prompt: its own request, seeded {@code seed + sample} when a seed is given. */
+  private static GenerateRequest choice(GenerateRequest.Builder prompt, String requestId, SamplingParams.Builder sampling, int sample) {
+    SamplingParams.Builder s = sampling.clone();
+    if (s.hasSeed()) s.setSeed(s.getSeed() + sample);
+    return prompt.clone().setRequestId(requestId).setSampling(s).build();
+  }
+
+  /** The sampling fields both endpoints share. */
+  private static SamplingParams.Builder sampling(JsonNode body, String maxTokensField) {
     SamplingParams.Builder s = SamplingParams.newBuilder();
-    JsonNode maxTokens = body.hasNonNull("max_completion_tokens") ? body.get("max_completion_tokens") : body.get("max_tokens");
-    String maxTokensField = body.hasNonNull("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
-    if (maxTokens != null && !maxTokens.isNull()) {
+    JsonNode maxTokens = present(body, maxTokensField);
+    if (maxTokens != null) {
       int value = intValue(maxTokens, maxTokensField);
       if (value < 1) throw invalid(maxTokensField, "must be at least 1, got " + value);
       s.setMaxTokens(value);
     }
     // OpenAI's default temperature is 1 (sampling); the gRPC API's 0 means greedy, so say it explicitly.
     s.setTemperature((float) doubleField(body, "temperature", 1.0));
-    if (body.hasNonNull("top_p")) s.setTopP((float) doubleField(body, "top_p", 1.0));
-    if (body.hasNonNull("top_k")) s.setTopK(Math.max(0, intField(body, "top_k", 0))); // vLLM: -1 means off
-    if (body.hasNonNull("min_p")) s.setMinP((float) doubleField(body, "min_p", 0));
-    if (body.hasNonNull("repetition_penalty")) s.setRepetitionPenalty((float) doubleField(body, "repetition_penalty", 1));
-    if (body.hasNonNull("presence_penalty")) s.setPresencePenalty((float) doubleField(body, "presence_penalty", 0));
-    if (body.hasNonNull("frequency_penalty")) s.setFrequencyPenalty((float) doubleField(body, "frequency_penalty", 0));
-    if (body.hasNonNull("seed")) {
-      JsonNode seed = body.get("seed");
+    if (present(body, "top_p") != null) s.setTopP((float) doubleField(body, "top_p", 1.0));
+    if (present(body, "top_k") != null) s.setTopK(Math.max(0, intField(body, "top_k", 0))); // vLLM: -1 means off
+    if (present(body, "min_p") != null) s.setMinP((float) doubleField(body, "min_p", 0));
+    if (present(body, "repetition_penalty") != null) s.setRepetitionPenalty((float) doubleField(body, "repetition_penalty", 1));
+    if (present(body, "presence_penalty") != null) s.setPresencePenalty((float) doubleField(body, "presence_penalty", 0));
+    if (present(body, "frequency_penalty") != null) s.setFrequencyPenalty((float) doubleField(body, "frequency_penalty", 0));
+    JsonNode seed = present(body, "seed");
+    if (seed != null) {
       if (!seed.canConvertToExactIntegral() || !seed.canConvertToLong()) throw invalid("seed", "must be an integer");
       s.setSeed(seed.asLong());
     }
-    JsonNode stop = body.get("stop");
-    if (stop != null && !stop.isNull()) {
+    JsonNode stop = present(body, "stop");
+    if (stop != null) {
       if (stop.isTextual()) {
         s.addStop(stop.asText());
       } else if (stop.isArray()) {
+        if (stop.size() > MAX_STOP) throw invalid("stop", "at most " + MAX_STOP + " strings, got " + stop.size());
         for (int i = 0; i < stop.size(); i++) {
           if (!stop.get(i).isTextual()) throw invalid("stop[" + i + "]", "must be a string");
           s.addStop(stop.get(i).asText());
@@ -109,33 +331,60 @@ final class OpenAiRequests {
         throw invalid("stop", "must be a string or an array of strings");
       }
     }
-    if (body.hasNonNull("min_tokens")) s.setMinTokens(intField(body, "min_tokens", 0));
-    if (body.hasNonNull("ignore_eos")) s.setIgnoreEos(booleanField(body, "ignore_eos"));
-    boolean logprobs = body.hasNonNull("logprobs") && booleanOrCount(body);
-    int topLogprobs = intField(body, "top_logprobs", 0);
-    if (topLogprobs < 0 || topLogprobs > 20) throw invalid("top_logprobs", "must be in 0..20, got " + topLogprobs);
-    if (topLogprobs > 0 && !logprobs) throw invalid("top_logprobs", "needs logprobs: true");
-    if (logprobs) s.setLogprobs(Math.max(1, topLogprobs)); // the gRPC API returns the chosen token's with any count > 0
-    boolean stream = body.hasNonNull("stream") && booleanField(body, "stream");
-    JsonNode options = body.get("stream_options");
-    boolean includeUsage = false;
-    if (options != null && !options.isNull()) {
-      if (!stream) throw invalid("stream_options", "is only allowed with stream: true");
-      includeUsage = options.hasNonNull("include_usage") && booleanField(options, "include_usage", "stream_options.include_usage");
+    JsonNode bias = present(body, "logit_bias");
+    if (bias != null) {
+      if (!bias.isObject()) throw invalid("logit_bias", "must be an object of token id → bias in -100..100");
+      for (Iterator<Map.Entry<String, JsonNode>> it = bias.fields(); it.hasNext();) {
+        Map.Entry<String, JsonNode> entry = it.next();
+        String field = "logit_bias." + entry.getKey();
+        int id;
+        try {
+          id = Integer.parseInt(entry.getKey());
+        } catch (NumberFormatException e) {
+          throw invalid(field, "the key must be a token id");
+        }
+        if (id < 0) throw invalid(field, "the key must be a token id (>= 0)");
+        JsonNode value = entry.getValue();
+        if (!value.isNumber() || !(Math.abs(value.asDouble()) <= MAX_ABS_LOGIT_BIAS)) {
+          throw invalid(field, "must be a number in -100..100, got " + value);
+        }
+        s.putLogitBias(id, (float) value.asDouble());
+      }
     }
-    return new Parsed(request.setSampling(s).build(), stream, includeUsage, logprobs, topLogprobs);
+    if (present(body, "min_tokens") != null) s.setMinTokens(intField(body, "min_tokens", 0));
+    if (present(body, "ignore_eos") != null) s.setIgnoreEos(booleanField(body, "ignore_eos"));
+    return s;
   }
 
-  /** {@code /v1/completions}' {@code logprobs} is a count; chat's is a boolean. */
-  private static boolean booleanOrCount(JsonNode body) {
-    JsonNode v = body.get("logprobs");
-    if (v.isBoolean()) return v.asBoolean();
-    if (v.canConvertToExactIntegral()) return v.asInt() > 0;
-    throw invalid("logprobs", "must be true or false");
+  private static boolean stream(JsonNode body) {
+    return present(body, "stream") != null && booleanField(body, "stream");
+  }
+
+  /** {@code stream_options}: {@code include_usage} applied, {@code include_obfuscation} harmless, anything else refused. */
+  private static boolean includeUsage(JsonNode body, boolean stream) {
+    JsonNode options = present(body, "stream_options");
+    if (options == null) return false;
+    if (!stream) throw invalid("stream_options", "is only allowed with stream: true");
+    if (!options.isObject()) throw invalid("stream_options", "must be an object");
+    for (Iterator<String> it = options.fieldNames(); it.hasNext();) {
+      String name = it.next();
+      if (!name.equals("include_usage") && !name.equals("include_obfuscation") && !options.get(name).isNull()) {
+        throw invalid("stream_options." + name, "is not an option this node knows; refused rather than ignored");
+      }
+    }
+    return present(options, "include_usage") != null && booleanField(options, "include_usage", "stream_options.include_usage");
   }
 
   private static Message message(JsonNode m, String field) {
     if (!m.isObject()) throw invalid(field, "must be an object with role and content");
+    for (Iterator<Map.Entry<String, JsonNode>> it = m.fields(); it.hasNext();) {
+      Map.Entry<String, JsonNode> entry = it.next();
+      String name = entry.getKey();
+      // name, tool_calls, ... would change the prompt a template renders: refused, not dropped.
+      if (!name.equals("role") && !name.equals("content") && !entry.getValue().isNull()) {
+        throw invalid(field + "." + name, "is not supported by this node (a message has role and content)");
+      }
+    }
     String role = m.path("role").asText("");
     Role r = switch (role) {
       case "system", "developer" -> Role.SYSTEM;
@@ -185,9 +434,15 @@ final class OpenAiRequests {
     }
   }
 
+  /** {@code node.field}, or null when absent or JSON null (OpenAI's "use the default"). */
+  private static JsonNode present(JsonNode node, String field) {
+    JsonNode v = node.get(field);
+    return v == null || v.isNull() ? null : v;
+  }
+
   private static int intField(JsonNode body, String field, int fallback) {
-    JsonNode v = body.get(field);
-    return v == null || v.isNull() ? fallback : intValue(v, field);
+    JsonNode v = present(body, field);
+    return v == null ? fallback : intValue(v, field);
   }
 
   private static int intValue(JsonNode v, String field) {
@@ -196,8 +451,8 @@ final class OpenAiRequests {
   }
 
   private static double doubleField(JsonNode body, String field, double fallback) {
-    JsonNode v = body.get(field);
-    if (v == null || v.isNull()) return fallback;
+    JsonNode v = present(body, field);
+    if (v == null) return fallback;
     if (!v.isNumber()) throw invalid(field, "must be a number, got " + v);
     return v.asDouble();
   }

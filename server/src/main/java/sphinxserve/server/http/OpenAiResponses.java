@@ -10,17 +10,29 @@ import dev.sphinxserve.proto.v1.TopLogprob;
 import dev.sphinxserve.proto.v1.Usage;
 import io.grpc.Status;
 import io.netty.handler.codec.http.HttpResponseStatus;
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
+import java.util.Comparator;
+import java.util.List;
 import sphinxserve.api.TextTokenizer;
 
 /**
- * The node's {@link GenerateResponse} stream in OpenAI's shapes: {@code chat.completion} (one body),
- * {@code chat.completion.chunk} (Server-Sent Events), the {@code text_completion} equivalents, errors as
+ * The node's {@link GenerateResponse}s in OpenAI's shapes: {@code chat.completion} (one body),
+ * {@code chat.completion.chunk} (Server-Sent Events), the {@code text_completion} equivalents with the completions
+ * log-probability shape ({@code tokens, token_logprobs, top_logprobs, text_offset}), errors as
  * {@code {"error": {"message", "type", "param", "code"}}} with the HTTP status a gRPC status maps to.
+ *
+ * <p>One instance per HTTP request. Calls for one choice come from one thread at a time, in the choice's order
+ * (streamed text offsets carry from one chunk to the next); different choices may be formatted concurrently.
  */
 final class OpenAiResponses {
 
   public static final ObjectMapper JSON = new ObjectMapper();
+
+  /** What a log-probability below this is written as (JSON has no -Infinity; vLLM's floor). */
+  static final float MIN_LOGPROB = -9999f;
 
   /** Which endpoint's shapes. */
   public enum Kind {
@@ -38,69 +50,136 @@ final class OpenAiResponses {
     }
   }
 
+  /**
+   * One choice's whole answer, for {@link #complete}.
+   *
+   * @param index the choice's index
+   * @param text the generated text ({@link #complete} puts an echoed prompt before it)
+   * @param reason how it ended: {@code STOP} or {@code LENGTH}
+   * @param logprobs per generated token, empty when not asked for
+   */
+  record ChoiceResult(int index, String text, FinishReason reason, List<TokenLogprobs> logprobs) {}
+
   private final Kind kind;
   private final String id;
   private final String model;
   private final long created = System.currentTimeMillis() / 1000;
   private final TextTokenizer tokenizer;
-  private final int topLogprobs;
+  private final OpenAiRequests.Parsed request;
+  /** Per choice while streaming completions: where the next token's text starts. */
+  private final TextOffsets[] streamOffsets;
 
-  OpenAiResponses(Kind kind, String requestId, String model, TextTokenizer tokenizer, int topLogprobs) {
+  OpenAiResponses(Kind kind, String requestId, String model, TextTokenizer tokenizer, OpenAiRequests.Parsed request) {
     this.kind = kind;
     this.id = kind.idPrefix + requestId;
     this.model = model;
     this.tokenizer = tokenizer;
-    this.topLogprobs = topLogprobs;
+    this.request = request;
+    this.streamOffsets = new TextOffsets[request.choices().size()];
   }
 
-  /** OpenAI's finish reason for the node's; null while not finished. */
+  /**
+   * OpenAI's finish reason for the node's: {@code stop} or {@code length}; null while not finished, and for
+   * {@code ABORTED} and {@code DEADLINE}, which are not finishes but errors the transport reports as such.
+   */
   public static String finishReason(FinishReason reason) {
     return switch (reason) {
       case STOP -> "stop";
-      case LENGTH, DEADLINE -> "length";
-      case ABORTED -> "abort";
+      case LENGTH -> "length";
       default -> null;
     };
   }
 
-  /** One streamed chunk for {@code r} ({@code first}: the chat delta carries the role). */
-  public ObjectNode chunk(GenerateResponse r, boolean first) {
+  /**
+   * One streamed chunk for choice {@code index}'s response {@code r}. The choice's first chunk carries the chat role,
+   * or a completion's echoed prompt; the last (finish reason set, no text) has the empty delta {@code {}}.
+   */
+  public ObjectNode chunk(int index, GenerateResponse r, boolean firstOfChoice) {
     ObjectNode chunk = head(kind.chunkObject);
-    ObjectNode choice = chunk.putArray("choices").addObject().put("index", 0);
+    ObjectNode choice = chunk.putArray("choices").addObject().put("index", index);
+    String echo = firstOfChoice ? echoText(index) : null;
     if (kind == Kind.CHAT) {
       ObjectNode delta = choice.putObject("delta");
-      if (first) delta.put("role", "assistant");
-      if (!r.getText().isEmpty() || !first) delta.put("content", r.getText());
+      if (firstOfChoice) delta.put("role", "assistant").put("content", r.getText());
+      else if (!r.getText().isEmpty()) delta.put("content", r.getText());
     } else {
-      choice.put("text", r.getText());
+      choice.put("text", echo == null ? r.getText() : echo + r.getText());
     }
-    if (r.getLogprobsCount() > 0) logprobs(choice, r); else choice.putNull("logprobs");
+    if (r.getLogprobsCount() == 0) {
+      choice.putNull("logprobs");
+    } else if (kind == Kind.CHAT) {
+      chatLogprobs(choice, r.getLogprobsList());
+    } else {
+      if (streamOffsets[index] == null) streamOffsets[index] = new TextOffsets(echoLength(index));
+      completionLogprobs(choice, r.getLogprobsList(), streamOffsets[index]);
+    }
     String finish = finishReason(r.getFinishReason());
     if (finish == null) choice.putNull("finish_reason"); else choice.put("finish_reason", finish);
+    if (request.includeUsage()) chunk.putNull("usage");
     return chunk;
   }
 
-  /** The last streamed chunk when usage is asked for: no choices, the usage. */
-  ObjectNode usageChunk(Usage usage) {
+  /** The last streamed chunk when {@code stream_options.include_usage} asks for it: no choices, the request's usage. */
+  public ObjectNode usageChunk(Usage total) {
     ObjectNode chunk = head(kind.chunkObject);
     chunk.putArray("choices");
-    usage(chunk, usage);
+    usage(chunk, total);
     return chunk;
   }
 
-  /** The whole answer as one body. */
-  public ObjectNode complete(String text, FinishReason reason, Usage usage, java.util.List<TokenLogprobs> logprobs) {
+  /** The whole answer as one body: every choice in index order and the request's usage. */
+  public ObjectNode complete(List<ChoiceResult> results, Usage total) {
     ObjectNode body = head(kind.object);
-    ObjectNode choice = body.putArray("choices").addObject().put("index", 0);
-    if (kind == Kind.CHAT) {
-      choice.putObject("message").put("role", "assistant").put("content", text);
-    } else {
-      choice.put("text", text);
+    ArrayNode choices = body.putArray("choices");
+    for (ChoiceResult result : results.stream().sorted(Comparator.comparingInt(ChoiceResult::index)).toList()) {
+      ObjectNode choice = choices.addObject().put("index", result.index());
+      String echo = echoText(result.index());
+      if (kind == Kind.CHAT) {
+        choice.putObject("message").put("role", "assistant").put("content", result.text());
+      } else {
+        choice.put("text", echo == null ? result.text() : echo + result.text());
+      }
+      if (result.logprobs().isEmpty()) {
+        choice.putNull("logprobs");
+      } else if (kind == Kind.CHAT) {
+        chatLogprobs(choice, result.logprobs());
+      } else {
+        completionLogprobs(choice, result.logprobs(), new TextOffsets(echoLength(result.index())));
+      }
+      choice.put("finish_reason", finishReason(result.reason()));
     }
-    if (logprobs.isEmpty()) choice.putNull("logprobs"); else logprobs(choice, GenerateResponse.newBuilder().addAllLogprobs(logprobs).build());
-    choice.put("finish_reason", finishReason(reason));
-    usage(body, usage);
+    usage(body, total);
     return body;
+  }
+
+  /**
+   * The request's usage from its choices' ({@code perChoice.get(i)} is choice i's): each distinct prompt's tokens
+   * counted once (its first choice's, cached tokens too), the generated tokens of every choice summed.
+   */
+  public Usage totalUsage(List<Usage> perChoice) {
+    Usage.Builder total = Usage.newBuilder();
+    int n = request.n();
+    long completion = 0;
+    for (int i = 0; i < perChoice.size(); i++) {
+      Usage u = perChoice.get(i);
+      completion += u.getCompletionTokens();
+      if (i % n == 0) {
+        total.setPromptTokens(total.getPromptTokens() + u.getPromptTokens())
+            .setCachedPromptTokens(total.getCachedPromptTokens() + u.getCachedPromptTokens())
+            .setImageTokens(total.getImageTokens() + u.getImageTokens())
+            .setImageCacheHit(u.getImageCacheHit());
+      }
+    }
+    return total.setCompletionTokens((int) Math.min(Integer.MAX_VALUE, completion)).build();
+  }
+
+  private String echoText(int index) {
+    return index < request.choices().size() ? request.choices().get(index).echoText() : null;
+  }
+
+  private int echoLength(int index) {
+    String echo = echoText(index);
+    return echo == null ? 0 : echo.length();
   }
 
   private ObjectNode head(String object) {
@@ -111,20 +190,71 @@ final class OpenAiResponses {
 
   private static void usage(ObjectNode node, Usage u) {
     ObjectNode usage = node.putObject("usage").put("prompt_tokens", u.getPromptTokens())
-        .put("completion_tokens", u.getCompletionTokens()).put("total_tokens", u.getPromptTokens() + u.getCompletionTokens());
+        .put("completion_tokens", u.getCompletionTokens()).put("total_tokens", (long) u.getPromptTokens() + u.getCompletionTokens());
     usage.putObject("prompt_tokens_details").put("cached_tokens", u.getCachedPromptTokens());
   }
 
-  /** OpenAI's chat logprobs: {@code {"content": [{token, logprob, bytes, top_logprobs: [...]}, ...]}}. */
-  private void logprobs(ObjectNode choice, GenerateResponse r) {
+  /** Chat's logprobs: {@code {"content": [{token, logprob, bytes, top_logprobs: [...]}, ...]}}. */
+  private void chatLogprobs(ObjectNode choice, List<TokenLogprobs> logprobs) {
     ArrayNode content = choice.putObject("logprobs").putArray("content");
-    for (TokenLogprobs l : r.getLogprobsList()) {
-      ObjectNode entry = token(content.addObject(), l.getTokenId()).put("logprob", l.getLogprob());
+    for (TokenLogprobs l : logprobs) {
+      ObjectNode entry = token(content.addObject(), l.getTokenId()).put("logprob", logprob(l.getLogprob()));
       ArrayNode top = entry.putArray("top_logprobs");
-      for (int i = 0; i < Math.min(topLogprobs, l.getTopCount()); i++) {
+      for (int i = 0; i < Math.min(request.topLogprobs(), l.getTopCount()); i++) {
         TopLogprob t = l.getTop(i);
-        token(top.addObject(), t.getTokenId()).put("logprob", t.getLogprob());
+        token(top.addObject(), t.getTokenId()).put("logprob", logprob(t.getLogprob()));
       }
+    }
+  }
+
+  /**
+   * Completions' logprobs: {@code {tokens, token_logprobs, top_logprobs: [{token: logprob}], text_offset}}; each
+   * {@code top_logprobs} entry holds the {@code logprobs} most likely tokens and the chosen one (OpenAI: "up to
+   * logprobs + 1 elements").
+   */
+  private void completionLogprobs(ObjectNode choice, List<TokenLogprobs> logprobs, TextOffsets offsets) {
+    ObjectNode out = choice.putObject("logprobs");
+    ArrayNode tokens = out.putArray("tokens");
+    ArrayNode tokenLogprobs = out.putArray("token_logprobs");
+    ArrayNode topLogprobs = out.putArray("top_logprobs");
+    ArrayNode textOffset = out.putArray("text_offset");
+    for (TokenLogprobs l : logprobs) {
+      byte[] bytes = tokenizer.tokenBytes(l.getTokenId());
+      String text = completionToken(bytes);
+      tokens.add(text);
+      tokenLogprobs.add(logprob(l.getLogprob()));
+      textOffset.add(offsets.next(bytes));
+      ObjectNode top = topLogprobs.addObject();
+      top.put(text, logprob(l.getLogprob()));
+      for (int i = 0; i < Math.min(request.topLogprobs(), l.getTopCount()); i++) {
+        TopLogprob t = l.getTop(i);
+        String alternative = tokenText(t.getTokenId());
+        if (!top.has(alternative)) top.put(alternative, logprob(t.getLogprob()));
+      }
+    }
+  }
+
+  private static float logprob(float value) {
+    return Math.max(value, MIN_LOGPROB); // also turns NaN into the floor
+  }
+
+  private String tokenText(int id) {
+    return completionToken(tokenizer.tokenBytes(id));
+  }
+
+  /**
+   * A token as completions' {@code tokens} and {@code top_logprobs} keys write it: its text, or, when its bytes are not
+   * whole UTF-8 characters (a byte-level piece of one), OpenAI's {@code "bytes:\xe2\x80"} form, so distinct pieces
+   * never collapse into one U+FFFD key.
+   */
+  static String completionToken(byte[] bytes) {
+    try {
+      return StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+          .onUnmappableCharacter(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(bytes)).toString();
+    } catch (CharacterCodingException e) {
+      StringBuilder sb = new StringBuilder("bytes:");
+      for (byte b : bytes) sb.append(String.format("\\x%02x", b & 0xff));
+      return sb.toString();
     }
   }
 
@@ -153,8 +283,10 @@ final class OpenAiResponses {
   }
 
   /**
-   * OpenAI's error body for {@code status}; {@code param} is the field a validation message starts with
-   * ({@code "sampling.temperature: must be ..."} → {@code temperature}).
+   * OpenAI's error body for {@code status}; {@code param} is the field a validation message starts with, in the
+   * HTTP body's terms: {@code "sampling.temperature: must be ..."} → {@code temperature},
+   * {@code sampling.logit_bias.7} → {@code logit_bias.7}, {@code prompt_token_ids[3]} (a completion's tokenized
+   * prompt) → {@code prompt[3]}.
    */
   public static ObjectNode error(Status status) {
     String message = status.getDescription() == null ? status.getCode().name() : status.getDescription();
@@ -163,6 +295,7 @@ final class OpenAiResponses {
     boolean fieldError = status.getCode() == Status.Code.INVALID_ARGUMENT || status.getCode() == Status.Code.NOT_FOUND;
     if (fieldError && colon > 0 && !message.substring(0, colon).contains(" ")) {
       param = message.substring(0, colon).replaceFirst("^sampling\\.", "");
+      param = param.replaceFirst("^prompt_token_ids", "prompt");
     }
     ObjectNode body = JSON.createObjectNode();
     ObjectNode error = body.putObject("error").put("message", message).put("type", switch (status.getCode()) {

@@ -205,13 +205,13 @@ class OpenAiHttpTest {
     assertEquals(200, r.statusCode(), r.body());
     assertEquals(5, JSON.readTree(r.body()).path("usage").path("prompt_tokens").asInt(), "the ids as they are: no template, no BOS");
     body.putArray("prompt").add(1).add(node.bundle().spec().vocabSize());
-    assertError(post("/v1/completions", body.toString()), 400, "prompt_token_ids[1]");
+    assertError(post("/v1/completions", body.toString()), 400, "prompt[1]");
   }
 
   @Test
   void errors_inOpenAisShapeNamingTheField() throws Exception {
     assertError(post("/v1/chat/completions", chat("x", 4).put("temperature", 5).toString()), 400, "temperature");
-    assertError(post("/v1/chat/completions", chat("x", 4).put("n", 2).toString()), 400, "n");
+    assertError(post("/v1/chat/completions", chat("x", 4).put("n", 9).toString()), 400, "n"); // over --max-choices
     assertError(post("/v1/chat/completions", chat("x", 4).put("model", "gpt-4").toString()), 404, "model");
     assertError(post("/v1/chat/completions", "{not json"), 400, null);
     ObjectNode remote = chat("x", 4);
