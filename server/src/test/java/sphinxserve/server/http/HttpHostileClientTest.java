@@ -198,6 +198,26 @@ class HttpHostileClientTest {
   }
 
   @Test
+  void clientThatCloses_abortsEveryChoiceOfItsRequest() throws Exception {
+    AtomicInteger steps = new AtomicInteger();
+    slowSteps(node, 10, steps);
+    ObjectNode body = (ObjectNode) JSON.readTree(chat(400, true));
+    body.put("n", 3).put("temperature", 1.0).put("seed", 7);
+    int stepsAtClose;
+    try (RawHttp c = connect()) {
+      c.send(RawHttp.post("/v1/chat/completions", host(), body.toString()));
+      assertEquals(200, c.readHead().status());
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+      while (node.backend().stats().numRunning() < 3 && System.nanoTime() < deadline) Thread.sleep(5);
+      assertEquals(3, node.backend().stats().numRunning(), "one engine request per choice");
+      assertNotNull(c.readChunk());
+      stepsAtClose = steps.get();
+    }
+    awaitIdleEngine(node);
+    assertTrue(steps.get() - stepsAtClose < 10, (steps.get() - stepsAtClose) + " steps ran after the client left");
+  }
+
+  @Test
   void readerThatStopsReading_hasItsRequestEnded_andTheNodeServesOthers() throws Exception {
     long generatedBefore = node.backend().stats().numGeneratedTokens();
     ObjectNode body = (ObjectNode) JSON.readTree(chat(900, true));
@@ -253,7 +273,7 @@ class HttpHostileClientTest {
 
   @Test
   void requestTimeout_endsTheRequestWithOpenAisError_504BeforeTheFirstByte_anErrorEventAfter() throws Exception {
-    try (TestNode timed = TestNode.start("--http-request-timeout=1s")) {
+    try (TestNode timed = TestNode.start("--http-request-timeout=1s", "--http-allowed-hosts=node.example")) {
       AtomicInteger steps = new AtomicInteger();
       slowSteps(timed, 20, steps);
       try (RawHttp c = RawHttp.connect(timed.node().httpPort())) {
@@ -267,6 +287,9 @@ class HttpHostileClientTest {
         JsonNode last = JSON.readTree(events.get(events.size() - 2));
         assertTrue(last.path("error").path("message").asText().contains("timed out"), streamed.body());
         for (String e : events) assertFalse(e.contains("\"finish_reason\":\"length\""), "a timeout is not a finish: " + e);
+        ObjectNode twoChoices = (ObjectNode) JSON.readTree(chat(500, false));
+        twoChoices.put("n", 2);
+        assertError(c.send(RawHttp.post("/v1/chat/completions", "node.example:8080", twoChoices.toString())).read(), 504);
       }
       awaitIdleEngine(timed);
     }
