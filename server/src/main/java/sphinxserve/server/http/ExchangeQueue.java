@@ -28,7 +28,8 @@ import org.slf4j.LoggerFactory;
  * within {@code idleTimeout} of the last answer (or of connecting), or the connection is closed. This one timer closes
  * idle keep-alive connections, half-sent requests and slow-loris heads (a byte at a time) alike, and never a
  * connection waiting for its own long answer. Netty's {@code IdleStateHandler} is not used: any byte resets it, so a
- * slow-loris client is never idle.
+ * slow-loris client is never idle. The other direction: a client that reads nothing of an answer waiting for it (the
+ * channel unwritable) for the same time is closed, so a finished answer cannot hold a connection and its buffers.
  */
 final class ExchangeQueue extends ChannelInboundHandlerAdapter {
 
@@ -55,6 +56,8 @@ final class ExchangeQueue extends ChannelInboundHandlerAdapter {
   private Admitted expected;
   private boolean closed;
   private ScheduledFuture<?> idleTimer;
+  /** Runs while the connection is unwritable: a client that reads none of its answer for the idle timeout is closed. */
+  private ScheduledFuture<?> readStallTimer;
 
   ExchangeQueue(Duration idleTimeout, Exchanges exchanges) {
     this.idleTimeout = idleTimeout;
@@ -118,21 +121,45 @@ final class ExchangeQueue extends ChannelInboundHandlerAdapter {
 
   /** {@code exchange} issued its last write (any thread): the next starts on the event loop, after those writes. */
   private void ended(Exchange exchange) {
-    ctx.executor().execute(() -> {
-      if (active == exchange && !closed) next();
-    });
+    try {
+      ctx.executor().execute(() -> {
+        if (active == exchange && !closed) next();
+      });
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      // the event loop is shutting down with the node: its connections close with it
+    }
   }
 
   @Override
   public void channelWritabilityChanged(ChannelHandlerContext ctx) {
+    if (ctx.channel().isWritable()) {
+      cancelReadStallTimer();
+    } else if (readStallTimer == null) {
+      readStallTimer = ctx.executor().schedule(() -> {
+        readStallTimer = null;
+        if (!ctx.channel().isWritable()) {
+          LOG.warn("closing HTTP connection {}: its client read nothing of the answer for {} ms (--http-idle-timeout)",
+              ctx.channel().remoteAddress(), idleTimeout.toMillis());
+          ctx.close();
+        }
+      }, idleTimeout.toNanos(), TimeUnit.NANOSECONDS);
+    }
     if (active != null) active.writabilityChanged();
     ctx.fireChannelWritabilityChanged();
+  }
+
+  private void cancelReadStallTimer() {
+    if (readStallTimer != null) {
+      readStallTimer.cancel(false);
+      readStallTimer = null;
+    }
   }
 
   @Override
   public void channelInactive(ChannelHandlerContext ctx) {
     closed = true;
     cancelIdleTimer();
+    cancelReadStallTimer();
     if (active != null) active.connectionClosed();
     for (Exchange e : waiting) e.connectionClosed();
     waiting.clear();

@@ -236,6 +236,13 @@ class HttpHostileClientTest {
       }
       assertTrue(stalled.closedWithin(Duration.ofSeconds(10)), "the stalled stream's connection is closed");
     }
+    body.put("stream", false);
+    try (RawHttp unread = RawHttp.connect(node.node().httpPort(), 2048)) {
+      unread.send(RawHttp.post("/v1/chat/completions", host(), body.toString())); // a whole answer of ~1.5 MB, never read
+      Thread.sleep(IDLE.multipliedBy(6).toMillis());
+      awaitIdleEngine(node);
+      assertTrue(unread.closedWithin(IDLE.multipliedBy(2)), "a client that reads none of its answer is closed after the idle timeout");
+    }
   }
 
   // ---- timeouts ----
