@@ -13,6 +13,11 @@ interface Exchange {
   /** The connection's writability changed (Netty's {@code channelWritabilityChanged}): writes may resume. */
   default void writabilityChanged() {}
 
+  /** Bytes of request body this exchange holds while it waits for its turn. */
+  default long heldBytes() {
+    return 0;
+  }
+
   /** The connection closed, before or after {@link #start}: stop work, free what is held; writing is pointless. */
   void connectionClosed();
 }

@@ -21,7 +21,7 @@ import org.slf4j.LoggerFactory;
  * event loop after the active one's last write was issued (Netty runs writes from other threads as event-loop tasks
  * in order, so responses never interleave). Reading stays on while a request runs, so a client's close is seen at
  * once ({@code channelInactive} aborts the active exchange: its engine request ends within a step) and pipelined
- * requests queue up; past {@link #MAX_QUEUED} waiting requests reading pauses ({@code autoRead} off) until the FIFO
+ * requests queue up; past {@link #MAX_QUEUED} waiting requests, or their bodies past the body limit, reading pauses ({@code autoRead} off) until the FIFO
  * drains. Writability changes go to the active exchange (back-pressure of a streamed answer).
  *
  * <p>The idle/read timeout: while the connection has nothing to answer, the client must deliver a whole request
@@ -49,8 +49,10 @@ final class ExchangeQueue extends ChannelInboundHandlerAdapter {
   record Refusal(io.netty.handler.codec.http.FullHttpResponse response) {}
 
   private final Duration idleTimeout;
+  private final long maxQueuedBytes;
   private final Exchanges exchanges;
   private final ArrayDeque<Exchange> waiting = new ArrayDeque<>();
+  private long queuedBytes;
   private ChannelHandlerContext ctx;
   private Exchange active;
   private Admitted expected;
@@ -59,8 +61,14 @@ final class ExchangeQueue extends ChannelInboundHandlerAdapter {
   /** Runs while the connection is unwritable: a client that reads none of its answer for the idle timeout is closed. */
   private ScheduledFuture<?> readStallTimer;
 
-  ExchangeQueue(Duration idleTimeout, Exchanges exchanges) {
+  /**
+   * @param idleTimeout {@code --http-idle-timeout}
+   * @param maxQueuedBytes request bodies waiting behind the active one beyond which reading pauses (the body limit: a
+   *     pipelining client holds at most about one more body than a client that waits for its answers)
+   */
+  ExchangeQueue(Duration idleTimeout, long maxQueuedBytes, Exchanges exchanges) {
     this.idleTimeout = idleTimeout;
+    this.maxQueuedBytes = maxQueuedBytes;
     this.exchanges = exchanges;
   }
 
@@ -104,14 +112,20 @@ final class ExchangeQueue extends ChannelInboundHandlerAdapter {
     }
     cancelIdleTimer();
     waiting.add(exchange);
-    if (waiting.size() > MAX_QUEUED && ctx.channel().config().isAutoRead()) ctx.channel().config().setAutoRead(false);
+    queuedBytes += exchange.heldBytes();
+    if ((waiting.size() > MAX_QUEUED || queuedBytes > maxQueuedBytes) && ctx.channel().config().isAutoRead()) {
+      ctx.channel().config().setAutoRead(false);
+    }
     if (active == null) next();
   }
 
   /** Starts the next exchange, or arms the idle timer when there is none; resumes reading once the FIFO has room. */
   private void next() {
     active = waiting.poll();
-    if (waiting.size() <= MAX_QUEUED / 2 && !ctx.channel().config().isAutoRead()) ctx.channel().config().setAutoRead(true);
+    if (active != null) queuedBytes -= active.heldBytes();
+    if (waiting.size() <= MAX_QUEUED / 2 && queuedBytes <= maxQueuedBytes / 2 && !ctx.channel().config().isAutoRead()) {
+      ctx.channel().config().setAutoRead(true);
+    }
     if (active == null) {
       armIdleTimer();
     } else {

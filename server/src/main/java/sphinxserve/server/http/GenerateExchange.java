@@ -59,6 +59,7 @@ final class GenerateExchange implements Exchange {
   private final Admitted head;
   private final FullHttpRequest request;
   private final long arrivalNanos;
+  private final long numBodyBytes;
   private final Runnable onEnd;
   private final AtomicBoolean released = new AtomicBoolean();
   /** Set when the body went to {@link #prepare}, which then releases it (the connection may close while it parses). */
@@ -76,6 +77,7 @@ final class GenerateExchange implements Exchange {
     this.head = head;
     this.request = request;
     this.arrivalNanos = System.nanoTime();
+    this.numBodyBytes = request.content().readableBytes();
     this.onEnd = onEnd;
   }
 
@@ -163,6 +165,11 @@ final class GenerateExchange implements Exchange {
         sink.choice(i).fail(GenerateCalls.internal(e));
       }
     }
+  }
+
+  @Override
+  public long heldBytes() {
+    return numBodyBytes;
   }
 
   @Override

@@ -115,7 +115,7 @@ public final class OpenAiHttpServer implements AutoCloseable {
             protected void initChannel(SocketChannel ch) {
               if (!cap.admit(ch)) return;
               if (ssl != null) ch.pipeline().addLast(ssl.newHandler(ch.alloc()));
-              ExchangeQueue queue = new ExchangeQueue(idleTimeout, OpenAiHttpServer.this::exchange);
+              ExchangeQueue queue = new ExchangeQueue(idleTimeout, maxBody, OpenAiHttpServer.this::exchange);
               HeadGuard guard = new HeadGuard(policy, auth, maxBody, queue);
               ch.pipeline().addLast(new HttpServerCodec(MAX_REQUEST_LINE, config.maxMetadataBytes(), 8192))
                   .addLast(new HttpServerKeepAliveHandler())

@@ -156,6 +156,24 @@ class HttpHostileClientTest {
   }
 
   @Test
+  void pipelined_bodiesPastTheBodyLimitInAll_pauseReading_andAreAllAnsweredInOrder() throws Exception {
+    int numRequests = 5; // 40 KiB each against the node's 64 KiB body limit: reading pauses after the second waits
+    StringBuilder all = new StringBuilder();
+    for (int i = 0; i < numRequests; i++) {
+      String padded = "{" + " ".repeat(40 * 1024) + chat(1 + i, false).substring(1); // JSON whitespace: no field, no token
+      all.append(RawHttp.post("/v1/chat/completions", host(), padded));
+    }
+    try (RawHttp c = connect()) {
+      c.send(all.toString());
+      for (int i = 0; i < numRequests; i++) {
+        RawHttp.Response r = c.read();
+        assertEquals(200, r.status(), "request " + i + ": " + r.body());
+        assertEquals(1 + i, r.json().path("usage").path("completion_tokens").asInt(), "request " + i + " answered in its place");
+      }
+    }
+  }
+
+  @Test
   void keepAlive_oneConnectionServesSeveralRequests_thenClosesWhenIdle() throws Exception {
     try (RawHttp c = connect()) {
       for (int i = 0; i < 3; i++) {
