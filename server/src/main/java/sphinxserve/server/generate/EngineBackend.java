@@ -85,6 +85,7 @@ public final class EngineBackend implements GenerationBackend {
       }
       case Engine.Admission.Rejected rejected -> {
         liveIds.remove(sink);
+        if (request.onPrefilled() != null) request.onPrefilled().run(); // what waited for it goes on (and is refused or not on its own)
         Status status = switch (rejected.reason()) {
           case QUEUE_FULL -> Status.RESOURCE_EXHAUSTED;
           case TOO_LARGE -> Status.INVALID_ARGUMENT;
@@ -134,6 +135,7 @@ public final class EngineBackend implements GenerationBackend {
     private final boolean imageCacheHit;
     private boolean first = true;
     private long firstTokenNanos;
+    private boolean prefilledSignalled;
 
     ResponseWriter(PreparedRequest request, GenerationSink sink, boolean imageCacheHit) {
       this.request = request;
@@ -170,12 +172,21 @@ public final class EngineBackend implements GenerationBackend {
         response.setRequestId(request.requestId());
       }
       sink.emit(response.build());
+      signalPrefilled();
+    }
+
+    /** Runs the request's {@code onPrefilled} once: at its first token, or at its end if it had none. */
+    private void signalPrefilled() {
+      if (prefilledSignalled) return;
+      prefilledSignalled = true;
+      if (request.onPrefilled() != null) request.onPrefilled().run();
     }
 
     @Override
     public void onFinish(sphinxserve.api.FinishReason reason, sphinxserve.api.Usage usage, String message) {
       liveIds.remove(sink);
       request.telemetry().finished(reason, usage);
+      signalPrefilled();
       if (reason == sphinxserve.api.FinishReason.ERROR) {
         sink.fail(Status.INTERNAL.withDescription("request " + request.requestId() + " failed: " + message));
         return;

@@ -4,6 +4,8 @@ import dev.sphinxserve.proto.v1.Content;
 import dev.sphinxserve.proto.v1.GenerateRequest;
 import io.grpc.Status;
 import io.opentelemetry.api.trace.Span;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import sphinxserve.api.ModelSpec;
@@ -17,7 +19,8 @@ import sphinxserve.server.telemetry.RequestTelemetry;
 /**
  * The Generate request path both protocols share (gRPC's {@code grpc.SphinxService} and the OpenAI-compatible HTTP
  * API): each is a thin adapter that turns its request into a {@link GenerateRequest} and its stream into a
- * {@link GenerationSink}, then calls {@link #start}.
+ * {@link GenerationSink}, then calls {@link #start} (or {@link #startChoices} for OpenAI's {@code n} choices of one
+ * prompt).
  *
  * <p>In order, failing fast and cheaply: (1) field validation ({@link RequestValidator}); (2) prompt rendering and
  * the context and tenant checks, before any image work, since they only need the image's token count; (3) the
@@ -50,25 +53,37 @@ public final class GenerateCalls {
    */
   public void start(GenerateRequest request, Tenant tenant, long arrival, long deadlineNanos, RequestTelemetry telemetry,
       GenerationSink sink) {
+    startChoices(List.of(request), tenant, arrival, deadlineNanos, telemetry, List.of(sink));
+  }
+
+  /**
+   * Starts several choices of one prompt (OpenAI's {@code n}): {@code choices} are equal but for their sampling, and
+   * choice i's output goes to {@code sinks.get(i)}. The prompt is validated, rendered and its image prepared once.
+   * The first choice is submitted at once and the others when its prompt has been computed (its first token): its
+   * full KV blocks are then in the prefix cache, so the others compute only what is past them. Submitted together,
+   * each would compute the whole prompt, since the prefix cache holds only computed blocks. A prompt shorter than a
+   * block has nothing to share; its choices are submitted together. The caller aborts each sink it has given.
+   */
+  public void startChoices(List<GenerateRequest> choices, Tenant tenant, long arrival, long deadlineNanos, RequestTelemetry telemetry,
+      List<GenerationSink> sinks) {
+    if (choices.isEmpty() || choices.size() != sinks.size()) {
+      throw new IllegalArgumentException(choices.size() + " choices for " + sinks.size() + " sinks");
+    }
     String imageField = "image";
     String scope = tenant.cacheScope(config.shareCaches());
+    GenerateRequest request = choices.getFirst();
     try {
       RequestValidator.Valid valid = RequestValidator.validate(request, config.maxTurns(), config.maxPromptChars());
+      for (GenerateRequest other : choices.subList(1, choices.size())) {
+        if (other.hasSampling()) RequestValidator.validateSampling(other.getSampling()); // the prompt is the first's
+      }
       telemetry.requestId(valid.requestId());
       RequestValidator.ImageRef ref = valid.image();
       if (ref != null && !spec.acceptsImages()) throw RequestException.invalid(ref.field(), "this model is text-only and takes no images");
-      checkLogitBias(request);
+      for (GenerateRequest choice : choices) checkLogitBias(choice);
       int[] prompt = request.getPromptTokenIdsCount() > 0 ? rawPrompt(request) : renderer.render(request.getMessagesList(), ref != null);
-      int contextMaxTokens = checkContext(prompt.length, ref != null, request);
-      int tenantMaxTokens = tenant.limits().maxTokens();
-      if (tenantMaxTokens > 0) {
-        if (Integer.compareUnsigned(request.getSampling().getMaxTokens(), tenantMaxTokens) > 0) {
-          throw RequestException.invalid("sampling.max_tokens", "at most " + tenantMaxTokens + " for tenant " + tenant.name()
-              + " (max-tokens), got " + Integer.toUnsignedString(request.getSampling().getMaxTokens()));
-        }
-      }
-      // max_tokens 0: the tenant's cap, not the whole context
-      int maxNewTokens = tenantMaxTokens > 0 ? Math.min(contextMaxTokens, tenantMaxTokens) : contextMaxTokens;
+      int[] maxNewTokens = new int[choices.size()];
+      for (int i = 0; i < choices.size(); i++) maxNewTokens[i] = maxNewTokens(choices.get(i), prompt.length, ref != null, tenant);
       if (ref != null && ref.content().getKindCase() == Content.KindCase.IMAGE) {
         checkTenantImageBytes(tenant, ref.field() + ".image", ref.content().getImage().size());
       }
@@ -99,22 +114,57 @@ public final class GenerateCalls {
       }
       String field = imageField;
       image.whenComplete((input, error) -> {
-        try {
-          if (error != null) {
-            sink.fail(Statuses.of(error, field));
-          } else if (!sink.isCancelled()) {
-            backend.submit(new PreparedRequest(valid.requestId(), prompt, Optional.ofNullable(input), request.getSampling(),
-                maxNewTokens, request.getPriority(), arrival, deadlineNanos, tenant.tenantSalt(config.shareCaches()), telemetry), sink);
-          }
-        } catch (RuntimeException e) { // a stream must end with a status, never hang on a failed callback
-          sink.fail(internal(e));
+        if (error != null) {
+          failAll(sinks, Statuses.of(error, field));
+          return;
+        }
+        List<PreparedRequest> prepared = new ArrayList<>(choices.size());
+        for (int i = 0; i < choices.size(); i++) {
+          prepared.add(new PreparedRequest(valid.requestId(), prompt, Optional.ofNullable(input), choices.get(i).getSampling(),
+              maxNewTokens[i], request.getPriority(), arrival, deadlineNanos, tenant.tenantSalt(config.shareCaches()), telemetry, null));
+        }
+        if (prepared.size() == 1 || prompt.length < config.kvBlockSize()) {
+          for (int i = 0; i < prepared.size(); i++) submit(prepared.get(i), sinks.get(i));
+        } else {
+          // The others wait for the first's prompt blocks; run on the engine thread, where submitting only enqueues.
+          Runnable others = () -> {
+            for (int i = 1; i < prepared.size(); i++) submit(prepared.get(i), sinks.get(i));
+          };
+          submit(prepared.getFirst().withOnPrefilled(others), sinks.getFirst());
         }
       });
     } catch (RequestException | ImageRejectedException e) {
-      sink.fail(Statuses.of(e, imageField));
+      failAll(sinks, Statuses.of(e, imageField));
+    } catch (RuntimeException e) {
+      failAll(sinks, internal(e));
+    }
+  }
+
+  /** Submits {@code request} unless its client is gone; a stream must end with a status, never hang on a failed callback. */
+  private void submit(PreparedRequest request, GenerationSink sink) {
+    try {
+      if (!sink.isCancelled()) backend.submit(request, sink);
     } catch (RuntimeException e) {
       sink.fail(internal(e));
     }
+  }
+
+  private static void failAll(List<GenerationSink> sinks, Status status) {
+    for (GenerationSink sink : sinks) sink.fail(status);
+  }
+
+  /** Tokens {@code request} may generate after a prompt of {@code numPromptTokens}: its own, the tenant's and the context's limits. */
+  private int maxNewTokens(GenerateRequest request, int numPromptTokens, boolean withImage, Tenant tenant) {
+    int contextMaxTokens = checkContext(numPromptTokens, withImage, request);
+    int tenantMaxTokens = tenant.limits().maxTokens();
+    if (tenantMaxTokens > 0) {
+      if (Integer.compareUnsigned(request.getSampling().getMaxTokens(), tenantMaxTokens) > 0) {
+        throw RequestException.invalid("sampling.max_tokens", "at most " + tenantMaxTokens + " for tenant " + tenant.name()
+            + " (max-tokens), got " + Integer.toUnsignedString(request.getSampling().getMaxTokens()));
+      }
+    }
+    // max_tokens 0: the tenant's cap, not the whole context
+    return tenantMaxTokens > 0 ? Math.min(contextMaxTokens, tenantMaxTokens) : contextMaxTokens;
   }
 
   /** {@code prompt_token_ids} as the prompt, every id inside the vocabulary (an id past it would address image rows). */

@@ -28,6 +28,9 @@ import sphinxserve.server.telemetry.RequestTelemetry;
  * @param deadlineNanos {@link System#nanoTime()} by which the call must end; {@link Long#MAX_VALUE} if none
  * @param tenantSalt salts the prefix-cache block hashes with the tenant ({@code Tenant.tenantSalt}); null = shared
  * @param telemetry the call's spans and latency histograms; the backend reports the engine's phases to it
+ * @param onPrefilled run once when the prompt has been computed (the first token), or when the request ends or is
+ *     refused before that; on the engine thread, so it must only enqueue; null for none. Starts the other choices of
+ *     a prompt once its blocks are in the prefix cache ({@code GenerateCalls#startChoices}).
  */
 public record PreparedRequest(
     String requestId,
@@ -39,7 +42,8 @@ public record PreparedRequest(
     long arrivalNanos,
     long deadlineNanos,
     String tenantSalt,
-    RequestTelemetry telemetry) {
+    RequestTelemetry telemetry,
+    Runnable onPrefilled) {
 
   /**
    * The request's image.
@@ -54,6 +58,12 @@ public record PreparedRequest(
     public String digest() {
       return embeddings.digest();
     }
+  }
+
+  /** This request with {@code onPrefilled} set. */
+  public PreparedRequest withOnPrefilled(Runnable run) {
+    return new PreparedRequest(requestId, promptTokenIds, image, sampling, maxNewTokens, priority, arrivalNanos, deadlineNanos,
+        tenantSalt, telemetry, run);
   }
 
   /** Whether the request has a deadline. */

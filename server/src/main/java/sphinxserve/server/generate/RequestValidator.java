@@ -140,7 +140,8 @@ final class RequestValidator {
     return image;
   }
 
-  private static void validateSampling(SamplingParams s) {
+  /** Checks {@code s} alone (every choice of a request is sampled with its own). */
+  static void validateSampling(SamplingParams s) {
     range("sampling.temperature", s.getTemperature(), 0, 2);
     range("sampling.top_p", s.getTopP(), 0, 1);
     if (s.getTopK() < 0) throw RequestException.invalid("sampling.top_k", "must be >= 0 (0 = off; got " + s.getTopK() + ")");

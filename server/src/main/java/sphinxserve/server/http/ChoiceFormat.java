@@ -1,15 +1,13 @@
 package sphinxserve.server.http;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.sphinxserve.proto.v1.GenerateRequest;
 import dev.sphinxserve.proto.v1.GenerateResponse;
 import dev.sphinxserve.proto.v1.Usage;
 import java.util.List;
 
 /**
  * The transport's view of OpenAI's request and response shapes, per choice: what {@link HttpSink} needs from
- * {@link OpenAiRequests.Parsed} (the choices' requests) and from {@link OpenAiResponses} (a chunk of one choice, the
- * usage chunk, the whole body of every choice). The one seam between the transport and the OpenAI semantics.
+ * {@link OpenAiResponses}: a chunk of one choice, the usage chunk, the whole body of every choice.
  */
 final class ChoiceFormat {
 
@@ -17,11 +15,6 @@ final class ChoiceFormat {
 
   ChoiceFormat(OpenAiResponses responses) {
     this.responses = responses;
-  }
-
-  /** The request of each choice, in index order. */
-  static List<GenerateRequest> choiceRequests(OpenAiRequests.Parsed parsed) {
-    return parsed.choices().stream().map(OpenAiRequests.ChoiceRequest::request).toList();
   }
 
   /** A streamed chunk of choice {@code index} ({@code firstOfChoice}: its first, which carries the role). */

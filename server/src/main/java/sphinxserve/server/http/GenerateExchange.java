@@ -2,7 +2,6 @@ package sphinxserve.server.http;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
-import dev.sphinxserve.proto.v1.GenerateRequest;
 import io.grpc.Status;
 import io.netty.buffer.ByteBufInputStream;
 import io.netty.channel.Channel;
@@ -153,16 +152,18 @@ final class GenerateExchange implements Exchange {
     } finally {
       release();
     }
-    List<GenerateRequest> choices = ChoiceFormat.choiceRequests(parsed);
     OpenAiResponses.Kind kind = head.route() == Route.CHAT ? OpenAiResponses.Kind.CHAT : OpenAiResponses.Kind.COMPLETION;
     sink.begin(new HttpSink.Plan(new ChoiceFormat(new OpenAiResponses(kind, head.requestId(), services.modelName(), services.tokenizer(),
-        parsed)), parsed.stream(), parsed.includeUsage(), choices.size()));
+        parsed)), parsed.stream(), parsed.includeUsage(), parsed.choices().size()));
     long deadline = services.requestTimeout() == null ? Long.MAX_VALUE : arrivalNanos + services.requestTimeout().toNanos();
-    for (int i = 0; i < choices.size() && !sink.hasEnded(); i++) {
+    // One engine request per choice; a prompt's choices share its KV blocks through the prefix cache (startChoices).
+    for (List<OpenAiRequests.ChoiceRequest> prompt : parsed.byPrompt()) {
+      if (sink.hasEnded()) break; // an earlier prompt failed the request, or the client left
       try {
-        services.calls().start(choices.get(i), head.tenant(), arrivalNanos, deadline, telemetry, sink.choice(i));
+        services.calls().startChoices(prompt.stream().map(OpenAiRequests.ChoiceRequest::request).toList(), head.tenant(), arrivalNanos,
+            deadline, telemetry, prompt.stream().map(c -> sink.choice(c.index())).toList());
       } catch (RuntimeException e) {
-        sink.choice(i).fail(GenerateCalls.internal(e));
+        sink.fail(GenerateCalls.internal(e));
       }
     }
   }

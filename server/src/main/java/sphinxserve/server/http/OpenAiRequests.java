@@ -39,7 +39,8 @@ final class OpenAiRequests {
    * JSON null is OpenAI's "default" for every field, so a null field is treated as absent.
    *
    * n and several prompts fan out into one GenerateRequest per choice, OpenAI's index order: prompt p, sample i has
-   * index p * n + i. Equal prompts share their KV through the prefix cache without anything done here. A seed makes
+   * index p * n + i; each prompt's choices start together (GenerateCalls.startChoices: rendered once, the first choice's
+   * prompt blocks reused by the others through the prefix cache). A seed makes
    * sample i of every prompt use seed + i, so the first choice of a prompt is what the same request with n = 1 gives.
    */
 
@@ -49,6 +50,8 @@ final class OpenAiRequests {
   static final int MAX_COMPLETION_LOGPROBS = 20;
   /** Most alternatives of chat's {@code top_logprobs} (OpenAI's). */
   static final int MAX_TOP_LOGPROBS = 20;
+  /** {@code /v1/completions}' {@code max_tokens} when absent (OpenAI's and vLLM's; chat's is what the context leaves). */
+  static final int DEFAULT_COMPLETION_MAX_TOKENS = 16;
   /** Largest absolute {@code logit_bias} value (OpenAI's). */
   static final double MAX_ABS_LOGIT_BIAS = 100;
 
@@ -112,6 +115,13 @@ final class OpenAiRequests {
     int numPrompts() {
       return choices.size() / n;
     }
+
+    /** The choices prompt by prompt: each list is one prompt's n choices, for {@code GenerateCalls.startChoices}. */
+    List<List<ChoiceRequest>> byPrompt() {
+      List<List<ChoiceRequest>> groups = new ArrayList<>(numPrompts());
+      for (int p = 0; p < numPrompts(); p++) groups.add(choices.subList(p * n, (p + 1) * n));
+      return groups;
+    }
   }
 
   private OpenAiRequests() {}
@@ -173,6 +183,7 @@ final class OpenAiRequests {
     }
     List<int[]> prompts = prompts(body, limits, tokenizer, special);
     SamplingParams.Builder sampling = sampling(body, "max_tokens");
+    if (present(body, "max_tokens") == null) sampling.setMaxTokens(DEFAULT_COMPLETION_MAX_TOKENS);
     if (logprobsNode != null) sampling.setLogprobs(Math.max(1, topLogprobs));
     int n = choices(body, prompts.size(), limits);
     JsonNode bestOf = present(body, "best_of");

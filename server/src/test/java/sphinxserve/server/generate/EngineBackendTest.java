@@ -105,7 +105,7 @@ final class EngineBackendTest {
       NODE.backend().abort(alreadyCancelled); // the cancel handler ran first: nothing registered yet, a no-op
       NODE.backend().submit(new PreparedRequest("orphan?", new int[] {1, 5, 6, 7, 8}, java.util.Optional.empty(),
           SamplingParams.newBuilder().setIgnoreEos(true).build(), 500, 0, System.nanoTime(), Long.MAX_VALUE, "",
-          RequestTelemetry.current()), alreadyCancelled);
+          RequestTelemetry.current(), null), alreadyCancelled);
       GenerateResponse last = (GenerateResponse) end.get(30, TimeUnit.SECONDS);
       assertEquals(dev.sphinxserve.proto.v1.FinishReason.ABORTED, last.getFinishReason());
       long generated = NODE.backend().stats().numGeneratedTokens() - tokensBefore;

@@ -44,6 +44,7 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import sphinxserve.api.TextTokenizer;
+import sphinxserve.kvcache.KvCacheStats;
 import sphinxserve.server.testing.TestNode;
 
 /**
@@ -129,6 +130,14 @@ class OpenAiSemanticsTest {
     // The same text as a chat message goes through the template: a different, longer prompt.
     ChatCompletion chat = openai.chat().completions().create(chat(10).build());
     assertTrue(chat.usage().orElseThrow().promptTokens() > c.usage().orElseThrow().promptTokens());
+  }
+
+  @Test
+  void completions_maxTokensDefaultsToOpenAis16() {
+    Completion c = openai.completions().create(CompletionCreateParams.builder().model("test").prompt(PROMPT).temperature(0.0)
+        .putAdditionalBodyProperty("ignore_eos", JsonValue.from(true)).build());
+    assertEquals(16, c.usage().orElseThrow().completionTokens());
+    assertEquals(CompletionChoice.FinishReason.LENGTH, c.choices().getFirst().finishReason());
   }
 
   @Test
@@ -243,6 +252,19 @@ class OpenAiSemanticsTest {
     ChatCompletion chat = openai.chat().completions().create(chat(16).temperature(1.0).n(3).build());
     assertEquals(List.of(0L, 1L, 2L), chat.choices().stream().map(ChatCompletion.Choice::index).toList());
     assertTrue(chat.choices().stream().map(ch -> ch.message().content().orElse("")).distinct().count() > 1);
+  }
+
+  @Test
+  void n_theOtherChoicesReuseThePromptsKvThroughThePrefixCache() {
+    List<Long> ids = new ArrayList<>(); // a prompt no other test sends: 200 ids, 12 full blocks of 16
+    for (int i = 0; i < 200; i++) ids.add(1L + (i * 37L + 11) % (tokenizer.vocabSize() - 1));
+    KvCacheStats before = node.backend().kvStats();
+    Completion c = openai.completions().create(completion(4).promptOfArrayOfTokens(ids).temperature(1.0).n(4).build());
+    KvCacheStats after = node.backend().kvStats();
+    assertEquals(4, c.choices().size());
+    long fullBlockTokens = ids.size() / before.blockSize() * before.blockSize();
+    assertTrue(after.numPrefixHitTokens() - before.numPrefixHitTokens() >= 3 * fullBlockTokens,
+        "choices 1..3 find choice 0's blocks: " + (after.numPrefixHitTokens() - before.numPrefixHitTokens()) + " hit tokens");
   }
 
   @Test
