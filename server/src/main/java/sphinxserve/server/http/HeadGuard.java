@@ -78,6 +78,7 @@ final class HeadGuard extends ChannelInboundHandlerAdapter {
       ReferenceCountUtil.release(msg);
       discardRest();
       var response = HttpReplies.closing(refused.status(), refused.error());
+      response.headers().set("x-request-id", requestId(head.headers()));
       if (refused.status().equals(HttpResponseStatus.METHOD_NOT_ALLOWED)) {
         response.headers().set(HttpHeaderNames.ALLOW, Route.of(new QueryStringDecoder(head.uri()).path()).method.name());
       }
@@ -123,8 +124,7 @@ final class HeadGuard extends ChannelInboundHandlerAdapter {
       return new Refused(HttpResponseStatus.NOT_FOUND, Status.NOT_FOUND.withDescription("no route " + path
           + " (this node serves /v1/chat/completions, /v1/completions, /v1/models)"));
     }
-    String requestId = headers.get("x-request-id");
-    if (requestId == null || requestId.isBlank() || requestId.length() > 128) requestId = UUID.randomUUID().toString();
+    String requestId = requestId(headers);
     String corsOrigin = verdict == HostPolicy.OriginVerdict.ALLOWED ? origin.trim() : null;
     if (head.method().equals(HttpMethod.OPTIONS)) return new Admitted(route, true, Tenant.ANONYMOUS, requestId, corsOrigin);
     if (!head.method().equals(route.method)) {
@@ -155,6 +155,12 @@ final class HeadGuard extends ChannelInboundHandlerAdapter {
           + " (--max-message-bytes)"));
     }
     return new Admitted(route, false, tenant, requestId, corsOrigin);
+  }
+
+  /** The client's {@code x-request-id} when it is usable (1..128 characters), else a new random one. */
+  private static String requestId(HttpHeaders headers) {
+    String id = headers.get("x-request-id");
+    return id == null || id.isBlank() || id.length() > 128 ? UUID.randomUUID().toString() : id;
   }
 
   /** {@code application/json}, optionally with {@code charset=utf-8}: JSON is UTF-8 (RFC 8259). */

@@ -156,7 +156,13 @@ final class HttpSink {
   }
 
   private void schedule() {
-    if (wip.getAndIncrement() == 0) executor.execute(this::drain);
+    if (wip.getAndIncrement() != 0) return;
+    try {
+      executor.execute(this::drain);
+    } catch (java.util.concurrent.RejectedExecutionException e) { // the node is closing: nothing can be written any more
+      channel.close();
+      end(Status.UNAVAILABLE.withDescription("node is shutting down"));
+    }
   }
 
   private void drain() {

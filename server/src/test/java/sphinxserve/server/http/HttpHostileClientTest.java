@@ -380,7 +380,9 @@ class HttpHostileClientTest {
   @Test
   void contentType_onlyJson_textPlainRefusedWith415() throws Exception {
     try (RawHttp c = connect()) {
-      assertError(c.send(RawHttp.post("/v1/chat/completions", host(), chat(2, false), "Content-Type: text/plain")).read(), 415);
+      RawHttp.Response r = c.send(RawHttp.post("/v1/chat/completions", host(), chat(2, false), "Content-Type: text/plain", "X-Request-Id: plain-1")).read();
+      assertError(r, 415);
+      assertEquals("plain-1", r.header("x-request-id"), "a refusal names the request it refuses");
     }
     try (RawHttp c = connect()) {
       assertError(c.send(RawHttp.post("/v1/chat/completions", host(), chat(2, false), "Content-Type: application/x-www-form-urlencoded")).read(), 415);
