@@ -176,7 +176,7 @@ public final class SphinxNode implements AutoCloseable {
       try {
         this.http = new OpenAiHttpServer(config, tls == null ? null : tls.httpContext(), runtime.spec(), modelName(bundle),
             runtime.tokenizer(), service.calls(), backend, config.authenticates() ? new Authenticator(tenants, jwt) : null,
-            limiters, telemetry, service::isDraining, service.inFlight());
+            limiters, telemetry, service::isDraining, service.inFlight(), streamExecutor);
       } catch (RuntimeException e) {
         started.shutdownNow();
         images.close();
