@@ -43,7 +43,7 @@ public final class CompiledGrammar implements TokenConstraint {
   static final int MAX_STACK_DEPTH = 4096;
 
   /** Most stacks in one configuration (an ambiguous grammar can multiply them). */
-  static final int MAX_STACKS = 4096;
+  static final int MAX_STACKS = 16_384;
 
   /** Interned configurations per generation. */
   static final int MAX_STATES = 200_000;

@@ -64,6 +64,14 @@ class GrammarMaskTest {
       allowed.removeIf(v::isEos);
       if (allowed.isEmpty()) break;
       int best = allowed.get(random.nextInt(allowed.size()));
+      if (random.nextInt(3) == 0) { // a token with punctuation, if any: moves through the structure (keys, values, nesting)
+        List<Integer> structural = new ArrayList<>(allowed);
+        structural.removeIf(id -> punctuation(v, id) == 0);
+        if (!structural.isEmpty()) {
+          assertTrue(m.accept(structural.get(random.nextInt(structural.size()))));
+          continue;
+        }
+      }
       boolean longest = random.nextBoolean(); // else prefer tokens with punctuation, to move through the structure
       for (int k = 0; k < 6; k++) {
         int other = allowed.get(random.nextInt(allowed.size()));
@@ -79,7 +87,7 @@ class GrammarMaskTest {
   private static int punctuation(TokenVocabulary v, int id) {
     int n = 0;
     for (byte b : v.tokenBytes(id)) {
-      if (b >= 0 && !Character.isLetter(b)) n++;
+      if ("\"{}[],:".indexOf(b) >= 0) n++;
     }
     return n;
   }
