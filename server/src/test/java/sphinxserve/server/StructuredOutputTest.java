@@ -99,12 +99,18 @@ final class StructuredOutputTest {
     }
   }
 
+  /** Any JSON object has unbounded strings: an answer ended by EOS is an object, one cut by max_tokens begins one. */
   @Test
   void jsonObject_answerIsAnObject() throws Exception {
     for (long seed = 0; seed < 3; seed++) {
-      String answer = text(generate(ask("JSON please", sampling(Constraint.newBuilder().setJsonObject(true).build(), seed, 1f)
-          .toBuilder().setMaxTokens(900).build(), null)));
-      assertTrue(new ObjectMapper().readTree(answer).isObject(), answer);
+      List<GenerateResponse> responses = generate(ask("JSON please", sampling(Constraint.newBuilder().setJsonObject(true).build(), seed, 1f)
+          .toBuilder().setMaxTokens(800).build(), null));
+      String answer = text(responses);
+      if (responses.getLast().getFinishReason() == FinishReason.STOP) {
+        assertTrue(new ObjectMapper().readTree(answer).isObject(), answer);
+      } else {
+        assertTrue(answer.startsWith("{"), answer);
+      }
     }
   }
 

@@ -32,6 +32,14 @@ import sphinxserve.server.image.ImageLimits;
  *
  * @param port TCP port to listen on; 0 picks a free one
  * @param httpPort TCP port of the OpenAI-compatible HTTP API; 0 picks a free one, -1 = off
+ * @param httpRequestTimeout longest an HTTP request may run from its arrival (504 / an error event after); null = no limit
+ * @param httpIdleTimeout how long an HTTP connection may take to send a whole request, or stay idle between requests
+ * @param httpMaxConnections most open HTTP connections; more are closed at once
+ * @param httpMaxUnsentTokens most generated tokens a streaming HTTP request may hold for a client that stopped reading
+ *     (past Netty's write buffer) before the request is ended
+ * @param httpAllowedHosts {@code Host} names accepted besides the node's own on a node without authentication
+ *     ({@code *}: any)
+ * @param httpCorsOrigins origins whose cross-origin browser requests are allowed ({@code *}: any)
  * @param bundle a bundle directory, or {@code embedded:<name>} to build the trained model or preset of that name into
  *     {@code bundleCache} on first use
  * @param bundleCache where embedded bundles, and bundles of {@code model} folders, are built
@@ -97,6 +105,12 @@ import sphinxserve.server.image.ImageLimits;
 public record NodeConfig(
     int port,
     int httpPort,
+    Duration httpRequestTimeout,
+    Duration httpIdleTimeout,
+    int httpMaxConnections,
+    int httpMaxUnsentTokens,
+    List<String> httpAllowedHosts,
+    List<String> httpCorsOrigins,
     String bundle,
     Path bundleCache,
     Path model,
@@ -185,6 +199,12 @@ public record NodeConfig(
       {CONFIG, "", "a .properties file of name=value lines (these names); flags and SPHINX_* override it"},
       {"port", "50051", "TCP port; 0 picks a free one"},
       {"http-port", "8080", "TCP port of the OpenAI-compatible HTTP API (same TLS and plaintext rules); 0 picks a free one, off = none"},
+      {"http-request-timeout", "off", "longest an HTTP request may run from its arrival (ms/s/m); past it: 504, or an error event once streaming; off = no limit"},
+      {"http-idle-timeout", "30s", "an HTTP connection must send each whole request within this (ms/s/m) and is closed after this long idle between requests"},
+      {"http-max-connections", "1024", "most open HTTP connections; more are closed at once"},
+      {"http-max-unsent-tokens", "1024", "a streaming HTTP request whose client stopped reading is ended when this many tokens wait past the write buffer"},
+      {"http-allowed-hosts", "", "comma list of Host names accepted besides the node's own (localhost, loopback, bind address) when it does not authenticate; * = any"},
+      {"http-cors-origins", "", "comma list of origins (scheme://host[:port]) allowed to call the HTTP API from a browser on another origin; * = any"},
       {"tls-cert", "", "PEM certificate chain; with --tls-key serves TLS, plaintext when neither is set"},
       {"tls-key", "", "PEM (PKCS#8) private key of --tls-cert"},
       {"plaintext", "loopback", "without TLS: loopback (listen on 127.0.0.1 only), all-interfaces (explicit), off (TLS required)"},
@@ -420,6 +440,12 @@ public record NodeConfig(
       return new NodeConfig(
           intIn("port", 0, 65535),
           text("http-port").equalsIgnoreCase("off") ? -1 : intIn("http-port", 0, 65535),
+          text("http-request-timeout").equalsIgnoreCase("off") ? null : duration("http-request-timeout"),
+          duration("http-idle-timeout"),
+          intIn("http-max-connections", 1, 1 << 20),
+          intIn("http-max-unsent-tokens", 1, 1 << 20),
+          allowedHosts(),
+          corsOrigins(),
           nonEmpty("bundle"),
           Path.of(expandHome(nonEmpty("bundle-cache"))),
           model(),
@@ -595,6 +621,32 @@ public record NodeConfig(
         throw new IllegalArgumentException("tls-cert: required, plaintext is off (from " + sources.get("plaintext") + ")");
       }
       return p;
+    }
+
+    /** Host names (no scheme, path or port), lower case, or {@code *}. */
+    private List<String> allowedHosts() {
+      List<String> hosts = commaList("http-allowed-hosts");
+      for (String h : hosts) {
+        if (!h.equals("*") && !h.matches("[a-z0-9._\\-]+|\\[[0-9a-f:.]+\\]")) {
+          fail("http-allowed-hosts", "must be a comma list of host names or addresses without port or scheme (or *), not '" + h + "'");
+        }
+      }
+      return hosts;
+    }
+
+    /** Exact origins ({@code scheme://host[:port]}, lower case, no path), or {@code *}. */
+    private List<String> corsOrigins() {
+      List<String> origins = commaList("http-cors-origins");
+      for (String o : origins) {
+        if (!o.equals("*") && !o.matches("https?://[a-z0-9._\\-]+(:[0-9]{1,5})?|https?://\\[[0-9a-f:.]+\\](:[0-9]{1,5})?")) {
+          fail("http-cors-origins", "must be a comma list of origins such as https://app.example.com:8443 (scheme, host, optional port; no path), or *, not '" + o + "'");
+        }
+      }
+      return origins;
+    }
+
+    private List<String> commaList(String name) {
+      return java.util.Arrays.stream(text(name).split(",")).map(t -> t.trim().toLowerCase(Locale.ROOT)).filter(t -> !t.isEmpty()).toList();
     }
 
     private Reflection reflection() {

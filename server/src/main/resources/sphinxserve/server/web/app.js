@@ -17,11 +17,37 @@ let image = null; // {dataUrl, width, height}
 let messages = []; // the conversation so far, OpenAI's shape
 let controller = null;
 
+// The API key of a node with --tenants: typed by the user, kept in this tab's sessionStorage (gone when the tab
+// closes, never shared with other tabs or kept on disk) and sent only as a header.
+const KEY_ITEM = "sphinx-serve.api-key";
+
+function apiKey() {
+  return sessionStorage.getItem(KEY_ITEM) ?? "";
+}
+
+/** The Authorization header for the stored key; none without one (a node without --tenants needs none). */
+function authHeaders() {
+  const key = apiKey();
+  return key ? { authorization: `Bearer ${key}` } : {};
+}
+
+/** The node's refusal as a sentence; a 401 points at the key field. */
+async function refusal(response) {
+  if (response.status === 401) {
+    $("api-key").focus();
+    return apiKey() ? "the node refused this API key" : "this node needs an API key: enter it above";
+  }
+  const error = await response.json().catch(() => ({ error: { message: response.statusText } }));
+  return error.error.message;
+}
+
 async function loadModel() {
-  const response = await fetch("/v1/models");
+  const response = await fetch("/v1/models", { headers: authHeaders() });
+  if (!response.ok) throw new Error(await refusal(response));
   const body = await response.json();
   model = body.data[0].id;
   $("model").textContent = model;
+  setStatus("idle");
 }
 
 function pick(file) {
@@ -112,14 +138,11 @@ async function ask(question) {
     // follow-up cheap.
     const response = await fetch("/v1/chat/completions", {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", ...authHeaders() },
       body: JSON.stringify({ model, messages, stream: true, temperature: 0, max_tokens: 256 }),
       signal: controller.signal,
     });
-    if (!response.ok) {
-      const error = await response.json().catch(() => ({ error: { message: response.statusText } }));
-      throw new Error(error.error.message);
-    }
+    if (!response.ok) throw new Error(await refusal(response));
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
     let buffered = "";
@@ -172,6 +195,14 @@ function setUp() {
     ask(question);
   });
   $("stop").addEventListener("click", () => controller?.abort());
+  const keyField = $("api-key");
+  keyField.value = apiKey();
+  keyField.addEventListener("change", () => {
+    const key = keyField.value.trim();
+    if (key) sessionStorage.setItem(KEY_ITEM, key);
+    else sessionStorage.removeItem(KEY_ITEM);
+    loadModel().catch((e) => setStatus("cannot reach the node: " + e.message));
+  });
   loadModel().catch((e) => setStatus("cannot reach the node: " + e.message));
 }
 

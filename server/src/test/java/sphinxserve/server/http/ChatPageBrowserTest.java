@@ -109,6 +109,59 @@ class ChatPageBrowserTest {
     }
   }
 
+  /**
+   * On a node with {@code --tenants} the page first says it needs a key; once typed in the key field it lists the
+   * model and streams an answer, the key kept in the tab's sessionStorage and never in the page's URL.
+   */
+  @Test
+  void tenantNode_keyFieldUnlocksThePage_andTheKeyStaysOutOfTheUrl(@TempDir Path tmp) throws Exception {
+    Path chromium = firstExisting("/usr/bin/chromium", "/usr/bin/chromium-browser").orElse(null);
+    Path driver = firstExisting("/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver").orElse(null);
+    if (chromium == null || driver == null) {
+      String message = "Chromium or chromedriver missing; install them with: " + INSTALL;
+      if ("1".equals(System.getenv("SPHINX_REQUIRE_CHROMIUM"))) fail(message);
+      Assumptions.abort(message);
+    }
+    String key = "page-test-key-0123456789";
+    Path tenants = Files.writeString(tmp.resolve("tenants.properties"),
+        "page.key-sha256=" + sphinxserve.server.auth.Tenants.sha256(key) + "\npage.methods=*\n");
+    sphinxserve.runtime.bundle.Bundle bundle = sphinxserve.runtime.testing.TestBundles.get(sphinxserve.runtime.bundle.BundlePreset.TEST);
+    NodeConfig config = NodeConfig.parse(new String[] {"--bundle=" + bundle.directory(), "--tenants=" + tenants,
+        "--port=0", "--http-port=0", "--metrics-port=0", "--kv-blocks=256", "--drain-seconds=1", "--ort-threads=1"}, Map.of());
+    try (SphinxNode node = SphinxNode.open(config, EngineBackend::new)) {
+      ChromeDriverService service = new ChromeDriverService.Builder().usingDriverExecutable(driver.toFile()).usingAnyFreePort().build();
+      ChromeOptions options = new ChromeOptions().setBinary(chromium.toFile())
+          .addArguments("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,860");
+      WebDriver browser = new ChromeDriver(service, options);
+      try {
+        String page = "http://127.0.0.1:" + node.httpPort() + "/";
+        browser.get(page);
+        WebDriverWait wait = new WebDriverWait(browser, Duration.ofSeconds(30));
+        wait.until(b -> b.findElement(By.id("status")).getText().contains("needs an API key"));
+        WebElement field = browser.findElement(By.id("api-key"));
+        field.sendKeys(key);
+        field.sendKeys(org.openqa.selenium.Keys.TAB); // the change event stores it and lists the model again
+        wait.until(b -> !b.findElement(By.id("model")).getText().isEmpty());
+        browser.findElement(By.id("question")).sendKeys("Hello?");
+        browser.findElement(By.id("send")).click();
+        new WebDriverWait(browser, Duration.ofSeconds(120)).until(b -> {
+          String status = b.findElement(By.id("status")).getText();
+          return status.equals("done") || status.startsWith("error");
+        });
+        assertEquals("done", browser.findElement(By.id("status")).getText());
+        assertEquals(page, browser.getCurrentUrl(), "the URL changed");
+        var js = (org.openqa.selenium.JavascriptExecutor) browser;
+        assertEquals(key, js.executeScript("return sessionStorage.getItem('sphinx-serve.api-key')"));
+        assertEquals(0L, js.executeScript("return localStorage.length"));
+        browser.navigate().refresh(); // the tab keeps it: the page works again without retyping
+        wait.until(b -> !b.findElement(By.id("model")).getText().isEmpty());
+        assertEquals(key, browser.findElement(By.id("api-key")).getDomProperty("value"));
+      } finally {
+        browser.quit();
+      }
+    }
+  }
+
   private static void assertClose(double expected, String actual, String what) {
     assertTrue(Math.abs(expected - Double.parseDouble(actual)) < 0.5, what + ": expected " + expected + ", drawn " + actual);
   }

@@ -147,7 +147,11 @@ class OpenAiStructuredOutputTest {
           .addUserMessageOfArrayOfContentParts(question("JSON please", seed == 2, seed)).maxCompletionTokens(700).temperature(1.0).seed(seed)
           .responseFormat(ResponseFormatJsonObject.builder().build()).build());
       String answer = c.choices().getFirst().message().content().orElseThrow();
-      assertTrue(JSON.readTree(answer).isObject(), answer);
+      if (c.choices().getFirst().finishReason() == ChatCompletion.Choice.FinishReason.STOP) {
+        assertTrue(JSON.readTree(answer).isObject(), answer);
+      } else { // an object's strings are unbounded: the length limit may cut it, never anything but an object's prefix
+        assertTrue(answer.startsWith("{"), answer);
+      }
     }
   }
 

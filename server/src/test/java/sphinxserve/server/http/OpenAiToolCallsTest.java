@@ -322,7 +322,7 @@ class OpenAiToolCallsTest {
         "tools[0].function.name", "");
     assertRefused(post(qwen, "{" + user + ", \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\", \"parameters\": "
         + "{\"type\": \"object\", \"properties\": {\"n\": {\"type\": \"integer\", \"multipleOf\": 3}}}}}], \"tool_choice\": \"required\"}"),
-        "tools", "multipleOf");
+        "tools[0].function.parameters", "multipleOf");
     assertRefused(post(qwen, "{" + user + ", \"tools\": [{\"type\": \"custom\", \"custom\": {\"name\": \"f\"}}]}"), "tools[0].custom", "");
     assertRefused(post(qwen, "{" + user + ", \"tool_choice\": \"required\"}"), "tool_choice", "needs tools");
     assertRefused(post(qwen, "{" + user + ", \"tools\": [" + weather + "], \"tool_choice\": \"required\", "

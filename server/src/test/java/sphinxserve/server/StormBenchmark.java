@@ -1,0 +1,449 @@
+package sphinxserve.server;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.sphinxserve.proto.v1.Content;
+import dev.sphinxserve.proto.v1.GenerateRequest;
+import dev.sphinxserve.proto.v1.GenerateResponse;
+import dev.sphinxserve.proto.v1.Message;
+import dev.sphinxserve.proto.v1.Role;
+import dev.sphinxserve.proto.v1.SamplingParams;
+import dev.sphinxserve.proto.v1.SphinxGrpc;
+import io.grpc.ManagedChannel;
+import io.grpc.netty.NettyChannelBuilder;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.TreeMap;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import sphinxserve.runtime.bundle.Bundle;
+import sphinxserve.runtime.bundle.BundleBuilder;
+import sphinxserve.runtime.bundle.BundlePreset;
+import sphinxserve.runtime.engine.ModelMemory;
+import sphinxserve.runtime.engine.OnnxModelRuntime;
+import sphinxserve.runtime.engine.RuntimeOptions;
+import sphinxserve.server.config.KvPoolSizing;
+
+/**
+ * The worst-request storm (issue 26, "Bounded memory per request"): a node in a process of its own, an ordinary
+ * greedy stream measured idle and then while the worst requests one can write hit the same node, and the node's
+ * resident memory throughout. Not part of the test run; {@code bin/bench-storm [--bundle DIR] [--preset bench] [--seconds 60]
+ * [--heap 2g] [--kv-blocks 1024] [--bombs 4] [--bodies 4] [--prompts 4] [--half-open 500] [--tokens 64]
+ * [--max-rss 8g]}; results in docs/OPERATIONS.md.
+ *
+ * <p>The attackers, each a loop of its own until the storm ends (every answer's status is counted, whatever it is,
+ * so the bench runs against any version of the node): <b>template bombs</b> (a chat message that, rendered as a
+ * Jinja template, would loop 10⁹ times), <b>maximum bodies</b> (a chat request of exactly {@code --max-message-bytes},
+ * the HTTP body limit), <b>maximum prompts</b> (the longest chat prompt the node accepts, found before the storm by
+ * halving from {@code --max-prompt-chars}), and <b>half-open connections</b> (a request head promising a body that
+ * never comes, held open; how many the node has closed by the end is reported). The ordinary stream is gRPC
+ * {@code Generate}, greedy, EOS ignored; its inter-token latency is the gap between consecutive token messages.
+ *
+ * <p>Resident memory is {@code VmRSS} of the node's process, sampled every 50 ms; the margin is its peak minus
+ * (heap max + KV pool + model memory, {@link OnnxModelRuntime#modelMemory}). A watchdog kills the node when VmRSS
+ * passes {@code --max-rss}, so an unguarded template bomb cannot take the machine down with it (the bench then
+ * reports that). Sizes from the node's defaults unless given: {@code --max-message-bytes} 16 MiB,
+ * {@code --max-prompt-chars} 65,536.
+ */
+public final class StormBenchmark {
+
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  /** The issue's template bomb: 1,000³ iterations if rendered. */
+  static final String TEMPLATE_BOMB = "{% for a in range(1000) %}{% for b in range(1000) %}{% for c in range(1000) %}x"
+      + "{% endfor %}{% endfor %}{% endfor %}";
+
+  private StormBenchmark() {}
+
+  /** The bench's settings. */
+  private record Settings(Path bundle, int seconds, String heap, int kvBlocks, int bombs, int bodies, int prompts,
+      int halfOpen, int tokens, long maxRssBytes, int maxBodyBytes, int maxPromptChars) {}
+
+  public static void main(String[] args) throws Exception {
+    Path bundleDir = Path.of(".bench/bundles/bench");
+    BundlePreset preset = BundlePreset.BENCH;
+    int seconds = 60;
+    String heap = "2g";
+    int kvBlocks = 1024;
+    int bombs = 4;
+    int bodies = 4;
+    int prompts = 4;
+    int halfOpen = 500;
+    int tokens = 64;
+    long maxRss = 8L << 30;
+    for (int i = 0; i < args.length; i++) {
+      switch (args[i]) {
+        case "--bundle" -> bundleDir = Path.of(args[++i]);
+        case "--preset" -> preset = BundlePreset.valueOf(args[++i].toUpperCase(Locale.ROOT)); // built into --bundle when missing
+        case "--seconds" -> seconds = Integer.parseInt(args[++i]);
+        case "--heap" -> heap = args[++i];
+        case "--kv-blocks" -> kvBlocks = Integer.parseInt(args[++i]);
+        case "--bombs" -> bombs = Integer.parseInt(args[++i]);
+        case "--bodies" -> bodies = Integer.parseInt(args[++i]);
+        case "--prompts" -> prompts = Integer.parseInt(args[++i]);
+        case "--half-open" -> halfOpen = Integer.parseInt(args[++i]);
+        case "--tokens" -> tokens = Integer.parseInt(args[++i]);
+        case "--max-rss" -> maxRss = bytes(args[++i]);
+        default -> throw new IllegalArgumentException("unknown argument " + args[i]);
+      }
+    }
+    if (!Files.exists(bundleDir.resolve("bundle.json"))) {
+      System.out.println("building the " + preset.name().toLowerCase(Locale.ROOT) + " bundle into " + bundleDir + " ...");
+      BundleBuilder.build(preset, 1, bundleDir);
+    }
+    Settings settings = new Settings(bundleDir, seconds, heap, kvBlocks, bombs, bodies, prompts, halfOpen, tokens, maxRss,
+        16 << 20, 65536);
+    run(settings);
+  }
+
+  private static void run(Settings s) throws Exception {
+    Bundle bundle = Bundle.open(s.bundle());
+    ModelMemory model = OnnxModelRuntime.modelMemory(bundle, RuntimeOptions.cpu());
+    long kvBytes = OnnxModelRuntime.kvLayoutFor(bundle.spec(), 16, s.kvBlocks()).totalBytes();
+    long heapMax = bytes(s.heap());
+    int grpcPort = freePort();
+    int httpPort = freePort();
+    Path log = Path.of("target/storm-node.log").toAbsolutePath();
+    Files.createDirectories(log.getParent());
+    List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+        "--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow", "--add-modules", "jdk.incubator.vector",
+        "-Xmx" + s.heap(), "-cp", System.getProperty("java.class.path"), SphinxNode.class.getName(),
+        "--bundle=" + s.bundle().toAbsolutePath(), "--port=" + grpcPort, "--http-port=" + httpPort, "--metrics-port=0",
+        "--kv-blocks=" + s.kvBlocks(), "--drain-seconds=1"));
+    Process node = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+    Thread killer = new Thread(node::destroyForcibly);
+    Runtime.getRuntime().addShutdownHook(killer);
+    ResidentMemory rss = new ResidentMemory(node, s.maxRssBytes());
+    HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(Duration.ofSeconds(10)).build();
+    ManagedChannel channel = NettyChannelBuilder.forAddress("127.0.0.1", grpcPort).usePlaintext().build();
+    String base = "http://127.0.0.1:" + httpPort;
+    try {
+      awaitListening(http, base, node, log);
+      rss.start();
+      SphinxGrpc.SphinxBlockingStub stub = SphinxGrpc.newBlockingStub(channel);
+      String modelName = JSON.readTree(http.send(HttpRequest.newBuilder(URI.create(base + "/v1/models")).build(),
+          HttpResponse.BodyHandlers.ofString()).body()).path("data").path(0).path("id").asText();
+      System.out.printf(Locale.ROOT, "storm: bundle %s; node heap max %s, KV pool %s (%d blocks), model %s (%s); %d cores; node log %s%n",
+          s.bundle(), KvPoolSizing.bytes(heapMax), KvPoolSizing.bytes(kvBytes), s.kvBlocks(), KvPoolSizing.bytes(model.totalBytes()),
+          model, Runtime.getRuntime().availableProcessors(), log);
+
+      for (int i = 0; i < 2; i++) gaps(stub, s.tokens(), i); // warm-up: JIT, ORT's first runs
+      int promptChars = longestAcceptedPrompt(http, base, modelName, s.maxPromptChars());
+      long idleRss = rss.current();
+      List<Double> idle = new ArrayList<>();
+      for (int i = 0; i < 3; i++) idle.addAll(gaps(stub, s.tokens(), 100 + i));
+      System.out.printf(Locale.ROOT, "idle:  VmRSS %s; ordinary stream ITL p50 %.1f ms, p99 %.1f ms (%d gaps)%n",
+          KvPoolSizing.bytes(idleRss), percentile(idle, 50), percentile(idle, 99), idle.size());
+
+      rss.resetPeak();
+      AtomicBoolean storming = new AtomicBoolean(true);
+      Map<String, Map<String, AtomicLong>> outcomes = new ConcurrentHashMap<>();
+      List<Socket> halfOpen = new CopyOnWriteArrayList<>();
+      ExecutorService attackers = Executors.newVirtualThreadPerTaskExecutor();
+      String bomb = chatBody(modelName, TEMPLATE_BOMB, 8);
+      String maxBody = maxSizeBody(modelName, s.maxBodyBytes());
+      String maxPrompt = chatBody(modelName, words(promptChars, 7), 1);
+      for (int i = 0; i < s.bombs(); i++) attackers.submit(() -> attack(http, base, bomb, "template bombs", storming, outcomes));
+      for (int i = 0; i < s.bodies(); i++) attackers.submit(() -> attack(http, base, maxBody, "maximum bodies", storming, outcomes));
+      for (int i = 0; i < s.prompts(); i++) attackers.submit(() -> attack(http, base, maxPrompt, "maximum prompts", storming, outcomes));
+      attackers.submit(() -> openHalfOpen(httpPort, s.halfOpen(), halfOpen, outcomes));
+      long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(s.seconds());
+      List<Double> storm = new ArrayList<>();
+      int streams = 0;
+      while (System.nanoTime() < end && node.isAlive()) {
+        try {
+          storm.addAll(gaps(stub, s.tokens(), 1000 + streams++));
+        } catch (RuntimeException e) {
+          count(outcomes, "ordinary streams", "failed: " + e.getMessage());
+          if (!node.isAlive()) break;
+        }
+      }
+      storming.set(false);
+      int stillOpen = 0;
+      for (Socket socket : halfOpen) if (isOpen(socket)) stillOpen++;
+      for (Socket socket : halfOpen) socket.close();
+      attackers.shutdown();
+      attackers.awaitTermination(2, TimeUnit.MINUTES);
+      long peak = rss.peak();
+      System.out.printf(Locale.ROOT, "storm: %d s of %d template bombs, %d maximum bodies (%s), %d maximum prompts (%,d chars), %d half-open connections%n",
+          s.seconds(), s.bombs(), s.bodies(), KvPoolSizing.bytes(maxBody.length()), s.prompts(), promptChars, s.halfOpen());
+      if (!node.isAlive()) {
+        System.out.println("  the node DIED during the storm (exit " + node.exitValue() + (rss.killed() ? ", killed by the watchdog at VmRSS "
+            + KvPoolSizing.bytes(rss.peak()) + " > --max-rss" : "") + "); see " + log);
+      }
+      System.out.printf(Locale.ROOT, "  VmRSS peak %s, VmHWM %s; margin over heap max + KV pool + model (%s): %s%n",
+          KvPoolSizing.bytes(peak), KvPoolSizing.bytes(rss.highWaterMark()), KvPoolSizing.bytes(heapMax + kvBytes + model.totalBytes()),
+          KvPoolSizing.bytes(peak - heapMax - kvBytes - model.totalBytes()));
+      if (!storm.isEmpty()) {
+        System.out.printf(Locale.ROOT, "  ordinary stream ITL p50 %.1f ms, p99 %.1f ms (%d gaps, %d streams): p99 %.2f× idle (target ≤ 1.5×)%n",
+            percentile(storm, 50), percentile(storm, 99), storm.size(), streams, percentile(storm, 99) / percentile(idle, 99));
+      }
+      System.out.printf(Locale.ROOT, "  half-open connections the node still held at the end: %d of %d%n", stillOpen, halfOpen.size());
+      for (Map.Entry<String, Map<String, AtomicLong>> e : new TreeMap<>(outcomes).entrySet()) {
+        System.out.println("  " + e.getKey() + ": " + new TreeMap<>(e.getValue()));
+      }
+    } finally {
+      rss.stop();
+      channel.shutdownNow();
+      node.destroy();
+      if (!node.waitFor(30, TimeUnit.SECONDS)) node.destroyForcibly();
+      Runtime.getRuntime().removeShutdownHook(killer);
+    }
+  }
+
+  /** One ordinary stream: the gaps, in milliseconds, between its token messages after the first. */
+  private static List<Double> gaps(SphinxGrpc.SphinxBlockingStub stub, int tokens, int i) {
+    GenerateRequest request = GenerateRequest.newBuilder().setRequestId("storm-stream-" + i)
+        .addMessages(Message.newBuilder().setRole(Role.USER).addContent(Content.newBuilder().setText("Tell me a story, number " + i + ".")))
+        .setSampling(SamplingParams.newBuilder().setMaxTokens(tokens).setIgnoreEos(true)).build();
+    List<Double> gaps = new ArrayList<>();
+    long last = -1;
+    Iterator<GenerateResponse> answer = stub.withDeadlineAfter(5, TimeUnit.MINUTES).generate(request);
+    while (answer.hasNext()) {
+      GenerateResponse response = answer.next();
+      if (response.getTokenIdsCount() == 0) continue;
+      long now = System.nanoTime();
+      if (last >= 0) gaps.add((now - last) / 1e6);
+      last = now;
+    }
+    return gaps;
+  }
+
+  /** Posts {@code body} to the chat endpoint over and over while {@code storming}, counting each answer's status. */
+  private static void attack(HttpClient http, String base, String body, String kind, AtomicBoolean storming,
+      Map<String, Map<String, AtomicLong>> outcomes) {
+    while (storming.get()) {
+      try {
+        HttpResponse<Void> r = http.send(HttpRequest.newBuilder(URI.create(base + "/v1/chat/completions")).timeout(Duration.ofSeconds(60))
+            .header("content-type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body)).build(),
+            HttpResponse.BodyHandlers.discarding());
+        count(outcomes, kind, Integer.toString(r.statusCode()));
+      } catch (IOException e) {
+        count(outcomes, kind, e.getClass().getSimpleName());
+        sleep(100); // the node may be gone: do not spin
+      } catch (InterruptedException e) {
+        return;
+      }
+    }
+  }
+
+  /** Opens {@code n} connections that each send a request head promising a body that never comes. */
+  private static void openHalfOpen(int port, int n, List<Socket> sockets, Map<String, Map<String, AtomicLong>> outcomes) {
+    byte[] head = ("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:" + port + "\r\nContent-Type: application/json\r\n"
+        + "Content-Length: 100000\r\n\r\n{\"messages\": [").getBytes(StandardCharsets.US_ASCII);
+    for (int i = 0; i < n; i++) {
+      try {
+        Socket socket = new Socket();
+        socket.connect(new InetSocketAddress("127.0.0.1", port), 5000);
+        OutputStream out = socket.getOutputStream();
+        out.write(head);
+        out.flush();
+        sockets.add(socket);
+        count(outcomes, "half-open connections", "opened");
+      } catch (IOException e) {
+        count(outcomes, "half-open connections", "refused: " + e.getClass().getSimpleName());
+      }
+    }
+  }
+
+  /** Whether the node still holds {@code socket} open: nothing to read yet, or an answer without a close. */
+  private static boolean isOpen(Socket socket) {
+    try {
+      socket.setSoTimeout(1);
+      InputStream in = socket.getInputStream();
+      byte[] buffer = new byte[4096];
+      for (int n; (n = in.read(buffer)) != -1; ) {
+        if (n == 0) return true;
+      }
+      return false; // closed by the node
+    } catch (java.net.SocketTimeoutException e) {
+      return true;
+    } catch (IOException e) {
+      return false;
+    }
+  }
+
+  /**
+   * The longest chat prompt, in characters, the node accepts (status 200), from {@code maxChars} down by halves and
+   * back up by quarters of the last step; its prefill is the most one request may cost.
+   */
+  private static int longestAcceptedPrompt(HttpClient http, String base, String model, int maxChars) throws Exception {
+    int accepted = 0;
+    int refused = maxChars + 1;
+    int chars = maxChars;
+    for (int attempt = 0; attempt < 16 && refused - accepted > 64; attempt++) {
+      HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create(base + "/v1/chat/completions")).timeout(Duration.ofMinutes(5))
+          .header("content-type", "application/json").POST(HttpRequest.BodyPublishers.ofString(chatBody(model, words(chars, 7), 1))).build(),
+          HttpResponse.BodyHandlers.ofString());
+      if (r.statusCode() == 200) accepted = chars;
+      else refused = chars;
+      chars = (accepted + refused) / 2;
+    }
+    if (accepted == 0) throw new IllegalStateException("the node accepted no prompt up to " + maxChars + " characters");
+    return accepted;
+  }
+
+  private static String chatBody(String model, String content, int maxTokens) throws IOException {
+    ObjectNode body = JSON.createObjectNode().put("model", model).put("max_tokens", maxTokens);
+    body.putArray("messages").addObject().put("role", "user").put("content", content);
+    return JSON.writeValueAsString(body);
+  }
+
+  /** A chat request of exactly {@code bytes} bytes: one message of ordinary words filling the rest. */
+  private static String maxSizeBody(String model, int bytes) throws IOException {
+    String empty = chatBody(model, "", 1);
+    String body = chatBody(model, words(bytes - empty.length(), 11), 1);
+    if (body.length() != bytes) throw new IllegalStateException("body of " + body.length() + " bytes, wanted " + bytes);
+    return body;
+  }
+
+  /** {@code n} characters of lowercase words and spaces (plain ASCII: one byte each, nothing to escape in JSON). */
+  private static String words(int n, long seed) {
+    SplittableRandom random = new SplittableRandom(seed);
+    StringBuilder sb = new StringBuilder(n);
+    while (sb.length() < n) {
+      int length = 2 + random.nextInt(8);
+      for (int i = 0; i < length && sb.length() < n; i++) sb.append((char) ('a' + random.nextInt(26)));
+      if (sb.length() < n) sb.append(' ');
+    }
+    return sb.toString();
+  }
+
+  private static void awaitListening(HttpClient http, String base, Process node, Path log) throws Exception {
+    long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(10);
+    while (System.nanoTime() < deadline) {
+      if (!node.isAlive()) throw new IllegalStateException("the node exited with " + node.exitValue() + "; see " + log);
+      try {
+        if (http.send(HttpRequest.newBuilder(URI.create(base + "/v1/models")).timeout(Duration.ofSeconds(5)).build(),
+            HttpResponse.BodyHandlers.discarding()).statusCode() == 200) return;
+      } catch (IOException e) {
+        // not listening yet
+      }
+      Thread.sleep(250);
+    }
+    throw new IllegalStateException("the node did not listen within 10 minutes; see " + log);
+  }
+
+  private static void count(Map<String, Map<String, AtomicLong>> outcomes, String kind, String outcome) {
+    outcomes.computeIfAbsent(kind, k -> new ConcurrentHashMap<>()).computeIfAbsent(outcome, o -> new AtomicLong()).incrementAndGet();
+  }
+
+  private static double percentile(List<Double> values, int p) {
+    if (values.isEmpty()) return Double.NaN;
+    double[] sorted = values.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+    return sorted[Math.min(sorted.length - 1, (int) Math.ceil(p / 100.0 * sorted.length) - 1)];
+  }
+
+  private static long bytes(String text) {
+    String t = text.trim().toLowerCase(Locale.ROOT);
+    long unit = switch (t.charAt(t.length() - 1)) {
+      case 'k' -> 1L << 10;
+      case 'm' -> 1L << 20;
+      case 'g' -> 1L << 30;
+      default -> 1;
+    };
+    return Long.parseLong(unit == 1 ? t : t.substring(0, t.length() - 1)) * unit;
+  }
+
+  private static int freePort() throws IOException {
+    try (ServerSocket socket = new ServerSocket(0)) {
+      return socket.getLocalPort();
+    }
+  }
+
+  private static void sleep(long millis) {
+    try {
+      Thread.sleep(millis);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  /** Samples the node's VmRSS every 50 ms, keeps the peak, and kills the node past a limit. */
+  private static final class ResidentMemory {
+    private final Process node;
+    private final long limitBytes;
+    private final AtomicLong peak = new AtomicLong();
+    private final AtomicBoolean running = new AtomicBoolean(true);
+    private volatile boolean killed;
+    private Thread sampler;
+
+    ResidentMemory(Process node, long limitBytes) {
+      this.node = node;
+      this.limitBytes = limitBytes;
+    }
+
+    void start() {
+      sampler = Thread.ofPlatform().daemon().name("storm-rss").start(() -> {
+        while (running.get() && node.isAlive()) {
+          long now = current();
+          peak.accumulateAndGet(now, Math::max);
+          if (now > limitBytes) {
+            killed = true;
+            node.destroyForcibly();
+          }
+          sleep(50);
+        }
+      });
+    }
+
+    void stop() {
+      running.set(false);
+    }
+
+    void resetPeak() {
+      peak.set(current());
+    }
+
+    long peak() {
+      return peak.get();
+    }
+
+    boolean killed() {
+      return killed;
+    }
+
+    long current() {
+      return status("VmRSS:");
+    }
+
+    long highWaterMark() {
+      return status("VmHWM:");
+    }
+
+    /** A {@code /proc/PID/status} line in bytes; 0 once the process is gone. */
+    private long status(String key) {
+      try {
+        for (String line : Files.readAllLines(Path.of("/proc", Long.toString(node.pid()), "status"))) {
+          if (line.startsWith(key)) return Long.parseLong(line.substring(key.length()).trim().split("\\s+")[0]) * 1024;
+        }
+      } catch (IOException | RuntimeException e) {
+        // the process ended
+      }
+      return 0;
+    }
+  }
+}
