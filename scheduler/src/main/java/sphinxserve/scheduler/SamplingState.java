@@ -38,7 +38,6 @@ final class SamplingState {
   /** The logit bias as parallel arrays (ids inside the vocabulary only), so applying it allocates nothing. */
   private final int[] biasIds;
   private final float[] biases;
-  private final int[] eosIds;
   /** The constraint's matcher; null when the request is unconstrained. */
   private final TokenConstraint.Matcher matcher;
   private final BitSet promptIds;
@@ -70,7 +69,6 @@ final class SamplingState {
     this.biasIds = ids;
     this.biases = new float[ids.length];
     for (int k = 0; k < ids.length; k++) biases[k] = params.logitBias().get(ids[k]);
-    this.eosIds = eosTokenIds.stream().mapToInt(Integer::intValue).toArray();
     this.matcher = params.constraint() == null ? null : params.constraint().newMatcher();
     if (params.repetitionPenalty() != 1f) {
       promptIds = new BitSet(vocabSize);
@@ -185,8 +183,8 @@ final class SamplingState {
    * Sets to {@code -Infinity} every token the request's constraint does not allow next (nothing without a
    * constraint). Runs after {@link #applyMinTokens}, and wins over it: when the only allowed tokens are stop ids
    * that {@code min_tokens} masked (the grammar is complete and can go no further), they get logit 0, so the row
-   * is never all {@code -Infinity}; where the grammar allows nothing at all (a dead end no token continues), EOS
-   * is the only choice. Logprobs are unaffected: they come from the raw row.
+   * is never all {@code -Infinity}; where the grammar allows nothing at all (a dead end), the request fails
+   * (IllegalStateException). Logprobs are unaffected: they come from the raw row.
    *
    * @param allowedBits scratch of at least {@code ceil(vocabSize / 64)} words
    */
@@ -209,11 +207,11 @@ final class SamplingState {
       for (; denied != 0; denied &= denied - 1) logits[base + Long.numberOfTrailingZeros(denied)] = Float.NEGATIVE_INFINITY;
     }
     if (anyFinite) return;
-    if (!anyAllowed) { // a dead end of the grammar: end the answer
-      for (int id : eosIds) {
-        if (id >= 0 && id < vocabSize) logits[id] = 0f;
-      }
-      return;
+    if (!anyAllowed) {
+      // A dead end: no token continues the answer and it is not complete (a grammar with no way out, or one past the
+      // matcher's depth or width limits). Ending it here would hand the client an answer outside the constraint as if
+      // it were whole; the request fails instead (the scheduler ends only this row's request).
+      throw new IllegalStateException("the output constraint reached a dead end: no token continues the answer and it is not complete");
     }
     for (int id : stopIds) { // min_tokens masked the only allowed tokens: the mask wins
       if (id >= 0 && id < vocabSize && (allowedBits[id >>> 6] >>> id & 1) != 0) logits[id] = 0f;

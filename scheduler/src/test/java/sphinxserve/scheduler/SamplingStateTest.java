@@ -166,15 +166,13 @@ class SamplingStateTest {
   }
 
   @Test
-  void applyConstraint_deadEnd_forcesEos_andAppendAcceptsIt() {
+  void applyConstraint_deadEnd_failsTheRequestInsteadOfEndingItAsIfComplete() {
     // "a" then "b" is the only sentence, but no token is "b" alone: after "a" nothing can follow.
     SamplingState s = new SamplingState(SamplingParams.builder().constraint(constraint("ab", false)).build(), 10, EOS, new int[0]);
     s.append(2);
     float[] logits = new float[10];
-    s.applyConstraint(logits, new long[1]);
-    assertEquals(List.of(EOS), finite(logits));
-    s.append(EOS);
-    assertEquals(2, s.numGenerated());
+    IllegalStateException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class, () -> s.applyConstraint(logits, new long[1]));
+    assertTrue(e.getMessage().contains("dead end"), e.getMessage());
   }
 
   @Test

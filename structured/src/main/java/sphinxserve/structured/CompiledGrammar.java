@@ -43,13 +43,13 @@ public final class CompiledGrammar implements TokenConstraint {
   static final int MAX_STACK_DEPTH = 4096;
 
   /** Most stacks in one configuration (an ambiguous grammar can multiply them). */
-  static final int MAX_STACKS = 16_384;
+  static final int MAX_STACKS = 1_024;
 
   /** Interned configurations per generation. */
-  static final int MAX_STATES = 200_000;
+  static final int MAX_STATES = 50_000;
 
   /** Bytes of cached masks per generation. */
-  static final long MAX_MASK_BYTES = 64L << 20;
+  static final long MAX_MASK_BYTES = 16L << 20;
 
   private final Grammar grammar;
   private final ByteProgram program;
@@ -141,6 +141,16 @@ public final class CompiledGrammar implements TokenConstraint {
     }
   }
 
+  /**
+   * Longest one mask computation may take: it runs on the engine's sampling threads, inside a step every request of
+   * the batch waits for, so a grammar whose states are this expensive (a hugely ambiguous one) fails its own request
+   * rather than stalling everyone's tokens.
+   */
+  static final long MASK_BUDGET_NANOS = 100_000_000L;
+
+  /** Trie nodes walked between two looks at the clock. */
+  private static final int CLOCK_EVERY_NODES = 4096;
+
   /** The mask of {@code s} by a walk of the trie, bypassing the mask cache (the benchmark measures it). */
   long[] computeMask(MatchState s) {
     TokenVocabulary v = vocabulary;
@@ -158,7 +168,16 @@ public final class CompiledGrammar implements TokenConstraint {
     MatchState[] at = new MatchState[v.maxDepth + 1];
     at[0] = s;
     int numNodes = label.length;
+    long deadline = System.nanoTime() + MASK_BUDGET_NANOS;
+    int untilClock = CLOCK_EVERY_NODES;
     for (int i = 0; i < numNodes; ) {
+      if (--untilClock == 0) {
+        untilClock = CLOCK_EVERY_NODES;
+        if (System.nanoTime() > deadline) {
+          throw new IllegalStateException("the output constraint's token mask took over " + MASK_BUDGET_NANOS / 1_000_000
+              + " ms to compute (the grammar is too ambiguous to decode with)");
+        }
+      }
       int d = depth[i];
       MatchState n = next(at[d - 1], label[i] & 0xFF);
       if (n == MatchState.DEAD) {

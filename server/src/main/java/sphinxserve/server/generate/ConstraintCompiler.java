@@ -12,6 +12,8 @@ import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 import sphinxserve.api.TokenConstraint;
 import sphinxserve.structured.CompiledGrammar;
@@ -28,15 +30,22 @@ import sphinxserve.structured.TokenVocabulary;
  * the compiled {@link TokenConstraint} the engine applies. Thread-safe; runs on the request's thread, never the
  * engine's.
  *
- * <p>Compiled grammars are cached by the SHA-256 of what defines them (kind and text), in a Caffeine cache that
- * compiles each key once even when many requests ask at once; refusals are cached too, so a schema that fails
- * after its whole compile budget costs that budget once, not once per retry. A compile error is INVALID_ARGUMENT
+ * <p>Compiled grammars are cached by the SHA-256 of what defines them (kind and text) in a Caffeine cache; refusals
+ * are cached too, except a compile that ran out of time. Each compiled grammar holds its own lazily built states and
+ * masks, bounded per grammar by the structured module ({@code CompiledGrammar.MAX_STATES}, {@code MAX_MASK_BYTES}),
+ * so the cache's size bounds their memory while they are cached. A compile error is INVALID_ARGUMENT
  * naming the field and where in it ({@code sampling.constraint.json_schema: #/properties/age/multipleOf: ...}).
  */
 public final class ConstraintCompiler {
 
   /** Compiled constraints kept (each holds its own lazily built mask cache, bounded by the structured module). */
-  public static final int MAX_CACHED = 64;
+  public static final int MAX_CACHED = 16;
+
+  /** Compiles running at once, node-wide: they take CPU from the engine, which on a small host is one of few cores. */
+  static final int MAX_CONCURRENT_COMPILES = 2;
+
+  /** How long a request waits for a compile turn before it is refused. */
+  static final long COMPILE_WAIT_SECONDS = 10;
 
   /** Most tool calls one answer may make under tool_choice REQUIRED with parallel calls. */
   static final int MAX_PARALLEL_CALLS = 8;
@@ -51,6 +60,7 @@ public final class ConstraintCompiler {
   private record Outcome(CompiledGrammar grammar, RequestException refusal) {}
 
   private final Supplier<TokenVocabulary> vocabulary;
+  private final Semaphore compileTurns = new Semaphore(MAX_CONCURRENT_COMPILES);
   private final Cache<String, Outcome> cache = Caffeine.newBuilder().maximumSize(MAX_CACHED).recordStats().build();
 
   /**
@@ -132,19 +142,47 @@ public final class ConstraintCompiler {
     });
   }
 
-  /** The compiled grammar for (kind, text), from the cache or built by {@code build}; refusals name {@code field}. */
+  /**
+   * The compiled grammar for (kind, text), from the cache or built by {@code build}; refusals name {@code field}. At
+   * most {@link #MAX_CONCURRENT_COMPILES} compiles run at once (each may take up to the structured module's budget of
+   * CPU): a request that cannot get a turn within {@link #COMPILE_WAIT_SECONDS} is refused with RESOURCE_EXHAUSTED,
+   * and a compile that ran out of time is not cached (under a load spike it may pass on a retry).
+   */
   private TokenConstraint cached(String kind, String text, String field, Supplier<Grammar> build) {
-    Outcome outcome = cache.get(key(kind, text), k -> {
-      try {
-        return new Outcome(Grammars.compile(build.get(), vocabulary.get()), null);
-      } catch (SchemaException e) {
-        return new Outcome(null, RequestException.invalid(field, e.getMessage())); // the message starts with the schema path
-      } catch (GrammarException e) {
-        return new Outcome(null, RequestException.invalid(field, e.getMessage()));
-      } catch (RequestException e) {
-        return new Outcome(null, e);
+    String key = key(kind, text);
+    Outcome known = cache.getIfPresent(key);
+    if (known != null) return unwrap(known);
+    try {
+      if (!compileTurns.tryAcquire(COMPILE_WAIT_SECONDS, TimeUnit.SECONDS)) {
+        throw RequestException.exhausted(field, "the node is busy compiling other constraints; retry");
       }
-    });
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw RequestException.exhausted(field, "interrupted while waiting to compile the constraint");
+    }
+    try {
+      known = cache.getIfPresent(key); // compiled by another request while this one waited
+      if (known != null) return unwrap(known);
+      Outcome outcome;
+      boolean cacheable = true;
+      try {
+        outcome = new Outcome(Grammars.compile(build.get(), vocabulary.get()), null);
+      } catch (SchemaException e) {
+        outcome = new Outcome(null, RequestException.invalid(field, e.getMessage())); // the message starts with the schema path
+      } catch (GrammarException e) {
+        outcome = new Outcome(null, RequestException.invalid(field, e.getMessage()));
+        cacheable = !e.getMessage().contains("time budget");
+      } catch (RequestException e) {
+        outcome = new Outcome(null, e);
+      }
+      if (cacheable) cache.put(key, outcome);
+      return unwrap(outcome);
+    } finally {
+      compileTurns.release();
+    }
+  }
+
+  private static TokenConstraint unwrap(Outcome outcome) {
     if (outcome.refusal() != null) throw outcome.refusal();
     return outcome.grammar();
   }

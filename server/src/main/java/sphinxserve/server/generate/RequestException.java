@@ -19,6 +19,11 @@ public final class RequestException extends RuntimeException {
     return new RequestException(Status.Code.INVALID_ARGUMENT, field, message);
   }
 
+  /** RESOURCE_EXHAUSTED naming {@code field}: the node is busy; a retry may pass. */
+  public static RequestException exhausted(String field, String message) {
+    return new RequestException(Status.Code.RESOURCE_EXHAUSTED, field, message);
+  }
+
   /** NOT_FOUND naming {@code field}. */
   public static RequestException notFound(String field, String message) {
     return new RequestException(Status.Code.NOT_FOUND, field, message);

@@ -50,9 +50,11 @@ public final class ToolCallStream {
   private static final String OPEN = "<tool_call>";
   private static final String CLOSE = "</tool_call>";
   /** A call's head in the usual key order: the name, then the arguments' key. */
-  private static final Pattern HEAD = Pattern.compile("^\\s*\\{\\s*\"name\"\\s*:\\s*\"((?:[^\"\\\\]|\\\\.)*)\"\\s*,\\s*\"(?:arguments|parameters)\"\\s*:\\s*");
+  private static final Pattern HEAD = Pattern.compile("^\\s*+\\{\\s*+\"name\"\\s*+:\\s*+\"([^\"\\\\]*+(?:\\\\.[^\"\\\\]*+)*+)\"\\s*+,\\s*+\"(?:arguments|parameters)\"\\s*+:\\s*+");
   /** Longest head worth waiting for before giving up on streaming a call and buffering it whole. */
   private static final int MAX_HEAD_CHARS = 256;
+  /** Longest call buffered whole (keys in another order); past it the text is content, so memory and scans stay bounded. */
+  private static final int MAX_CALL_CHARS = 64 * 1024;
 
   private enum State { CONTENT, UNDECIDED, CALL_HEAD, CALL_ARGUMENTS, CALL_TAIL, CALL_WHOLE }
 
@@ -65,6 +67,8 @@ public final class ToolCallStream {
   private String callName;
   private final StringBuilder arguments = new StringBuilder();
   private final JsonValueScanner scanner = new JsonValueScanner();
+  /** How much of {@code pending} the end-marker search has covered (reset when pending is consumed). */
+  private int searchedTo;
 
   /** A stream for answers in {@code syntax}. */
   public ToolCallStream(Syntax syntax) {
@@ -158,7 +162,8 @@ public final class ToolCallStream {
   }
 
   private boolean head(List<Event> events, boolean atEnd) {
-    Matcher m = HEAD.matcher(pending);
+    // Possessive quantifiers and a bounded region: no backtracking, no recursion per character, on any model output.
+    Matcher m = HEAD.matcher(pending).region(0, Math.min(pending.length(), MAX_HEAD_CHARS));
     if (m.find()) {
       callId = newId();
       callName = unescape(m.group(1));
@@ -197,7 +202,7 @@ public final class ToolCallStream {
   /** After the arguments: the object's closing brace, then the block's end (HERMES) or a ';' (LLaMA). */
   private boolean tail(List<Event> events, boolean atEnd) {
     if (syntax == Syntax.HERMES) {
-      int close = pending.indexOf(CLOSE);
+      int close = indexOfClose();
       if (close < 0) {
         if (atEnd) pending.setLength(0); // an unclosed block at the end: the call stands
         return false;
@@ -218,8 +223,14 @@ public final class ToolCallStream {
 
   /** A call in another key order: waits for the block's end and parses it whole. */
   private boolean whole(List<Event> events) {
+    if (pending.length() > MAX_CALL_CHARS) { // too long to be a call this parser holds: the rest is text
+      emitContent(events, (syntax == Syntax.HERMES ? OPEN : "") + pending);
+      pending.setLength(0);
+      state = State.CONTENT;
+      return false;
+    }
     if (syntax == Syntax.LLAMA_JSON) return false; // the whole answer is the block: parsed in finish()
-    int close = pending.indexOf(CLOSE);
+    int close = indexOfClose();
     if (close < 0) return false;
     String block = pending.substring(0, close);
     pending.delete(0, close + CLOSE.length());
@@ -258,6 +269,16 @@ public final class ToolCallStream {
     if (text.isEmpty()) return;
     content.append(text);
     events.add(new Content(text));
+  }
+
+  /**
+   * Where the block's end marker is in {@code pending}, or -1; searches only what arrived since the last search (less
+   * the marker's length), so a long unclosed block costs linear time, not quadratic.
+   */
+  private int indexOfClose() {
+    int close = pending.indexOf(CLOSE, Math.max(0, searchedTo - CLOSE.length()));
+    searchedTo = close < 0 ? pending.length() : 0;
+    return close;
   }
 
   /** Length of the longest suffix of {@code text} that is a proper prefix of {@code marker}. */

@@ -58,7 +58,7 @@ public final class SphinxService extends SphinxGrpc.SphinxImplBase {
     this.spec = spec;
     this.modelName = modelName;
     this.templateName = templateName;
-    ConstraintCompiler constraints = new ConstraintCompiler(() -> TokenVocabulary.of(tokenizer, spec.specialTokens().eosIds()));
+    ConstraintCompiler constraints = new ConstraintCompiler(() -> sampleableVocabulary(spec, tokenizer));
     this.calls = new GenerateCalls(spec, new PromptRenderer(spec, tokenizer, config.chatTemplateLimits(), config.toolCallFormat()), constraints, images, backend, config);
     this.images = images;
     this.backend = backend;
@@ -176,5 +176,16 @@ public final class SphinxService extends SphinxGrpc.SphinxImplBase {
             .setMaxRunningRequests(config.maxRunningRequests())
             .setMaxMessageBytes(config.maxMessageBytes()))
         .build();
+  }
+
+  /**
+   * The tokens a constraint may allow: the tokenizer's, up to the model's vocabulary (a tokenizer may add tokens past
+   * {@code config.vocab_size} that the model has no logits for; the sampler's rows, and so its masks, end there).
+   */
+  static TokenVocabulary sampleableVocabulary(ModelSpec spec, TextTokenizer tokenizer) {
+    int size = Math.min(spec.vocabSize(), tokenizer.vocabSize());
+    java.util.List<byte[]> bytes = new java.util.ArrayList<>(size);
+    for (int id = 0; id < size; id++) bytes.add(tokenizer.tokenBytes(id));
+    return TokenVocabulary.of(bytes, spec.specialTokens().eosIds().stream().filter(id -> id < size).toList());
   }
 }

@@ -121,4 +121,19 @@ class ToolCallStreamTest {
     feed(stream, "{\"name\": \"f\", \"parameters\": {\"a\": [1,", 2);
     assertEquals("{\"a\": [1,", stream.calls().getFirst().arguments());
   }
+
+  @Test
+  void longNameOrUnclosedBlock_isParsedWithoutBacktrackingAndHeldOnlyUpToACap() {
+    ToolCallStream llama = new ToolCallStream(Syntax.LLAMA_JSON);
+    llama.push("{\"name\": \"" + "n".repeat(200_000)); // a regex with a repeated group would overflow the stack here
+    llama.push("\", \"parameters\": {}}");
+    llama.finish();
+    ToolCallStream hermes = new ToolCallStream(Syntax.HERMES);
+    List<Event> events = new ArrayList<>(hermes.push("<tool_call>{\"arguments\": {"));
+    for (int i = 0; i < 20_000; i++) events.addAll(hermes.push("xxxxxxxxxx"));
+    assertTrue(contentOf(events).startsWith("<tool_call>{\"arguments\""), "past the cap the unclosed block is released as text");
+    events.addAll(hermes.finish());
+    assertEquals(200_000 + "<tool_call>{\"arguments\": {".length(), contentOf(events).length());
+    assertTrue(hermes.calls().isEmpty());
+  }
 }
