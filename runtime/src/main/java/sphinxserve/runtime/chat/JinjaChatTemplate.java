@@ -287,8 +287,20 @@ public final class JinjaChatTemplate {
             + budget.limits().maxIterations() + " items");
       } else if (message.contains("Max recursion limit") || message.contains("Max render depth")) {
         budget.spend(ChatTemplateException.Budget.DEPTH, message);
+      } else if (overflowedTheStack(error.getException())) {
+        // jinjava records a StackOverflowError inside a tag (hashing a namespace that holds itself) and goes on
+        budget.spend(ChatTemplateException.Budget.DEPTH, "the render nests too deeply for the thread's stack");
       }
     }
+  }
+
+  private static boolean overflowedTheStack(Throwable error) {
+    for (Throwable t = error; t != null; t = t.getCause()) {
+      if (t instanceof StackOverflowError) {
+        return true;
+      }
+    }
+    return false;
   }
 
   private static void failOnErrors(String sourceName, List<TemplateError> errors, String verb) {

@@ -4,6 +4,9 @@ import com.hubspot.jinjava.Jinjava;
 import com.hubspot.jinjava.JinjavaConfig;
 import com.hubspot.jinjava.el.ExtendedSyntaxBuilder;
 import com.hubspot.jinjava.el.TruthyTypeConverter;
+import com.hubspot.jinjava.el.ext.AdditionOperator;
+import com.hubspot.jinjava.el.ext.CollectionMembershipOperator;
+import com.hubspot.jinjava.el.ext.CollectionNonMembershipOperator;
 import com.hubspot.jinjava.el.ext.ExtendedParser;
 import java.util.Properties;
 import jinjava.de.odysseus.el.ExpressionFactoryImpl;
@@ -11,13 +14,16 @@ import jinjava.de.odysseus.el.tree.TreeBuilder;
 import jinjava.de.odysseus.el.tree.impl.Builder;
 import jinjava.de.odysseus.el.tree.impl.Parser;
 import jinjava.de.odysseus.el.tree.impl.Scanner;
+import jinjava.de.odysseus.el.tree.impl.ast.AstBinary;
 import jinjava.de.odysseus.el.tree.impl.ast.AstNode;
 import jinjava.de.odysseus.el.tree.impl.ast.AstUnary;
 import jinjava.javax.el.ExpressionFactory;
 
 /**
  * Jinja's precedence of {@code not} in jinjava's expression parser: {@code not x is defined} is
- * {@code not (x is defined)} and {@code not a == b} is {@code not (a == b)}, as in Python's Jinja.
+ * {@code not (x is defined)} and {@code not a == b} is {@code not (a == b)}, as in Python's Jinja; and
+ * {@code +}, {@code in} and {@code not in} as {@link SizedAddition} and {@link SizedMembership}, charged to the
+ * render's budget.
  */
 final class JinjaSyntax {
   /*
@@ -66,6 +72,8 @@ final class JinjaSyntax {
   static final class NotAwareParser extends ExtendedParser {
     NotAwareParser(Builder context, String input) {
       super(context, input);
+      putExtensionHandler(CollectionMembershipOperator.TOKEN, SizedMembership.IN);
+      putExtensionHandler(CollectionNonMembershipOperator.TOKEN, SizedMembership.NOT_IN);
     }
 
     @Override
@@ -75,6 +83,11 @@ final class JinjaSyntax {
         return createAstUnary(eq(true), AstUnary.NOT);
       }
       return super.eq(required);
+    }
+
+    @Override
+    protected AstBinary createAstBinary(AstNode left, AstNode right, AstBinary.Operator operator) {
+      return super.createAstBinary(left, right, operator == AdditionOperator.OP ? SizedAddition.OP : operator);
     }
   }
 }

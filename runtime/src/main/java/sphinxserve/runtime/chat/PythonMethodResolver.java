@@ -77,6 +77,9 @@ final class PythonMethodResolver extends ELResolver {
   }
 
   private static Object dictMethod(Map<?, ?> map, String name, Object[] args) {
+    if (!name.equals("get")) {
+      RenderBudget.chargeSteps(map.size()); // items/keys/values copy the dict: one step per entry
+    }
     return switch (name) {
       case "get" -> {
         requireArgs("dict", name, args, 1, 2);
@@ -105,6 +108,7 @@ final class PythonMethodResolver extends ELResolver {
 
   private static Object listMethod(List<?> list, String name, Object[] args) {
     requireArgs("list", name, args, 1, 1);
+    RenderBudget.chargeSteps(list.size()); // count and index scan the list: one step per item, as a loop would
     if (name.equals("count")) {
       return list.stream().filter(item -> Objects.equals(item, args[0])).count();
     }

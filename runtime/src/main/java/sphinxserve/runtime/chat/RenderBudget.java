@@ -57,6 +57,17 @@ final class RenderBudget implements AutoCloseable {
     }
   }
 
+  /** Checks a nesting {@code depth} of the current render, if any, against its depth limit ({@code what} says where). */
+  static void chargeDepth(long depth, String what) {
+    RenderBudget budget = CURRENT.get();
+    if (budget != null) {
+      budget.throwIfSpent();
+      if (depth > budget.limits.maxDepth()) {
+        budget.spend(ChatTemplateException.Budget.DEPTH, what);
+      }
+    }
+  }
+
   /** Counts {@code n} steps (a node, a range() item, a filter call) and checks the wall time. */
   void steps(long n) {
     throwIfSpent();

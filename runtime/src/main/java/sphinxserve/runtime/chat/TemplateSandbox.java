@@ -4,6 +4,7 @@ import com.hubspot.jinjava.Jinjava;
 import com.hubspot.jinjava.JinjavaConfig;
 import com.hubspot.jinjava.interpret.Context;
 import com.hubspot.jinjava.interpret.JinjavaInterpreter;
+import com.hubspot.jinjava.lib.exptest.ExpTest;
 import com.hubspot.jinjava.lib.filter.Filter;
 import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
 import com.hubspot.jinjava.lib.tag.Tag;
@@ -46,14 +47,27 @@ final class TemplateSandbox {
       "for", "endfor", "if", "elif", "else", "endif", "set", "endset", "macro", "endmacro", "call", "endcall",
       "break", "continue", "raw", "endraw", "autoescape", "endautoescape");
 
+  /**
+   * Jinja's built-in tests (jinja2/tests.py TESTS), those jinjava has: jinjava's own (containingall, ...) scan
+   * one collection per item of another in a single step the budget never sees.
+   */
+  static final Set<String> EXP_TESTS = Set.of(
+      "odd", "even", "divisibleby", "defined", "undefined", "none", "boolean", "false", "true", "integer", "float",
+      "number", "string", "mapping", "sequence", "iterable", "callable", "sameas", "escaped", "lower", "upper", "in",
+      "==", "eq", "equalto", "!=", "ne", ">", "gt", "greaterthan", ">=", "ge", "<", "lt", "lessthan", "<=", "le",
+      "truthy"); // jinjava's own, what select/reject/selectattr without a test apply
+
   /** Globals: Jinja's range and namespace, transformers' raise_exception and strftime_now. */
   static final Set<String> FUNCTIONS = Set.of(":range", ":namespace", ":raise_exception", ":strftime_now");
 
   /** Filters whose numeric arguments size what they build (a width, a count of slices). */
   private static final Set<String> SIZING_FILTERS = Set.of("center", "indent", "wordwrap", "truncate", "batch", "slice");
 
-  /** A width or precision in a printf-style format ({@code %10000000s}, {@code %.9999999f}). */
-  private static final Pattern FORMAT_WIDTH = Pattern.compile("%[-#0 +]*(\\d*)(?:\\.(\\d+))?");
+  /**
+   * A width or precision in a Java format specifier ({@code %10000000s}, {@code %.9999999f}, {@code %1$99999s}):
+   * an optional argument index, then flags, then the two numbers.
+   */
+  private static final Pattern FORMAT_WIDTH = Pattern.compile("%(?:\\d+\\$)?[-#0 +,(<]*(\\d*)(?:\\.(\\d+))?");
 
   private TemplateSandbox() {}
 
@@ -63,6 +77,8 @@ final class TemplateSandbox {
     Map<Context.Library, Set<String>> disabled = new EnumMap<>(Context.Library.class);
     disabled.put(Context.Library.TAG, outside(defaults.getAllTags().stream().map(Tag::getName).toList(), TAGS));
     disabled.put(Context.Library.FILTER, outside(defaults.getAllFilters().stream().map(Filter::getName).toList(), FILTERS));
+    disabled.put(Context.Library.EXP_TEST,
+        outside(defaults.getAllExpTests().stream().map(ExpTest::getName).toList(), EXP_TESTS));
     disabled.put(Context.Library.FUNCTION,
         outside(defaults.getAllFunctions().stream().map(ELFunctionDefinition::getName).toList(), FUNCTIONS));
     int maxCollection = (int) Math.min(Integer.MAX_VALUE, limits.maxIterations());
@@ -244,8 +260,8 @@ final class TemplateSandbox {
       if (arg instanceof Number n) {
         return n.longValue();
       }
-      if (arg instanceof String s && !s.isEmpty() && s.length() < 19 && s.chars().allMatch(Character::isDigit)) {
-        return Long.parseLong(s);
+      if (arg instanceof String s && !s.isEmpty() && s.chars().allMatch(Character::isDigit)) {
+        return s.length() < 19 ? Long.parseLong(s) : Long.MAX_VALUE; // too long for a long is too wide
       }
       return 0;
     }

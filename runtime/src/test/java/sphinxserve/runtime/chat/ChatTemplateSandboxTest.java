@@ -146,6 +146,62 @@ class ChatTemplateSandboxTest {
   }
 
   @Test
+  void doublingAList_endsOnTheIterationBudget() {
+    // jinjava's `+` copies both lists whole, outside its list-size limit: 20 doublings would need 5e10 items.
+    for (String source : List.of(
+        "{% set l = range(50000)|list %}{% for i in range(20) %}{% set l = l + l %}{% endfor %}{{ l | length }}",
+        "{% set ns = namespace(l=range(50000)|list) %}{% for i in range(20) %}{% set ns.l = ns.l + ns.l %}{% endfor %}"
+            + "{{ ns.l | length }}",
+        "{% set l = range(50000)|list %}{{ (l + l + l + l + l + l + l + l) | length }}")) {
+      ChatTemplateException e = assertThrows(ChatTemplateException.class,
+          () -> template(source).render(List.of(ChatTurn.user("hi")), true), source);
+      assertEquals(ChatTemplateException.Budget.ITERATIONS, budgetOf(e), source);
+    }
+    assertEquals("[1, 2, 3]|ab", template("{{ [1] + [2, 3] }}|{{ 'a' + 'b' }}").render(List.of(ChatTurn.user("hi")), true));
+  }
+
+  @Test
+  void positionalFormatWidth_isRefusedBeforeBuilding() {
+    ChatTemplateException e = assertThrows(ChatTemplateException.class,
+        () -> template("{{ '%1$999999999s' | format('x') }}").render(List.of(ChatTurn.user("hi")), true));
+    assertEquals(ChatTemplateException.Budget.OUTPUT_CHARS, budgetOf(e));
+    assertEquals("   x|x", template("{{ '%1$4s' | format('x') }}|{{ '%s' | format('x') }}").render(List.of(ChatTurn.user("hi")), true));
+  }
+
+  @Test
+  void selfReferencingNamespace_endsOnTheDepthBudget() {
+    // jinjava refuses `{% set ns.a = ns %}` itself (PyMap: "Can't add map object to itself"), not a cycle of two.
+    for (String print : List.of("{{ ns | tojson }}", "{{ ns | string | length }}", "{{ ns }}")) {
+      ChatTemplateException e = assertThrows(ChatTemplateException.class, () -> template(
+          "{% set ns = namespace(a=1) %}{% set ns2 = namespace(b=ns) %}{% set ns.a = ns2 %}" + print)
+          .render(List.of(ChatTurn.user("hi")), true), print);
+      assertEquals(ChatTemplateException.Budget.DEPTH, budgetOf(e), print);
+    }
+    ChatTemplateException deep = assertThrows(ChatTemplateException.class, () -> template(
+        "{% set ns = namespace(x=[]) %}{% for i in range(100) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x | tojson }}")
+        .render(List.of(ChatTurn.user("hi")), true));
+    assertEquals(ChatTemplateException.Budget.DEPTH, budgetOf(deep));
+    // A value nested within the depth limit, and the same value twice side by side, still render.
+    assertEquals("{\"a\": [1], \"b\": [1]}", template("{% set x = [1] %}{{ {'a': x, 'b': x} | tojson }}")
+        .render(List.of(ChatTurn.user("hi")), true));
+  }
+
+  @Test
+  void quadraticTestsAndMethods_areChargedByCollectionSize() {
+    ChatTemplateException test = assertThrows(ChatTemplateException.class,
+        () -> template("{{ range(40000)|list is containingall range(40000)|list }}").render(List.of(ChatTurn.user("hi")), true));
+    assertTrue(test.getMessage().contains("containingall"), test.getMessage());
+    for (String scan : List.of("{{ l.count(-1) }}", "{{ -1 in l }}", "{{ l.index(39999) }}")) {
+      ChatTemplateException e = assertThrows(ChatTemplateException.class, () -> template(
+          "{% set l = range(40000)|list %}{% for i in range(30) %}" + scan + "{% endfor %}").render(List.of(ChatTurn.user("hi")), true),
+          scan);
+      assertEquals(ChatTemplateException.Budget.ITERATIONS, budgetOf(e), scan);
+    }
+    assertEquals("y|y|n|1|2", template("{{ 'y' if 3 is divisibleby 3 else 'n' }}|{{ 'y' if 'a' is lower else 'n' }}"
+        + "|{{ 'y' if 1 is string else 'n' }}|{{ [1, 2].count(2) }}|{{ [1, 2].index(2) + 1 }}").render(List.of(ChatTurn.user("hi")), true));
+  }
+
+  @Test
   void unboundedMacroRecursion_endsOnTheDepthBudget() {
     ChatTemplateException e = assertThrows(ChatTemplateException.class,
         () -> template("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}").render(List.of(ChatTurn.user("hi")), true));
