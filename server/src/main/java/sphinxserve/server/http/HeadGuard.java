@@ -12,6 +12,7 @@ import io.netty.handler.codec.http.HttpRequest;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.HttpVersion;
+import io.netty.handler.codec.http.LastHttpContent;
 import io.netty.handler.codec.http.QueryStringDecoder;
 import io.netty.handler.codec.http.TooLongHttpHeaderException;
 import io.netty.handler.codec.http.TooLongHttpLineException;
@@ -32,7 +33,10 @@ import sphinxserve.server.auth.Tenant;
  * {@code text/plain} to any site without a preflight, never JSON (415); {@code Content-Length} over the body limit
  * (413, before a byte of the body). A refusal carries OpenAI's error body, is answered in its turn behind earlier
  * pipelined requests, and closes the connection: nothing after it on the connection is read into the pipeline.
- * A CORS preflight ({@code OPTIONS} from an allowed origin) is admitted as such and answered by the exchange queue.
+ * A {@code GET} or {@code OPTIONS} with a body is refused (400): they take no credentials, so a body would be
+ * buffered for anyone. A CORS preflight ({@code OPTIONS} from an allowed origin) is admitted as such and answered by
+ * the exchange queue. After admitting a request that ends the connection ({@code Connection: close}, HTTP/1.0 without
+ * keep-alive), the rest of the connection's input is dropped: nothing pipelined behind it is started.
  */
 final class HeadGuard extends ChannelInboundHandlerAdapter {
 
@@ -41,6 +45,8 @@ final class HeadGuard extends ChannelInboundHandlerAdapter {
   private final int maxBodyBytes;
   private final ExchangeQueue queue;
   private boolean discarding;
+  /** The admitted request being read is the connection's last ({@code Connection: close}, or HTTP/1.0 without keep-alive). */
+  private boolean lastRequest;
 
   /**
    * @param auth the credentials check, or null when the node does not authenticate
@@ -67,12 +73,16 @@ final class HeadGuard extends ChannelInboundHandlerAdapter {
     }
     if (!(msg instanceof HttpRequest head)) {
       ctx.fireChannelRead(msg); // body parts of an admitted request
+      if (msg instanceof LastHttpContent && lastRequest) discardRest();
       return;
     }
     Object verdict = check(head);
     if (verdict instanceof Admitted admitted) {
       queue.expect(admitted);
+      // After a request that ends the connection, nothing more is admitted: what follows it is dropped, not answered.
+      lastRequest = !HttpUtil.isKeepAlive(head);
       ctx.fireChannelRead(msg);
+      if (msg instanceof LastHttpContent && lastRequest) discardRest();
     } else {
       Refused refused = (Refused) verdict;
       ReferenceCountUtil.release(msg);
@@ -103,6 +113,9 @@ final class HeadGuard extends ChannelInboundHandlerAdapter {
       return new Refused(HttpResponseStatus.BAD_REQUEST, invalid("request: not valid HTTP/1.1: " + cause.getMessage()));
     }
     HttpHeaders headers = head.headers();
+    if (headers.getAll(HttpHeaderNames.HOST).size() > 1) { // RFC 9112 §3.2: which one names the target is ambiguous
+      return new Refused(HttpResponseStatus.BAD_REQUEST, invalid("host: more than one Host header"));
+    }
     String host = headers.get(HttpHeaderNames.HOST);
     if (host == null || host.isBlank()) {
       if (head.protocolVersion().equals(HttpVersion.HTTP_1_1) || auth == null) {
@@ -123,6 +136,10 @@ final class HeadGuard extends ChannelInboundHandlerAdapter {
     if (route == null) {
       return new Refused(HttpResponseStatus.NOT_FOUND, Status.NOT_FOUND.withDescription("no route " + path
           + " (this node serves /v1/chat/completions, /v1/completions, /v1/models)"));
+    }
+    if ((head.method().equals(HttpMethod.GET) || head.method().equals(HttpMethod.OPTIONS)) && hasBody(head)) {
+      // These take no credentials and no body: a body would be buffered for an unauthenticated client.
+      return new Refused(HttpResponseStatus.BAD_REQUEST, invalid("body: a " + head.method() + " request takes no body"));
     }
     String requestId = requestId(headers);
     String corsOrigin = verdict == HostPolicy.OriginVerdict.ALLOWED ? origin.trim() : null;
@@ -155,6 +172,11 @@ final class HeadGuard extends ChannelInboundHandlerAdapter {
           + " (--max-message-bytes)"));
     }
     return new Admitted(route, false, tenant, requestId, corsOrigin);
+  }
+
+  /** Whether the head announces a body: a positive {@code Content-Length}, or {@code Transfer-Encoding: chunked}. */
+  private static boolean hasBody(HttpRequest head) {
+    return HttpUtil.isTransferEncodingChunked(head) || HttpUtil.getContentLength(head, 0L) > 0;
   }
 
   /** The client's {@code x-request-id} when it is usable (1..128 characters), else a new random one. */
