@@ -88,7 +88,7 @@ final class HeadGuard extends ChannelInboundHandlerAdapter {
       ReferenceCountUtil.release(msg);
       discardRest();
       var response = HttpReplies.closing(refused.status(), refused.error());
-      response.headers().set("x-request-id", requestId(head.headers()));
+      Admitted.decorate(response.headers(), requestId(head.headers()), refused.corsOrigin());
       if (refused.status().equals(HttpResponseStatus.METHOD_NOT_ALLOWED)) {
         response.headers().set(HttpHeaderNames.ALLOW, Route.of(new QueryStringDecoder(head.uri()).path()).method.name());
       }
@@ -96,8 +96,12 @@ final class HeadGuard extends ChannelInboundHandlerAdapter {
     }
   }
 
-  /** A refusal: the HTTP status and the error it carries. */
-  private record Refused(HttpResponseStatus status, Status error) {}
+  /** A refusal: the HTTP status, the error it carries, and the allowed foreign origin to answer with CORS headers (or null). */
+  private record Refused(HttpResponseStatus status, Status error, String corsOrigin) {
+    Refused(HttpResponseStatus status, Status error) {
+      this(status, error, null);
+    }
+  }
 
   /** The {@link Admitted} head, or why it is {@link Refused}. */
   private Object check(HttpRequest head) {
@@ -131,45 +135,46 @@ final class HeadGuard extends ChannelInboundHandlerAdapter {
       return new Refused(HttpResponseStatus.FORBIDDEN, Status.PERMISSION_DENIED.withDescription("cross-origin requests from " + origin
           + " are not allowed; list the origin in --http-cors-origins to allow them"));
     }
+    // Past the origin check, refusals to an allowed foreign origin carry CORS headers: its page can read why.
+    String corsOrigin = verdict == HostPolicy.OriginVerdict.ALLOWED ? origin.trim() : null;
     String path = new QueryStringDecoder(head.uri()).path();
     Route route = Route.of(path);
     if (route == null) {
       return new Refused(HttpResponseStatus.NOT_FOUND, Status.NOT_FOUND.withDescription("no route " + path
-          + " (this node serves /v1/chat/completions, /v1/completions, /v1/models)"));
+          + " (this node serves /v1/chat/completions, /v1/completions, /v1/models)"), corsOrigin);
     }
     if ((head.method().equals(HttpMethod.GET) || head.method().equals(HttpMethod.OPTIONS)) && hasBody(head)) {
       // These take no credentials and no body: a body would be buffered for an unauthenticated client.
-      return new Refused(HttpResponseStatus.BAD_REQUEST, invalid("body: a " + head.method() + " request takes no body"));
+      return new Refused(HttpResponseStatus.BAD_REQUEST, invalid("body: a " + head.method() + " request takes no body"), corsOrigin);
     }
     String requestId = requestId(headers);
-    String corsOrigin = verdict == HostPolicy.OriginVerdict.ALLOWED ? origin.trim() : null;
     if (head.method().equals(HttpMethod.OPTIONS)) return new Admitted(route, true, Tenant.ANONYMOUS, requestId, corsOrigin);
     if (!head.method().equals(route.method)) {
-      return new Refused(HttpResponseStatus.METHOD_NOT_ALLOWED, Status.INVALID_ARGUMENT.withDescription(path + " takes " + route.method));
+      return new Refused(HttpResponseStatus.METHOD_NOT_ALLOWED, Status.INVALID_ARGUMENT.withDescription(path + " takes " + route.method), corsOrigin);
     }
     Tenant tenant = Tenant.ANONYMOUS;
     if (auth != null && route.permission != null) {
       try {
         tenant = auth.authenticate(headers.get(HttpHeaderNames.AUTHORIZATION));
       } catch (StatusRuntimeException e) {
-        return new Refused(OpenAiResponses.httpStatus(e.getStatus().getCode()), e.getStatus());
+        return new Refused(OpenAiResponses.httpStatus(e.getStatus().getCode()), e.getStatus(), corsOrigin);
       }
       if (!tenant.allows(route.permission)) {
         return new Refused(HttpResponseStatus.FORBIDDEN, Status.PERMISSION_DENIED.withDescription("tenant " + tenant.name()
-            + " may not call " + route.permission));
+            + " may not call " + route.permission), corsOrigin);
       }
     }
     if (head.method().equals(HttpMethod.POST)) {
       String type = headers.get(HttpHeaderNames.CONTENT_TYPE);
       if (!isJson(type)) {
         return new Refused(HttpResponseStatus.UNSUPPORTED_MEDIA_TYPE, invalid("content-type: must be application/json, got "
-            + (type == null ? "none" : "'" + type + "'")));
+            + (type == null ? "none" : "'" + type + "'")), corsOrigin);
       }
     }
     long length = HttpUtil.getContentLength(head, -1L);
     if (length > maxBodyBytes) {
       return new Refused(HttpResponseStatus.REQUEST_ENTITY_TOO_LARGE, invalid("body: " + length + " bytes, at most " + maxBodyBytes
-          + " (--max-message-bytes)"));
+          + " (--max-message-bytes)"), corsOrigin);
     }
     return new Admitted(route, false, tenant, requestId, corsOrigin);
   }

@@ -514,6 +514,15 @@ class HttpHostileClientTest {
       assertEquals("http://app.example", preflight.header("access-control-allow-origin"));
       assertTrue(preflight.header("access-control-allow-methods").contains("POST"));
       assertTrue(preflight.header("access-control-allow-headers").contains("authorization"));
+      RawHttp.Response sdk = c.send("OPTIONS /v1/chat/completions HTTP/1.1\r\nHost: " + host() + "\r\nOrigin: http://app.example\r\n"
+          + "Access-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: authorization, content-type, x-stainless-os\r\n\r\n").read();
+      assertEquals(204, sdk.status(), sdk.headers().toString());
+      assertTrue(sdk.header("access-control-allow-headers").contains("x-stainless-os"), "the asked headers are allowed: " + sdk.headers());
+    }
+    try (RawHttp c = connect()) { // a refusal past the origin check: the allowed origin's page may read why
+      RawHttp.Response r = c.send(RawHttp.post("/v1/chat/completions", host(), chat(2, false), "Origin: http://app.example", "Content-Type: text/plain")).read();
+      assertError(r, 415);
+      assertEquals("http://app.example", r.header("access-control-allow-origin"), r.headers().toString());
     }
     try (RawHttp c = connect()) {
       assertError(c.send("OPTIONS /v1/chat/completions HTTP/1.1\r\nHost: " + host() + "\r\nOrigin: http://evil.example\r\n"
