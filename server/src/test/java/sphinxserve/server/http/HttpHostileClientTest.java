@@ -437,6 +437,19 @@ class HttpHostileClientTest {
       Thread.sleep(200);
       assertEquals(generatedBefore, node.backend().stats().numGeneratedTokens(), "the request after the last one never ran: " + last);
     }
+    // The last request's large answer left unread (its write pending): the request pipelined behind it must not start.
+    ObjectNode big = (ObjectNode) JSON.readTree(chat(300, false));
+    big.put("logprobs", true).put("top_logprobs", 20);
+    long generatedBefore = node.backend().stats().numGeneratedTokens();
+    try (RawHttp unread = RawHttp.connect(node.node().httpPort(), 2048)) {
+      unread.send(RawHttp.post("/v1/chat/completions", host(), big.toString(), "Connection: close")
+          + RawHttp.post("/v1/chat/completions", host(), chat(20, false)));
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+      while (node.backend().stats().numGeneratedTokens() - generatedBefore < 300 && System.nanoTime() < deadline) Thread.sleep(5);
+      Thread.sleep(IDLE.toMillis() / 2); // while the first answer waits to be read
+      awaitIdleEngine(node);
+      assertEquals(300, node.backend().stats().numGeneratedTokens() - generatedBefore, "only the last request ran");
+    }
   }
 
   @Test
