@@ -174,7 +174,7 @@ class HttpHostileClientTest {
   }
 
   @Test
-  void pipelinedGets_readLate_answeringPausesWhileUnwritable_thenResumesInOrder() throws Exception {
+  void pipelined_unreadAnswers_nextStartsOnlyWhenWritable_thenResumesInOrder() throws Exception {
     // A client pipelining GETs while reading nothing: the node stops answering (and reading) once its answers are not
     // read (the channel unwritable), instead of buffering one answer per request, and goes on when the client reads.
     int numRequests = 3000;
@@ -193,6 +193,20 @@ class HttpHostileClientTest {
         assertEquals(i % 2 == 1, r.header("content-type").startsWith("application/json"), "request " + i + " answered in its place");
       }
       sender.join(5_000);
+    }
+    // An answer that is not read (the channel unwritable): the request pipelined behind it waits, it is not answered
+    // into the outbound buffer; the read-stall timeout then closes the connection.
+    ObjectNode big = (ObjectNode) JSON.readTree(chat(300, false));
+    big.put("logprobs", true).put("top_logprobs", 20);
+    long generatedBefore = node.backend().stats().numGeneratedTokens();
+    try (RawHttp unread = RawHttp.connect(node.node().httpPort(), 2048)) {
+      unread.send(RawHttp.post("/v1/chat/completions", host(), big.toString()) + RawHttp.post("/v1/chat/completions", host(), chat(20, false)));
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+      while (node.backend().stats().numGeneratedTokens() - generatedBefore < 300 && System.nanoTime() < deadline) Thread.sleep(5);
+      Thread.sleep(IDLE.toMillis() / 2);
+      awaitIdleEngine(node);
+      assertEquals(300, node.backend().stats().numGeneratedTokens() - generatedBefore, "the second request waits for the first answer to be read");
+      assertTrue(unread.closedWithin(IDLE.multipliedBy(3)), "a client that reads none of its answer is closed after the idle timeout");
     }
   }
 
