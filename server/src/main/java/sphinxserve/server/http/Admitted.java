@@ -17,6 +17,11 @@ record Admitted(Route route, boolean preflight, Tenant tenant, String requestId,
 
   /** Adds the headers every response to this request carries: its request id and, cross-origin, CORS. */
   void decorate(HttpHeaders headers) {
+    decorate(headers, requestId, corsOrigin);
+  }
+
+  /** Adds {@code requestId} and, for an allowed foreign {@code corsOrigin} (else null), the CORS headers. */
+  static void decorate(HttpHeaders headers, String requestId, String corsOrigin) {
     headers.set("x-request-id", requestId);
     if (corsOrigin != null) {
       headers.set(HttpHeaderNames.ACCESS_CONTROL_ALLOW_ORIGIN, corsOrigin).add(HttpHeaderNames.VARY, HttpHeaderNames.ORIGIN)

@@ -3,7 +3,9 @@ package sphinxserve.server.http;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.grpc.Status;
 import io.netty.handler.codec.http.FullHttpRequest;
+import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.util.ReferenceCountUtil;
 import io.netty.util.concurrent.ScheduledFuture;
 import java.time.Duration;
@@ -22,7 +24,9 @@ import org.slf4j.LoggerFactory;
  * in order, so responses never interleave). Reading stays on while a request runs, so a client's close is seen at
  * once ({@code channelInactive} aborts the active exchange: its engine request ends within a step) and pipelined
  * requests queue up; past {@link #MAX_QUEUED} waiting requests, or their bodies past the body limit, reading pauses ({@code autoRead} off) until the FIFO
- * drains. Writability changes go to the active exchange (back-pressure of a streamed answer).
+ * drains. Writability changes go to the active exchange (back-pressure of a streamed answer). The next exchange
+ * starts only while the channel is writable; while it is not and nothing runs, reading pauses too, so a client that
+ * pipelines requests without reading their answers holds about one answer of outbound buffer, never one per request.
  *
  * <p>The idle/read timeout: while the connection has nothing to answer, the client must deliver a whole request
  * within {@code idleTimeout} of the last answer (or of connecting), or the connection is closed. This one timer closes
@@ -90,7 +94,17 @@ final class ExchangeQueue extends ChannelInboundHandlerAdapter {
 
   @Override
   public void channelRead(ChannelHandlerContext ctx, Object msg) {
-    if (msg instanceof FullHttpRequest request && expected != null) {
+    if (msg instanceof FullHttpRequest request && expected != null && request.decoderResult().isFailure()) {
+      // The body failed to decode (a malformed chunk): the codec reads nothing more, so this answer closes.
+      expected = null;
+      String cause = String.valueOf(request.decoderResult().cause());
+      request.release();
+      var response = HttpReplies.closing(HttpResponseStatus.BAD_REQUEST,
+          Status.INVALID_ARGUMENT.withDescription("body: not valid HTTP/1.1: " + cause));
+      Exchange[] self = new Exchange[1];
+      self[0] = new FixedExchange(ctx.channel(), response, true, () -> ended(self[0]));
+      enqueue(self[0]);
+    } else if (msg instanceof FullHttpRequest request && expected != null) {
       Admitted head = expected;
       expected = null;
       Exchange[] self = new Exchange[1];
@@ -119,8 +133,19 @@ final class ExchangeQueue extends ChannelInboundHandlerAdapter {
     if (active == null) next();
   }
 
-  /** Starts the next exchange, or arms the idle timer when there is none; resumes reading once the FIFO has room. */
+  /**
+   * Starts the next exchange, or arms the idle timer when there is none; resumes reading once the FIFO has room. While
+   * the channel is unwritable (the client reads none of what was answered) nothing starts and reading pauses: each
+   * answer started would only grow Netty's outbound buffer (a client pipelining small GETs without reading would grow
+   * it without bound); nothing runs whose close must be seen, and the read-stall timer bounds the wait.
+   * {@link #channelWritabilityChanged} resumes.
+   */
   private void next() {
+    active = null;
+    if (!waiting.isEmpty() && !ctx.channel().isWritable()) {
+      if (ctx.channel().config().isAutoRead()) ctx.channel().config().setAutoRead(false);
+      return;
+    }
     active = waiting.poll();
     if (active != null) queuedBytes -= active.heldBytes();
     if (waiting.size() <= MAX_QUEUED / 2 && queuedBytes <= maxQueuedBytes / 2 && !ctx.channel().config().isAutoRead()) {
@@ -158,7 +183,11 @@ final class ExchangeQueue extends ChannelInboundHandlerAdapter {
         }
       }, idleTimeout.toNanos(), TimeUnit.NANOSECONDS);
     }
-    if (active != null) active.writabilityChanged();
+    if (active != null) {
+      active.writabilityChanged();
+    } else if (ctx.channel().isWritable() && !waiting.isEmpty() && !closed) {
+      next(); // answers waited for the client to read what was sent before
+    }
     ctx.fireChannelWritabilityChanged();
   }
 

@@ -16,7 +16,7 @@ final class FixedExchange implements Exchange {
 
   /**
    * @param closeAfter close the connection once {@code response} is written (refusals: what follows is not read)
-   * @param onEnd runs once the response was written (or dropped with the connection)
+   * @param onEnd runs once the response's write completed (written, or failed with the connection)
    */
   FixedExchange(Channel channel, FullHttpResponse response, boolean closeAfter, Runnable onEnd) {
     this.channel = channel;
@@ -30,7 +30,8 @@ final class FixedExchange implements Exchange {
     started = true;
     var written = channel.writeAndFlush(response);
     if (closeAfter) written.addListener(ChannelFutureListener.CLOSE);
-    onEnd.run();
+    // Ends once written (or failed): the next exchange starts only after this answer left Netty's outbound buffer.
+    written.addListener(f -> onEnd.run());
   }
 
   @Override

@@ -14,6 +14,8 @@ import java.util.concurrent.Executor;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.BooleanSupplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import sphinxserve.api.ModelSpec;
 import sphinxserve.api.TextTokenizer;
 import sphinxserve.server.auth.TenantLimiter;
@@ -33,6 +35,8 @@ import sphinxserve.server.telemetry.Telemetry;
  * path, credentials, limits, draining and request log line as gRPC (protocol {@code http}).
  */
 final class GenerateExchange implements Exchange {
+
+  private static final Logger LOG = LoggerFactory.getLogger(GenerateExchange.class);
 
   /** What every generation exchange of the node shares. */
   record Services(ModelSpec spec, OpenAiRequests.Limits limits, String modelName, TextTokenizer tokenizer, GenerateCalls calls, GenerationBackend backend, TenantLimiters limiters,
@@ -149,6 +153,10 @@ final class GenerateExchange implements Exchange {
     } catch (RuntimeException e) {
       sink.fail(GenerateCalls.internal(e));
       return;
+    } catch (Throwable e) { // an Error (stack overflow, out of memory on a huge body): the response must still end
+      LOG.error("HTTP request {} failed while being read", head.requestId(), e);
+      sink.fail(Status.INTERNAL.withDescription("the request failed inside the node: " + e).withCause(e));
+      return;
     } finally {
       release();
     }
@@ -164,6 +172,9 @@ final class GenerateExchange implements Exchange {
             deadline, telemetry, prompt.stream().map(c -> sink.choice(c.index())).toList());
       } catch (RuntimeException e) {
         sink.fail(GenerateCalls.internal(e));
+      } catch (Throwable e) { // an Error: this request fails, its response still ends
+        LOG.error("HTTP request {} failed while starting", head.requestId(), e);
+        sink.fail(Status.INTERNAL.withDescription("the request failed inside the node: " + e).withCause(e));
       }
     }
   }

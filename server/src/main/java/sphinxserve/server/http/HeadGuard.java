@@ -12,6 +12,7 @@ import io.netty.handler.codec.http.HttpRequest;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.HttpVersion;
+import io.netty.handler.codec.http.LastHttpContent;
 import io.netty.handler.codec.http.QueryStringDecoder;
 import io.netty.handler.codec.http.TooLongHttpHeaderException;
 import io.netty.handler.codec.http.TooLongHttpLineException;
@@ -32,7 +33,10 @@ import sphinxserve.server.auth.Tenant;
  * {@code text/plain} to any site without a preflight, never JSON (415); {@code Content-Length} over the body limit
  * (413, before a byte of the body). A refusal carries OpenAI's error body, is answered in its turn behind earlier
  * pipelined requests, and closes the connection: nothing after it on the connection is read into the pipeline.
- * A CORS preflight ({@code OPTIONS} from an allowed origin) is admitted as such and answered by the exchange queue.
+ * A {@code GET} or {@code OPTIONS} with a body is refused (400): they take no credentials, so a body would be
+ * buffered for anyone. A CORS preflight ({@code OPTIONS} from an allowed origin) is admitted as such and answered by
+ * the exchange queue. After admitting a request that ends the connection ({@code Connection: close}, HTTP/1.0 without
+ * keep-alive), the rest of the connection's input is dropped: nothing pipelined behind it is started.
  */
 final class HeadGuard extends ChannelInboundHandlerAdapter {
 
@@ -41,6 +45,8 @@ final class HeadGuard extends ChannelInboundHandlerAdapter {
   private final int maxBodyBytes;
   private final ExchangeQueue queue;
   private boolean discarding;
+  /** The admitted request being read is the connection's last ({@code Connection: close}, or HTTP/1.0 without keep-alive). */
+  private boolean lastRequest;
 
   /**
    * @param auth the credentials check, or null when the node does not authenticate
@@ -67,18 +73,22 @@ final class HeadGuard extends ChannelInboundHandlerAdapter {
     }
     if (!(msg instanceof HttpRequest head)) {
       ctx.fireChannelRead(msg); // body parts of an admitted request
+      if (msg instanceof LastHttpContent && lastRequest) discardRest();
       return;
     }
     Object verdict = check(head);
     if (verdict instanceof Admitted admitted) {
       queue.expect(admitted);
+      // After a request that ends the connection, nothing more is admitted: what follows it is dropped, not answered.
+      lastRequest = !HttpUtil.isKeepAlive(head);
       ctx.fireChannelRead(msg);
+      if (msg instanceof LastHttpContent && lastRequest) discardRest();
     } else {
       Refused refused = (Refused) verdict;
       ReferenceCountUtil.release(msg);
       discardRest();
       var response = HttpReplies.closing(refused.status(), refused.error());
-      response.headers().set("x-request-id", requestId(head.headers()));
+      Admitted.decorate(response.headers(), requestId(head.headers()), refused.corsOrigin());
       if (refused.status().equals(HttpResponseStatus.METHOD_NOT_ALLOWED)) {
         response.headers().set(HttpHeaderNames.ALLOW, Route.of(new QueryStringDecoder(head.uri()).path()).method.name());
       }
@@ -86,8 +96,12 @@ final class HeadGuard extends ChannelInboundHandlerAdapter {
     }
   }
 
-  /** A refusal: the HTTP status and the error it carries. */
-  private record Refused(HttpResponseStatus status, Status error) {}
+  /** A refusal: the HTTP status, the error it carries, and the allowed foreign origin to answer with CORS headers (or null). */
+  private record Refused(HttpResponseStatus status, Status error, String corsOrigin) {
+    Refused(HttpResponseStatus status, Status error) {
+      this(status, error, null);
+    }
+  }
 
   /** The {@link Admitted} head, or why it is {@link Refused}. */
   private Object check(HttpRequest head) {
@@ -103,6 +117,9 @@ final class HeadGuard extends ChannelInboundHandlerAdapter {
       return new Refused(HttpResponseStatus.BAD_REQUEST, invalid("request: not valid HTTP/1.1: " + cause.getMessage()));
     }
     HttpHeaders headers = head.headers();
+    if (headers.getAll(HttpHeaderNames.HOST).size() > 1) { // RFC 9112 §3.2: which one names the target is ambiguous
+      return new Refused(HttpResponseStatus.BAD_REQUEST, invalid("host: more than one Host header"));
+    }
     String host = headers.get(HttpHeaderNames.HOST);
     if (host == null || host.isBlank()) {
       if (head.protocolVersion().equals(HttpVersion.HTTP_1_1) || auth == null) {
@@ -118,43 +135,53 @@ final class HeadGuard extends ChannelInboundHandlerAdapter {
       return new Refused(HttpResponseStatus.FORBIDDEN, Status.PERMISSION_DENIED.withDescription("cross-origin requests from " + origin
           + " are not allowed; list the origin in --http-cors-origins to allow them"));
     }
+    // Past the origin check, refusals to an allowed foreign origin carry CORS headers: its page can read why.
+    String corsOrigin = verdict == HostPolicy.OriginVerdict.ALLOWED ? origin.trim() : null;
     String path = new QueryStringDecoder(head.uri()).path();
     Route route = Route.of(path);
     if (route == null) {
       return new Refused(HttpResponseStatus.NOT_FOUND, Status.NOT_FOUND.withDescription("no route " + path
-          + " (this node serves /v1/chat/completions, /v1/completions, /v1/models)"));
+          + " (this node serves /v1/chat/completions, /v1/completions, /v1/models)"), corsOrigin);
+    }
+    if ((head.method().equals(HttpMethod.GET) || head.method().equals(HttpMethod.OPTIONS)) && hasBody(head)) {
+      // These take no credentials and no body: a body would be buffered for an unauthenticated client.
+      return new Refused(HttpResponseStatus.BAD_REQUEST, invalid("body: a " + head.method() + " request takes no body"), corsOrigin);
     }
     String requestId = requestId(headers);
-    String corsOrigin = verdict == HostPolicy.OriginVerdict.ALLOWED ? origin.trim() : null;
     if (head.method().equals(HttpMethod.OPTIONS)) return new Admitted(route, true, Tenant.ANONYMOUS, requestId, corsOrigin);
     if (!head.method().equals(route.method)) {
-      return new Refused(HttpResponseStatus.METHOD_NOT_ALLOWED, Status.INVALID_ARGUMENT.withDescription(path + " takes " + route.method));
+      return new Refused(HttpResponseStatus.METHOD_NOT_ALLOWED, Status.INVALID_ARGUMENT.withDescription(path + " takes " + route.method), corsOrigin);
     }
     Tenant tenant = Tenant.ANONYMOUS;
     if (auth != null && route.permission != null) {
       try {
         tenant = auth.authenticate(headers.get(HttpHeaderNames.AUTHORIZATION));
       } catch (StatusRuntimeException e) {
-        return new Refused(OpenAiResponses.httpStatus(e.getStatus().getCode()), e.getStatus());
+        return new Refused(OpenAiResponses.httpStatus(e.getStatus().getCode()), e.getStatus(), corsOrigin);
       }
       if (!tenant.allows(route.permission)) {
         return new Refused(HttpResponseStatus.FORBIDDEN, Status.PERMISSION_DENIED.withDescription("tenant " + tenant.name()
-            + " may not call " + route.permission));
+            + " may not call " + route.permission), corsOrigin);
       }
     }
     if (head.method().equals(HttpMethod.POST)) {
       String type = headers.get(HttpHeaderNames.CONTENT_TYPE);
       if (!isJson(type)) {
         return new Refused(HttpResponseStatus.UNSUPPORTED_MEDIA_TYPE, invalid("content-type: must be application/json, got "
-            + (type == null ? "none" : "'" + type + "'")));
+            + (type == null ? "none" : "'" + type + "'")), corsOrigin);
       }
     }
     long length = HttpUtil.getContentLength(head, -1L);
     if (length > maxBodyBytes) {
       return new Refused(HttpResponseStatus.REQUEST_ENTITY_TOO_LARGE, invalid("body: " + length + " bytes, at most " + maxBodyBytes
-          + " (--max-message-bytes)"));
+          + " (--max-message-bytes)"), corsOrigin);
     }
     return new Admitted(route, false, tenant, requestId, corsOrigin);
+  }
+
+  /** Whether the head announces a body: a positive {@code Content-Length}, or {@code Transfer-Encoding: chunked}. */
+  private static boolean hasBody(HttpRequest head) {
+    return HttpUtil.isTransferEncodingChunked(head) || HttpUtil.getContentLength(head, 0L) > 0;
   }
 
   /** The client's {@code x-request-id} when it is usable (1..128 characters), else a new random one. */

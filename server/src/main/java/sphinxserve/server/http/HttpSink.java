@@ -169,7 +169,7 @@ final class HttpSink {
     do {
       try {
         drainQueued();
-      } catch (RuntimeException e) { // formatting failed: the response cannot go on
+      } catch (Throwable e) { // formatting failed (or an Error): the response cannot go on, but it must end
         LOG.warn("HTTP response of request {} failed", head.requestId(), e);
         abortChoices();
         channel.close();

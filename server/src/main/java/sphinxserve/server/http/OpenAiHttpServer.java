@@ -152,10 +152,11 @@ public final class OpenAiHttpServer implements AutoCloseable {
   private Exchange exchange(Channel channel, Admitted head, FullHttpRequest request, Runnable onEnd) {
     if (head.route().generates() && !head.preflight()) return new GenerateExchange(services, channel, head, request, onEnd);
     String path = new QueryStringDecoder(request.uri()).path();
+    String requestedHeaders = request.headers().get(HttpHeaderNames.ACCESS_CONTROL_REQUEST_HEADERS);
     request.release(); // nothing else reads a body
     FullHttpResponse response;
     if (head.preflight()) {
-      response = preflight(head);
+      response = preflight(head, requestedHeaders);
     } else if (head.route() == Route.MODELS) {
       ObjectNode body = OpenAiResponses.JSON.createObjectNode().put("object", "list");
       body.putArray("data").addObject().put("id", modelName).put("object", "model").put("created", 0)
@@ -168,13 +169,19 @@ public final class OpenAiHttpServer implements AutoCloseable {
     return new FixedExchange(channel, response, false, onEnd);
   }
 
-  /** The answer to a CORS preflight: what an allowed origin may send (no body, cached by the browser for 10 minutes). */
-  private static FullHttpResponse preflight(Admitted head) {
+  /**
+   * The answer to a CORS preflight: what an allowed origin may send (no body, cached by the browser for 10 minutes).
+   * The headers the browser asks for ({@code requestedHeaders}, or null) are allowed as asked: the origin is trusted,
+   * and a fixed list would break a client that sends one more (OpenAI's SDKs send several {@code x-stainless-*}).
+   */
+  private static FullHttpResponse preflight(Admitted head, String requestedHeaders) {
     FullHttpResponse response = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.NO_CONTENT, Unpooled.EMPTY_BUFFER);
     response.headers().set(HttpHeaderNames.ALLOW, head.route().method + ", OPTIONS");
     if (head.corsOrigin() != null) {
       response.headers().set(HttpHeaderNames.ACCESS_CONTROL_ALLOW_METHODS, "POST, GET")
-          .set(HttpHeaderNames.ACCESS_CONTROL_ALLOW_HEADERS, "authorization, content-type, x-request-id")
+          .set(HttpHeaderNames.ACCESS_CONTROL_ALLOW_HEADERS, requestedHeaders == null || requestedHeaders.isBlank()
+              ? "authorization, content-type, x-request-id" : requestedHeaders.trim())
+          .add(HttpHeaderNames.VARY, HttpHeaderNames.ACCESS_CONTROL_REQUEST_HEADERS)
           .set(HttpHeaderNames.ACCESS_CONTROL_MAX_AGE, "600");
     }
     return response;

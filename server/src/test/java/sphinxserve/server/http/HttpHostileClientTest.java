@@ -174,6 +174,43 @@ class HttpHostileClientTest {
   }
 
   @Test
+  void pipelined_unreadAnswers_nextStartsOnlyWhenWritable_thenResumesInOrder() throws Exception {
+    // A client pipelining GETs while reading nothing: the node stops answering (and reading) once its answers are not
+    // read (the channel unwritable), instead of buffering one answer per request, and goes on when the client reads.
+    int numRequests = 3000;
+    try (RawHttp c = RawHttp.connect(node.node().httpPort(), 4096)) {
+      Thread sender = Thread.ofPlatform().daemon().start(() -> {
+        try {
+          for (int i = 0; i < numRequests; i++) c.send(RawHttp.get(i % 2 == 0 ? "/" : "/v1/models", host()));
+        } catch (IOException e) {
+          throw new java.io.UncheckedIOException(e);
+        }
+      });
+      Thread.sleep(IDLE.toMillis() / 3); // reads nothing meanwhile (within the read-stall timeout)
+      for (int i = 0; i < numRequests; i++) {
+        RawHttp.Response r = c.read();
+        assertEquals(200, r.status(), "request " + i);
+        assertEquals(i % 2 == 1, r.header("content-type").startsWith("application/json"), "request " + i + " answered in its place");
+      }
+      sender.join(5_000);
+    }
+    // An answer that is not read (the channel unwritable): the request pipelined behind it waits, it is not answered
+    // into the outbound buffer; the read-stall timeout then closes the connection.
+    ObjectNode big = (ObjectNode) JSON.readTree(chat(300, false));
+    big.put("logprobs", true).put("top_logprobs", 20);
+    long generatedBefore = node.backend().stats().numGeneratedTokens();
+    try (RawHttp unread = RawHttp.connect(node.node().httpPort(), 2048)) {
+      unread.send(RawHttp.post("/v1/chat/completions", host(), big.toString()) + RawHttp.post("/v1/chat/completions", host(), chat(20, false)));
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+      while (node.backend().stats().numGeneratedTokens() - generatedBefore < 300 && System.nanoTime() < deadline) Thread.sleep(5);
+      Thread.sleep(IDLE.toMillis() / 2);
+      awaitIdleEngine(node);
+      assertEquals(300, node.backend().stats().numGeneratedTokens() - generatedBefore, "the second request waits for the first answer to be read");
+      assertTrue(unread.closedWithin(IDLE.multipliedBy(3)), "a client that reads none of its answer is closed after the idle timeout");
+    }
+  }
+
+  @Test
   void keepAlive_oneConnectionServesSeveralRequests_thenClosesWhenIdle() throws Exception {
     try (RawHttp c = connect()) {
       for (int i = 0; i < 3; i++) {
@@ -370,6 +407,74 @@ class HttpHostileClientTest {
   }
 
   @Test
+  void bodyOnGetOrOptions_refusedWith400OnTheHead() throws Exception {
+    try (RawHttp c = connect()) { // no credentials are taken on OPTIONS: a body would be buffered for anyone
+      c.send("OPTIONS /v1/chat/completions HTTP/1.1\r\nHost: " + host() + "\r\nOrigin: http://app.example\r\n"
+          + "Access-Control-Request-Method: POST\r\nContent-Length: 16777216\r\n\r\n");
+      JsonNode error = assertError(c.timeout(Duration.ofSeconds(10)).read(), 400);
+      assertEquals("body", error.path("param").asText(), error.toString());
+      assertTrue(c.closedWithin(Duration.ofSeconds(5)), "a refusal closes the connection");
+    }
+    try (RawHttp c = connect()) {
+      assertError(c.send("GET /v1/models HTTP/1.1\r\nHost: " + host() + "\r\nContent-Length: 2\r\n\r\n{}").read(), 400);
+    }
+    try (RawHttp c = connect()) {
+      assertError(c.send("GET / HTTP/1.1\r\nHost: " + host() + "\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n").read(), 400);
+    }
+    try (RawHttp c = connect()) {
+      assertEquals(200, c.send("GET /v1/models HTTP/1.1\r\nHost: " + host() + "\r\nContent-Length: 0\r\n\r\n").read().status());
+    }
+  }
+
+  @Test
+  void malformedChunkedBody_refusedWith400AndClosed_notServed() throws Exception {
+    try (RawHttp c = connect()) {
+      String json = chat(2, false);
+      c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: " + host() + "\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+          + Integer.toHexString(json.length()) + "\r\n" + json + "\r\nzz-not-a-size\r\n\r\n");
+      assertError(c.timeout(Duration.ofSeconds(10)).read(), 400);
+      assertTrue(c.closedWithin(Duration.ofSeconds(5)), "a refusal closes the connection");
+    }
+  }
+
+  @Test
+  void requestsPipelinedAfterConnectionClose_areNotStarted() throws Exception {
+    for (String last : List.of("GET /v1/models HTTP/1.1\r\nHost: " + host() + "\r\nConnection: close\r\n\r\n",
+        "GET /v1/models HTTP/1.0\r\nHost: " + host() + "\r\n\r\n")) {
+      long generatedBefore = node.backend().stats().numGeneratedTokens();
+      try (RawHttp c = connect()) {
+        c.send(last + RawHttp.post("/v1/chat/completions", host(), chat(20, false)));
+        RawHttp.Response first = c.read();
+        assertEquals(200, first.status(), first.body());
+        assertTrue(c.closedWithin(Duration.ofSeconds(5)), "the connection closes after its last request's answer, with nothing more");
+      }
+      Thread.sleep(200);
+      assertEquals(generatedBefore, node.backend().stats().numGeneratedTokens(), "the request after the last one never ran: " + last);
+    }
+    // The last request's large answer left unread (its write pending): the request pipelined behind it must not start.
+    ObjectNode big = (ObjectNode) JSON.readTree(chat(300, false));
+    big.put("logprobs", true).put("top_logprobs", 20);
+    long generatedBefore = node.backend().stats().numGeneratedTokens();
+    try (RawHttp unread = RawHttp.connect(node.node().httpPort(), 2048)) {
+      unread.send(RawHttp.post("/v1/chat/completions", host(), big.toString(), "Connection: close")
+          + RawHttp.post("/v1/chat/completions", host(), chat(20, false)));
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+      while (node.backend().stats().numGeneratedTokens() - generatedBefore < 300 && System.nanoTime() < deadline) Thread.sleep(5);
+      Thread.sleep(IDLE.toMillis() / 2); // while the first answer waits to be read
+      awaitIdleEngine(node);
+      assertEquals(300, node.backend().stats().numGeneratedTokens() - generatedBefore, "only the last request ran");
+    }
+  }
+
+  @Test
+  void duplicateHost_refusedWith400() throws Exception {
+    try (RawHttp c = connect()) {
+      JsonNode error = assertError(c.send(RawHttp.get("/v1/models", host(), "Host: attacker.example")).read(), 400);
+      assertEquals("host", error.path("param").asText(), error.toString());
+    }
+  }
+
+  @Test
   void headerTooLarge_431() throws Exception {
     try (RawHttp c = connect()) {
       c.send("GET /v1/models HTTP/1.1\r\nHost: " + host() + "\r\nX-Big: " + "a".repeat(20_000) + "\r\n\r\n");
@@ -436,6 +541,15 @@ class HttpHostileClientTest {
       assertEquals("http://app.example", preflight.header("access-control-allow-origin"));
       assertTrue(preflight.header("access-control-allow-methods").contains("POST"));
       assertTrue(preflight.header("access-control-allow-headers").contains("authorization"));
+      RawHttp.Response sdk = c.send("OPTIONS /v1/chat/completions HTTP/1.1\r\nHost: " + host() + "\r\nOrigin: http://app.example\r\n"
+          + "Access-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: authorization, content-type, x-stainless-os\r\n\r\n").read();
+      assertEquals(204, sdk.status(), sdk.headers().toString());
+      assertTrue(sdk.header("access-control-allow-headers").contains("x-stainless-os"), "the asked headers are allowed: " + sdk.headers());
+    }
+    try (RawHttp c = connect()) { // a refusal past the origin check: the allowed origin's page may read why
+      RawHttp.Response r = c.send(RawHttp.post("/v1/chat/completions", host(), chat(2, false), "Origin: http://app.example", "Content-Type: text/plain")).read();
+      assertError(r, 415);
+      assertEquals("http://app.example", r.header("access-control-allow-origin"), r.headers().toString());
     }
     try (RawHttp c = connect()) {
       assertError(c.send("OPTIONS /v1/chat/completions HTTP/1.1\r\nHost: " + host() + "\r\nOrigin: http://evil.example\r\n"

@@ -123,6 +123,7 @@ final class RawHttp implements AutoCloseable {
 
   /** The body of the response whose head was {@code head}. */
   String readBody(Response head) throws IOException {
+    if (head.status() == 204 || head.status() == 304) return ""; // never a body (RFC 9112 section 6.3)
     if ("chunked".equalsIgnoreCase(head.header("transfer-encoding"))) {
       StringBuilder body = new StringBuilder();
       for (String chunk = readChunk(); chunk != null; chunk = readChunk()) body.append(chunk);
