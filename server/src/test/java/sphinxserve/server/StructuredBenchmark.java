@@ -53,15 +53,19 @@ import sphinxserve.structured.TokenVocabulary;
  *       that request's constrained answer length, so both runs generate exactly the same number of tokens per
  *       request. One warm-up pair (the constrained run computes the masks cold: reported, not counted), then
  *       {@code --rounds} interleaved pairs, A/B then B/A alternately (so an order effect cancels); each pair's
- *       ratio is printed so the machine's noise shows as spread. Per run: output tokens/s (first submit to last token), the engine's time per step outside
- *       {@code ModelRuntime.step} (planning, sampling with the mask, emitting), and the grammar's mask cache
- *       hits/misses and the time its misses took.
- *   <li><b>Mask per token</b>: the constrained answers replayed through a matcher on the warm grammar
- *       ({@code fillAllowed} + {@code accept} per token, every mask a cache hit).
+ *       ratio is printed so the machine's noise shows as spread. {@code --max-tokens N} cuts every answer at N
+ *       tokens (both runs still generate the same number) to keep batch 32 short. Per run: output tokens/s
+ *       (first submit to last token), the engine's time per step outside {@code ModelRuntime.step} (planning,
+ *       sampling with the mask, emitting), and the grammar's mask cache hits/misses and the time its misses
+ *       took; at the end, that outside time constrained minus unconstrained per token: the mask's cost as the
+ *       engine sees it, free of the model step's noise.
+ *   <li><b>Mask per token</b>: the last batch's answers replayed through matchers ({@code fillAllowed} +
+ *       {@code accept} per token) on a freshly compiled grammar (every new configuration a miss: a walk of the
+ *       vocabulary trie) and on the warm one (every mask a cache hit).
  * </ul>
  *
  * <p>Run: {@code bin/bench-structured [--batches 1,32] [--rounds 3] [--prompt-tokens 64] [--compile-runs 20]
- * [--bundle DIR]} (builds {@code .bench/bundles/bench} on first use). Results: docs/PERFORMANCE.md,
+ * [--max-tokens N] [--bundle DIR]} (builds {@code .bench/bundles/bench} on first use). Results: docs/PERFORMANCE.md,
  * "Structured outputs".
  */
 public final class StructuredBenchmark {
@@ -99,7 +103,7 @@ public final class StructuredBenchmark {
   }
 
   /** One run's measurements. */
-  private record Run(double tokensPerSecond, long tokens, double overheadMsPerStep, double stepMs,
+  private record Run(double tokensPerSecond, long tokens, double overheadMsPerStep, double stepMs, long overheadNanos,
       CompiledGrammar.MaskStats masks, List<Recorder> answers) {}
 
   /**
@@ -143,6 +147,7 @@ public final class StructuredBenchmark {
     int rounds = 3;
     int promptTokens = 64;
     int compileRuns = 20;
+    int maxTokens = 0;
     Path dir = Path.of(".bench/bundles/bench");
     for (int i = 0; i < args.length; i++) {
       switch (args[i]) {
@@ -150,11 +155,14 @@ public final class StructuredBenchmark {
         case "--rounds" -> rounds = Integer.parseInt(args[++i]);
         case "--prompt-tokens" -> promptTokens = Integer.parseInt(args[++i]);
         case "--compile-runs" -> compileRuns = Integer.parseInt(args[++i]);
+        case "--max-tokens" -> maxTokens = Integer.parseInt(args[++i]);
         case "--bundle" -> dir = Path.of(args[++i]);
         default -> throw new IllegalArgumentException("unknown argument " + args[i]);
       }
     }
-    if (rounds < 1 || promptTokens < 2 || compileRuns < 1) throw new IllegalArgumentException("--rounds, --prompt-tokens, --compile-runs: positive");
+    if (rounds < 1 || promptTokens < 2 || compileRuns < 1 || maxTokens < 0 || maxTokens > MAX_ANSWER_TOKENS) {
+      throw new IllegalArgumentException("--rounds, --prompt-tokens, --compile-runs: positive; --max-tokens: 0 (to EOS) to " + MAX_ANSWER_TOKENS);
+    }
     if (!Files.exists(dir.resolve("bundle.json"))) BundleBuilder.build(BundlePreset.BENCH, 1, dir);
     Bundle bundle = Bundle.open(dir);
     ModelSpec spec = bundle.spec();
@@ -174,33 +182,40 @@ public final class StructuredBenchmark {
       System.out.println("| batch | run | constrained tokens/s | unconstrained tokens/s | ratio | tokens | overhead ms/step constrained | unconstrained | mask hits | misses | miss ms |");
       System.out.println("|---|---|---|---|---|---|---|---|---|---|---|");
       List<Recorder> answers = null;
+      List<String> maskCosts = new ArrayList<>();
       for (int batch : batches) {
         List<int[]> prompts = prompts(batch, promptTokens, spec, 2026L + batch);
         double[] ratios = new double[rounds];
+        double[] engineCost = new double[rounds];
         int[] lengths = null;
         for (int round = 0; round <= rounds; round++) {
           // The warm-up pair and odd rounds run A then B, even rounds B then A: an order effect cancels out.
           boolean constrainedFirst = round == 0 || round % 2 == 1;
-          Run b = constrainedFirst ? null : run(runtime, storage, prompts, null, lengths);
-          Run a = run(runtime, storage, prompts, grammar, null);
+          Run b = constrainedFirst ? null : run(runtime, storage, prompts, null, lengths, 0);
+          Run a = run(runtime, storage, prompts, grammar, null, maxTokens);
           int[] answered = a.answers().stream().mapToInt(r -> r.tokenIds.size()).toArray();
           if (lengths != null && !Arrays.equals(lengths, answered)) throw new IllegalStateException("greedy answers changed length between rounds");
           lengths = answered;
-          if (constrainedFirst) b = run(runtime, storage, prompts, null, lengths);
+          if (constrainedFirst) b = run(runtime, storage, prompts, null, lengths, 0);
           if (b.tokens() != a.tokens()) throw new IllegalStateException("unequal runs: " + a.tokens() + " vs " + b.tokens() + " tokens");
           double ratio = a.tokensPerSecond() / b.tokensPerSecond();
-          if (round > 0) ratios[round - 1] = ratio;
+          if (round > 0) {
+            ratios[round - 1] = ratio;
+            engineCost[round - 1] = (a.overheadNanos() - b.overheadNanos()) / 1e3 / a.tokens();
+          }
           System.out.printf(Locale.ROOT, "| %d | %s | %.1f | %.1f | %.3f | %,d | %.3f of %.2f | %.3f of %.2f | %,d | %,d | %.1f |%n", batch,
               round == 0 ? "warm-up" : (constrainedFirst ? "A/B " : "B/A ") + round, a.tokensPerSecond(), b.tokensPerSecond(), ratio, a.tokens(),
               a.overheadMsPerStep(), a.stepMs(), b.overheadMsPerStep(), b.stepMs(), a.masks().hits(), a.masks().misses(),
               a.masks().missNanos() / 1e6);
           answers = a.answers();
         }
-        double[] sorted = ratios.clone();
-        Arrays.sort(sorted);
         System.out.printf(Locale.ROOT, "| %d | **median of %d** | | | **%.3f** (min %.3f, max %.3f) | | | | | | |%n", batch, rounds,
-            sorted[sorted.length / 2], sorted[0], sorted[sorted.length - 1]);
+            median(ratios), Arrays.stream(ratios).min().orElseThrow(), Arrays.stream(ratios).max().orElseThrow());
+        maskCosts.add(String.format(Locale.ROOT, "batch %d: %.1f µs per token (median over the measured pairs)", batch, median(engineCost)));
       }
+      System.out.println();
+      System.out.println("mask cost in the engine (time outside ModelRuntime.step, constrained minus unconstrained, per generated token):");
+      for (String line : maskCosts) System.out.println("  " + line);
       checkAnswers(answers);
       maskPerToken(grammar, answers);
     }
@@ -237,10 +252,16 @@ public final class StructuredBenchmark {
     row("**total**", total);
   }
 
+  private static double median(double[] values) {
+    double[] sorted = values.clone();
+    Arrays.sort(sorted);
+    int n = sorted.length;
+    return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+  }
+
   private static void row(String name, double[] ms) {
     double[] warm = Arrays.copyOfRange(ms, 1, ms.length);
-    Arrays.sort(warm);
-    System.out.printf(Locale.ROOT, "| %s | %.2f | %.2f | %.2f |%n", name, ms[0], warm[warm.length / 2], warm[0]);
+    System.out.printf(Locale.ROOT, "| %s | %.2f | %.2f | %.2f |%n", name, ms[0], median(warm), Arrays.stream(warm).min().orElseThrow());
   }
 
   /** ConstraintCompiler: the first compile of the request (a miss), then the same request again (hits). */
@@ -281,11 +302,11 @@ public final class StructuredBenchmark {
   }
 
   /**
-   * Serves {@code prompts} at once, greedy: constrained by {@code grammar}, or (grammar null) unconstrained with
-   * exactly {@code lengths[i]} tokens each.
+   * Serves {@code prompts} at once, greedy: constrained by {@code grammar} (to EOS, or at most {@code maxTokens}
+   * when positive), or (grammar null) unconstrained with exactly {@code lengths[i]} tokens each.
    */
   private static Run run(OnnxModelRuntime runtime, KvCacheStorage storage, List<int[]> prompts, CompiledGrammar grammar,
-      int[] lengths) throws Exception {
+      int[] lengths, int maxTokens) throws Exception {
     KvCacheManager kv = new KvCacheManager(storage, false); // every run computes its prompts
     List<Recorder> recorders = new ArrayList<>();
     CompiledGrammar.MaskStats before = grammar == null ? null : grammar.maskStats();
@@ -295,7 +316,7 @@ public final class StructuredBenchmark {
       for (int i = 0; i < prompts.size(); i++) {
         SamplingParams.Builder params = SamplingParams.builder().temperature(0f).seed(i);
         if (grammar != null) {
-          params.maxTokens(MAX_ANSWER_TOKENS).constraint(grammar);
+          params.maxTokens(maxTokens > 0 ? maxTokens : MAX_ANSWER_TOKENS).constraint(grammar);
         } else {
           params.maxTokens(lengths[i]).minTokens(lengths[i]).ignoreEos(true);
         }
@@ -309,7 +330,7 @@ public final class StructuredBenchmark {
       while (!recorders.stream().allMatch(r -> r.reason != null)) Thread.sleep(1);
       for (Recorder r : recorders) {
         if (r.reason == FinishReason.ERROR) throw new IllegalStateException("request failed: " + r.message);
-        if (grammar != null && r.reason != FinishReason.STOP) {
+        if (grammar != null && maxTokens == 0 && r.reason != FinishReason.STOP) {
           throw new IllegalStateException("a constrained answer ended by " + r.reason + ", not at the grammar's end: raise MAX_ANSWER_TOKENS");
         }
       }
@@ -319,7 +340,8 @@ public final class StructuredBenchmark {
       double stepMs = engine.stats().stepNanos() / 1e6 / steps;
       double overheadMs = (engine.stats().stepNanos() - engine.stats().modelNanos()) / 1e6 / steps;
       CompiledGrammar.MaskStats masks = grammar == null ? new CompiledGrammar.MaskStats(0, 0, 0) : minus(grammar.maskStats(), before);
-      return new Run(tokens / ((end - start) / 1e9), tokens, overheadMs, stepMs, masks, recorders);
+      long overheadNanos = engine.stats().stepNanos() - engine.stats().modelNanos();
+      return new Run(tokens / ((end - start) / 1e9), tokens, overheadMs, stepMs, overheadNanos, masks, recorders);
     }
   }
 
@@ -327,39 +349,60 @@ public final class StructuredBenchmark {
     return new CompiledGrammar.MaskStats(after.hits() - before.hits(), after.misses() - before.misses(), after.missNanos() - before.missNanos());
   }
 
-  /** Every constrained answer parses as a JSON object with the schema's 20 properties; prints the first. */
+  /** Every complete constrained answer parses as a JSON object with the schema's 20 properties; prints the first. */
   private static void checkAnswers(List<Recorder> answers) throws Exception {
     for (Recorder r : answers) {
+      if (r.reason != FinishReason.STOP) continue; // cut by --max-tokens
       JsonNode value = JSON.readTree(r.text.toString());
       if (!value.isObject() || value.size() != 20) throw new IllegalStateException("not the schema's object: " + r.text);
     }
     String first = answers.getFirst().text.toString();
-    System.out.printf(Locale.ROOT, "%nconstrained answers parse (%d checked); the first, %,d tokens, %,d bytes: %s%n", answers.size(),
+    System.out.printf(Locale.ROOT, "%ncomplete constrained answers parse (%d of %d checked); the first, %,d tokens, %,d bytes: %s%n",
+        answers.stream().filter(r -> r.reason == FinishReason.STOP).count(), answers.size(),
         answers.getFirst().tokenIds.size(), first.getBytes(StandardCharsets.UTF_8).length, first);
   }
 
-  /** Replays the answers through fresh matchers on the warm grammar: fillAllowed + accept per token. */
-  private static void maskPerToken(CompiledGrammar grammar, List<Recorder> answers) {
-    long[] bits = new long[(grammar.vocabulary().size() + 63) >>> 6];
-    long tokens = 0;
-    long best = Long.MAX_VALUE;
-    CompiledGrammar.MaskStats before = grammar.maskStats();
+  /**
+   * Replays the answers through fresh matchers, fillAllowed + accept per token: on a freshly compiled grammar
+   * (every new configuration a mask miss: a trie walk), then on the warm one (every mask a hit). Best of 5 each.
+   */
+  private static void maskPerToken(CompiledGrammar warm, List<Recorder> answers) {
+    long tokens = answers.stream().mapToLong(r -> r.tokenIds.size()).sum();
+    long bestCold = Long.MAX_VALUE;
+    CompiledGrammar.MaskStats cold = null;
+    for (int rep = 0; rep < 5; rep++) {
+      CompiledGrammar fresh = Grammars.compile(warm.grammar(), warm.vocabulary());
+      long t0 = System.nanoTime();
+      replay(fresh, answers);
+      long t = System.nanoTime() - t0;
+      if (t < bestCold) {
+        bestCold = t;
+        cold = fresh.maskStats();
+      }
+    }
+    long bestWarm = Long.MAX_VALUE;
+    CompiledGrammar.MaskStats before = warm.maskStats();
     for (int rep = 0; rep < 5; rep++) {
       long t0 = System.nanoTime();
-      long n = 0;
-      for (Recorder r : answers) {
-        GrammarMatcher matcher = (GrammarMatcher) grammar.newMatcher();
-        for (int id : r.tokenIds) {
-          matcher.fillAllowed(bits);
-          if (!matcher.accept(id)) throw new IllegalStateException("replay: token " + id + " refused");
-          n++;
-        }
-      }
-      best = Math.min(best, System.nanoTime() - t0);
-      tokens = n;
+      replay(warm, answers);
+      bestWarm = Math.min(bestWarm, System.nanoTime() - t0);
     }
-    CompiledGrammar.MaskStats masks = minus(grammar.maskStats(), before);
-    System.out.printf(Locale.ROOT, "mask per token on the warm grammar (fillAllowed + accept, replaying %,d tokens, best of 5): %.2f µs; "
-        + "%,d hits, %,d misses%n", tokens, best / 1e3 / tokens, masks.hits(), masks.misses());
+    CompiledGrammar.MaskStats hits = minus(warm.maskStats(), before);
+    System.out.printf(Locale.ROOT, "mask per token, replaying the last batch's %,d answer tokens (fillAllowed + accept, best of 5):%n", tokens);
+    System.out.printf(Locale.ROOT, "  fresh grammar: %.1f µs per token (%,d hits, %,d misses; %.0f µs per miss)%n", bestCold / 1e3 / tokens,
+        cold.hits(), cold.misses(), cold.missNanos() / 1e3 / Math.max(1, cold.misses()));
+    System.out.printf(Locale.ROOT, "  warm grammar: %.2f µs per token (%,d hits, %,d misses over the 5 replays)%n", bestWarm / 1e3 / tokens,
+        hits.hits(), hits.misses());
+  }
+
+  private static void replay(CompiledGrammar grammar, List<Recorder> answers) {
+    long[] bits = new long[(grammar.vocabulary().size() + 63) >>> 6];
+    for (Recorder r : answers) {
+      GrammarMatcher matcher = (GrammarMatcher) grammar.newMatcher();
+      for (int id : r.tokenIds) {
+        matcher.fillAllowed(bits);
+        if (!matcher.accept(id)) throw new IllegalStateException("replay: token " + id + " refused");
+      }
+    }
   }
 }
