@@ -195,28 +195,25 @@ final class SamplingState {
     matcher.fillAllowed(allowedBits);
     boolean anyAllowed = false;
     boolean anyFinite = false;
-    // Most masks are a few allowed tokens (JSON structure) or nearly everything (inside a string): runs of
-    // words with no allowed token are filled in one vectorised Arrays.fill, fully allowed words are skipped,
+    // Most masks are a few allowed tokens (JSON structure) or nearly everything (inside a string): a word with
+    // no allowed token is a 64-float fill (the loop vectorises), a word with every token allowed writes nothing,
     // and only mixed words go bit by bit.
-    int numWords = (vocabSize + 63) >>> 6;
-    for (int w = 0; w < numWords; ) {
+    for (int w = 0, numWords = (vocabSize + 63) >>> 6; w < numWords; w++) {
       long allowed = allowedBits[w];
+      int base = w << 6;
       if (allowed == 0) {
-        int from = w;
-        while (++w < numWords && allowedBits[w] == 0) {}
-        Arrays.fill(logits, from << 6, Math.min(w << 6, vocabSize), Float.NEGATIVE_INFINITY);
+        for (int i = base, end = Math.min(base + 64, vocabSize); i < end; i++) logits[i] = Float.NEGATIVE_INFINITY;
         continue;
       }
-      int base = w << 6;
       anyAllowed = true;
       for (long bits = allowed; !anyFinite && bits != 0; bits &= bits - 1) {
         int id = base + Long.numberOfTrailingZeros(bits);
         anyFinite = id < vocabSize && logits[id] > Float.NEGATIVE_INFINITY;
       }
+      if (allowed == -1L) continue;
       long denied = ~allowed;
       if (base + 64 > vocabSize) denied &= (1L << (vocabSize - base)) - 1;
       for (; denied != 0; denied &= denied - 1) logits[base + Long.numberOfTrailingZeros(denied)] = Float.NEGATIVE_INFINITY;
-      w++;
     }
     if (anyFinite) return;
     if (!anyAllowed) { // a dead end of the grammar: end the answer
