@@ -176,7 +176,7 @@ public final class SphinxNode implements AutoCloseable {
       try {
         this.http = new OpenAiHttpServer(config, tls == null ? null : tls.httpContext(), runtime.spec(), modelName(bundle),
             runtime.tokenizer(), service.calls(), backend, config.authenticates() ? new Authenticator(tenants, jwt) : null,
-            limiters, telemetry, service::isDraining, service.inFlight());
+            limiters, telemetry, service::isDraining, service.inFlight(), streamExecutor);
       } catch (RuntimeException e) {
         started.shutdownNow();
         images.close();
@@ -288,6 +288,15 @@ public final class SphinxNode implements AutoCloseable {
     return images;
   }
 
+  /**
+   * Whether the engine's model step and the vision encoder's call have returned and none will start: after
+   * {@link #close}, the runtime and the KV storage may be freed only then. A caller that owns them
+   * ({@link #start}) checks it; {@link #open}'s node checks it itself.
+   */
+  public boolean modelRunsEnded() {
+    return backend.isStopped() && images.isStopped();
+  }
+
   /** Whether the server has stopped: every call ended and the listener closed. */
   public boolean isTerminated() {
     return server.isTerminated();
@@ -358,7 +367,7 @@ public final class SphinxNode implements AutoCloseable {
     if (tls != null) all.add(tls);
     all.add(telemetry); // after the calls ended: their last spans are flushed
     closeAll(all);
-    if (!backend.isStopped() || !images.isStopped()) {
+    if (!modelRunsEnded()) {
       // Freeing the sessions or the KV pools under a live run would let native code write into freed memory: leave
       // them to the process's exit (SIGKILL or the JVM's end), which is near, rather than corrupt or crash it.
       LOG.error("a model run is still in flight after close waited for it (engine stopped: {}, vision encoder stopped: {}); "

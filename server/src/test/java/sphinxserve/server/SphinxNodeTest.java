@@ -343,10 +343,12 @@ public final class SphinxNodeTest {
       assertTrue(inStep.await(30, TimeUnit.SECONDS));
       node.close(); // the drain cancels the call; the engine's close gives up on the step after 300 ms
       assertTrue(!backend[0].isStopped(), "the step should still be running");
+      assertTrue(!node.modelRunsEnded());
       pool[0].blockBytes(0, 1); // throws if the pool was freed
       release.countDown();
       EngineTestWait.until(backend[0]::isStopped);
       assertEquals(null, stepFailure.get(), "the step that outlived close failed");
+      assertTrue(node.modelRunsEnded());
       pool[0].blockBytes(0, 1);
     } finally {
       release.countDown();

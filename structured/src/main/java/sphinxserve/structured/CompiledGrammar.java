@@ -33,6 +33,8 @@ public final class CompiledGrammar implements TokenConstraint {
    * (tokens decided by the top of the stack alone versus those that depend on the rest) would also share masks
    * across nesting depths and is left for later.
    *
+   * Cached masks are stored as the allowed ids, the rejected ids or a bitset, whichever is smallest
+   * (StoredMask, xgrammar's adaptive storage): inside a string a 32k mask is a few hundred rejected ids, not 4 KB.
    * Memory is bounded per grammar: when the interned states exceed MAX_STATES or the cached masks exceed
    * MAX_MASK_BYTES, a new generation starts from a fresh initial state; matchers in flight finish on the old
    * one, which is then garbage.
@@ -42,7 +44,7 @@ public final class CompiledGrammar implements TokenConstraint {
   static final int MAX_STACK_DEPTH = 4096;
 
   /** Most stacks in one configuration (an ambiguous grammar can multiply them). */
-  static final int MAX_STACKS = 4096;
+  static final int MAX_STACKS = 16_384;
 
   /** Interned configurations per generation. */
   static final int MAX_STATES = 200_000;
@@ -136,31 +138,30 @@ public final class CompiledGrammar implements TokenConstraint {
     return s;
   }
 
-  /**
-   * The allowed-token mask of {@code s} ({@link TokenVocabulary#numWords} words; shared when cached, so callers
-   * copy it and never write to it).
-   */
-  long[] mask(MatchState s) {
-    long[] cached = s.mask();
+  /** Writes the allowed-token mask of {@code s} into the first {@link TokenVocabulary#numWords} words of {@code out}. */
+  void fillMask(MatchState s, long[] out) {
+    StoredMask cached = s.mask();
     if (cached != null) {
       maskHits.increment();
-      return cached;
+      cached.copyTo(out);
+      return;
     }
     long start = System.nanoTime();
     long[] bits = computeMask(s);
     maskMissNanos.add(System.nanoTime() - start);
     maskMisses.increment();
+    System.arraycopy(bits, 0, out, 0, bits.length);
+    StoredMask stored = StoredMask.of(bits, vocabulary.size());
     Generation g = generation;
-    long bytes = 16L + 8L * bits.length;
-    if (g.maskBytes.addAndGet(bytes) > MAX_MASK_BYTES) {
+    if (g.maskBytes.addAndGet(stored.numBytes()) > MAX_MASK_BYTES) {
       renew(g);
     } else {
-      s.setMask(bits);
+      s.setMask(stored);
     }
-    return bits;
   }
 
-  private long[] computeMask(MatchState s) {
+  /** The mask of {@code s} by a walk of the trie, bypassing the mask cache (the benchmark measures it). */
+  long[] computeMask(MatchState s) {
     TokenVocabulary v = vocabulary;
     long[] bits = new long[v.numWords()];
     if (s.accepting) {

@@ -71,13 +71,42 @@ public final class Grammar {
     Objects.requireNonNull(options, "options");
     if (options.isEmpty()) throw new GrammarException("choice: needs at least one string");
     if (options.size() > MAX_CHOICES) throw new GrammarException("choice: at most " + MAX_CHOICES + " strings, was " + options.size());
-    List<Expr> alts = new ArrayList<>(options.size());
+    java.util.TreeSet<String> sorted = new java.util.TreeSet<>();
     for (int i = 0; i < options.size(); i++) {
       String s = Objects.requireNonNull(options.get(i), "choice[" + i + "]");
       if (!isWellFormed(s)) throw new GrammarException("choice[" + i + "]: not well-formed UTF-16 (a lone surrogate)");
-      alts.add(new Expr.Literal(s));
+      sorted.add(s);
     }
-    return new Grammar(List.of(new Rule(ROOT, new Expr.Alt(alts), 0, 0)));
+    return new Grammar(List.of(new Rule(ROOT, factor(new ArrayList<>(sorted), 0, sorted.size(), 0), 0, 0)));
+  }
+
+  /**
+   * The strings {@code sorted[from, to)}, which share their first {@code offset} chars, as a prefix tree of
+   * alternatives: a configuration then holds one stack per distinct next character, not one per string (a
+   * choice of thousands of strings stays small).
+   */
+  private static Expr factor(List<String> sorted, int from, int to, int offset) {
+    List<Expr> options = new ArrayList<>();
+    int i = from;
+    if (sorted.get(i).length() == offset) { // the shared prefix itself is one of the strings
+      options.add(Expr.EMPTY);
+      i++;
+    }
+    while (i < to) {
+      int cp = sorted.get(i).codePointAt(offset);
+      int j = i + 1;
+      while (j < to && sorted.get(j).codePointAt(offset) == cp) j++;
+      // The group's longest common prefix from offset (sorted: the first and last string bound it).
+      String first = sorted.get(i);
+      String last = sorted.get(j - 1);
+      int end = offset + Character.charCount(cp);
+      while (end < first.length() && end < last.length() && first.charAt(end) == last.charAt(end)) end++;
+      if (end < first.length() && end < last.length() && Character.isLowSurrogate(first.charAt(end))) end--; // whole code points
+      Expr prefix = new Expr.Literal(first.substring(offset, end));
+      options.add(j - i == 1 && end == first.length() ? prefix : new Expr.Seq(List.of(prefix, factor(sorted, i, j, end))));
+      i = j;
+    }
+    return options.size() == 1 ? options.get(0) : new Expr.Alt(List.copyOf(options));
   }
 
   /** The rules by name, in definition order. */

@@ -12,7 +12,7 @@ public final class GrammarException extends IllegalArgumentException {
   private final int column;
 
   /** An error at a 1-based {@code line} and {@code column} of the source (0, 0 when it has no place). */
-  GrammarException(String message, int line, int column) {
+  public GrammarException(String message, int line, int column) {
     this(line > 0 ? message + " at line " + line + ", column " + column : message, line, column, true);
   }
 
@@ -23,8 +23,8 @@ public final class GrammarException extends IllegalArgumentException {
     this.column = column;
   }
 
-  /** An error about the grammar as a whole (a budget, a missing root). */
-  GrammarException(String message) {
+  /** An error about the grammar as a whole (a budget, a missing root), or about a source that is not text. */
+  public GrammarException(String message) {
     this(message, 0, 0);
   }
 

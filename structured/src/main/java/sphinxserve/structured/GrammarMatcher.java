@@ -29,7 +29,8 @@ public final class GrammarMatcher implements TokenConstraint.Matcher {
     this.numStates = other.numStates;
   }
 
-  private MatchState current() {
+  /** The current configuration (tests and the benchmark reach it). */
+  MatchState current() {
     return history[numStates - 1];
   }
 
@@ -44,7 +45,7 @@ public final class GrammarMatcher implements TokenConstraint.Matcher {
       Arrays.fill(allowedBits, 0L);
       return;
     }
-    System.arraycopy(grammar.mask(s), 0, allowedBits, 0, words);
+    grammar.fillMask(s, allowedBits);
     Arrays.fill(allowedBits, words, allowedBits.length, 0L);
   }
 

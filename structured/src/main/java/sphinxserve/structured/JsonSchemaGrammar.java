@@ -12,9 +12,11 @@ import java.util.OptionalLong;
  * {@code maxItems}, {@code uniqueItems: false}, {@code anyOf}, {@code oneOf} (generated as {@code anyOf}: a value
  * matching two branches would fail {@code oneOf}, so keep branches disjoint, as tool schemas do), {@code allOf}
  * of exactly one schema, local {@code $ref} ({@code #}, {@code #/$defs/...}, {@code #/definitions/...}, any
- * local pointer; recursion through rules), string {@code minLength}/{@code maxLength}/{@code pattern} (ECMA
- * subset: no back-references, lookaround or inner anchors)/{@code format} ({@code date}, {@code time}, {@code date-time},
- * {@code uuid}, {@code email}, {@code ipv4}, {@code hostname}, {@code uri}, each written conservatively), integer {@code minimum}/{@code maximum}/{@code exclusiveMinimum}/
+ * local pointer; recursion through rules, but not back to itself before an object or array opens), string
+ * {@code minLength}/{@code maxLength}/{@code pattern} (ECMA subset: no back-references, lookaround or inner
+ * anchors)/{@code format} ({@code date}, {@code time}, {@code date-time}, {@code uuid}, {@code email},
+ * {@code ipv4}, {@code hostname}, {@code uri}, each written conservatively), integer {@code minimum}/
+ * {@code maximum}/{@code exclusiveMinimum}/
  * {@code exclusiveMaximum} (any values; draft-04 boolean exclusives too), number bounds when integral.
  * Annotations are skipped: {@code title}, {@code description}, {@code $schema}, {@code $id}, {@code default},
  * {@code examples}, {@code $comment}, {@code deprecated}, {@code readOnly}, {@code writeOnly}. Every other
@@ -39,10 +41,14 @@ import java.util.OptionalLong;
  *
  * <p><b>Bound</b>: {@link #maxBytes} is the most UTF-8 bytes any document the grammar allows can have, summed over
  * the grammar (sequences add, alternatives take the maximum, {@code {m,n}} multiplies by n, characters count 4
- * bytes raw or 6 as {@code \}{@code uXXXX}). It exists exactly when every string has a {@code maxLength} (or a
+ * bytes raw or 6 as {@code \}{@code uXXXX}). It exists when every string has a {@code maxLength} (or a
  * bounded format/pattern), every array a {@code maxItems} (or a closed tuple), no additional properties are
- * allowed and nothing recurses; then every answer reaches EOS within that many tokens (each token is at least
- * one byte), whatever the model prefers.
+ * allowed and nothing recurses; then every answer reaches EOS within that many tokens plus one (each token is
+ * at least one byte), whatever the model prefers. Numbers are always bounded.
+ *
+ * <p>Thread-safe: each call converts on its own state. Conversion is linear in the schema (a referenced
+ * definition becomes one rule, however often it is used) and refuses schemas nested deeper than 128 levels or
+ * grammars over 4 MiB of text.
  */
 public final class JsonSchemaGrammar {
   /** Deepest nesting of free JSON values ({@link #anyJson()}, {@code true} schemas). */
@@ -57,10 +63,11 @@ public final class JsonSchemaGrammar {
   /**
    * The result of one conversion.
    *
-   * @param gbnf the grammar, rule {@code root} first
+   * @param gbnf the grammar, its start rule first
+   * @param start the start rule: {@code root}, or {@code PREFIX-root} from {@link #embed}
    * @param maxBytes the most UTF-8 bytes of any document the grammar allows, when bounded
    */
-  public record Conversion(String gbnf, OptionalLong maxBytes) {}
+  public record Conversion(String gbnf, String start, OptionalLong maxBytes) {}
 
   private JsonSchemaGrammar() {}
 
@@ -73,7 +80,28 @@ public final class JsonSchemaGrammar {
     if (schema == null || schema.isMissingNode()) {
       throw new SchemaException("#", "no schema");
     }
-    return new SchemaTranslator(schema).run();
+    return new SchemaTranslator(schema, "").run();
+  }
+
+  /**
+   * Converts a schema into rules meant to be part of a larger grammar: every rule name starts with
+   * {@code prefix + "-"} (helpers included), the start rule is {@code prefix + "-root"} and there is no
+   * {@code root}. For grammars around several schemas — a tool call {@code {"name": "f", "arguments": ...}} per
+   * function — where each schema keeps its own {@code $ref}s: give each a different prefix and write the
+   * enclosing {@code root} yourself, e.g. {@code root ::= "{\"name\": \"f\", \"arguments\": " f-root "}"}.
+   *
+   * @param prefix lowercase letters, digits and inner dashes, starting with a letter
+   * @throws SchemaException as {@link #convert}
+   * @throws IllegalArgumentException when the prefix is not a valid rule name
+   */
+  public static Conversion embed(JsonNode schema, String prefix) {
+    if (schema == null || schema.isMissingNode()) {
+      throw new SchemaException("#", "no schema");
+    }
+    if (prefix == null || prefix.isEmpty()) {
+      throw new IllegalArgumentException("embed needs a non-empty prefix");
+    }
+    return new SchemaTranslator(schema, prefix).run();
   }
 
   /** The GBNF text for {@code schema}; see {@link #convert}. */

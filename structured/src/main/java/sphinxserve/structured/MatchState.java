@@ -24,7 +24,7 @@ final class MatchState {
   /** Successor by live byte, indexed by the byte's rank among the live bytes; null until computed. */
   private final AtomicReferenceArray<MatchState> next;
   /** The token mask, once computed (and while the grammar's mask budget allows caching it). */
-  private volatile long[] mask;
+  private volatile StoredMask mask;
 
   /** A state over canonical {@code frames} whose live bytes are {@code live} (4 words). */
   MatchState(Frame[] frames, boolean accepting, long[] live) {
@@ -79,12 +79,12 @@ final class MatchState {
   }
 
   /** The cached mask, or null. */
-  long[] mask() {
+  StoredMask mask() {
     return mask;
   }
 
-  void setMask(long[] bits) {
-    mask = bits;
+  void setMask(StoredMask stored) {
+    mask = stored;
   }
 
   @Override

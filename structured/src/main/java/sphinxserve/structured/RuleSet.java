@@ -9,11 +9,32 @@ import java.util.Map;
  * of each rule so that references carry it.
  *
  * <p>Two name spaces that cannot meet: names derived from a schema ({@link #reserve}) always start with
- * {@code root} or {@code ref} (the translators' hints do), fixed helper rules ({@link #shared}) never do.
+ * {@code root} or {@code ref} (the translators' hints do), fixed helper rules ({@link #shared}) never do. Every
+ * name carries the set's prefix (when it has one), so that grammars generated apart can live in one file.
  */
 final class RuleSet {
   private final Map<String, String> bodies = new LinkedHashMap<>();
   private final Map<String, Long> maxBytes = new HashMap<>();
+  /** Put before every name, with a dash; empty for none. */
+  private final String prefix;
+
+  /** Rules named as they are. */
+  RuleSet() {
+    this("");
+  }
+
+  /** Rules whose names all start with {@code prefix + "-"} ({@code prefix} empty: none). */
+  RuleSet(String prefix) {
+    if (!prefix.isEmpty() && !prefix.matches("[a-z][a-z0-9]*(-[a-z0-9]+)*")) {
+      throw new IllegalArgumentException("rule prefix must be lowercase letters, digits and inner dashes: '" + prefix + "'");
+    }
+    this.prefix = prefix.isEmpty() ? "" : prefix + "-";
+  }
+
+  /** The name the rule {@code name} of the unprefixed scheme has here. */
+  String named(String name) {
+    return prefix + name;
+  }
 
   /** A fresh rule name based on {@code hint}, reserved so that later names differ. */
   String reserve(String hint) {
@@ -21,6 +42,7 @@ final class RuleSet {
     if (!base.startsWith("root") && !base.startsWith("ref")) {
       throw new IllegalArgumentException("schema-derived rule names start with root or ref-: " + hint);
     }
+    base = prefix + base;
     String name = base;
     for (int i = 2; bodies.containsKey(name); i++) {
       name = base + "-" + i;
@@ -49,6 +71,7 @@ final class RuleSet {
     if (name.startsWith("root") || name.startsWith("ref")) {
       throw new IllegalArgumentException("shared rule names must not look schema-derived: " + name);
     }
+    name = prefix + name;
     if (maxBytes.containsKey(name)) {
       return new Fragment(name, maxBytes.get(name));
     }
@@ -69,19 +92,20 @@ final class RuleSet {
     return bodies.containsKey(name);
   }
 
-  /** The grammar text: {@code root} first, then the other rules in definition order. */
+  /** The grammar text: the start rule ({@code root} with the prefix) first, then the others in definition order. */
   String render() {
+    String start = named("root");
     StringBuilder out = new StringBuilder();
     bodies.forEach((name, body) -> {
       if (body == null) {
         throw new IllegalStateException("rule " + name + " reserved but never defined");
       }
-      if (name.equals("root")) {
+      if (name.equals(start)) {
         out.append(name).append(" ::= ").append(body).append('\n');
       }
     });
     bodies.forEach((name, body) -> {
-      if (!name.equals("root")) {
+      if (!name.equals(start)) {
         out.append(name).append(" ::= ").append(body).append('\n');
       }
     });

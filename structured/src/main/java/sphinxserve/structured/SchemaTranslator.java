@@ -63,19 +63,27 @@ final class SchemaTranslator {
   private static final ObjectMapper JSON = new ObjectMapper();
 
   private final JsonNode document;
-  private final RuleSet rules = new RuleSet();
+  private final RuleSet rules;
   /** Rules of referenced definitions, by JSON pointer. */
   private final Map<String, String> refRules = new HashMap<>();
   private int depth;
+  /**
+   * References entered since the last JSON token the grammar writes ("{" or "["): meeting one of them again would
+   * be a rule that derives itself before writing anything (left recursion), a schema no finite value satisfies.
+   */
+  private Set<String> refsSinceLastToken = new HashSet<>();
 
-  SchemaTranslator(JsonNode document) {
+  /** A conversion of {@code document} whose rule names start with {@code prefix} (empty: plain names). */
+  SchemaTranslator(JsonNode document, String prefix) {
     this.document = document;
+    this.rules = new RuleSet(prefix);
   }
 
   /** The grammar and its byte bound ({@link Fragment#UNBOUNDED} when none). */
   JsonSchemaGrammar.Conversion run() {
     String root = rules.reserve("root");
     refRules.put("#", root);
+    refsSinceLastToken.add("#");
     Fragment body = translate(document, "#");
     rules.define(root, body);
     String text = rules.render();
@@ -84,7 +92,7 @@ final class SchemaTranslator {
           + MAX_GRAMMAR_CHARS + " limit");
     }
     long max = rules.maxBytesOf(root);
-    return new JsonSchemaGrammar.Conversion(text,
+    return new JsonSchemaGrammar.Conversion(text, root,
         max == Fragment.UNBOUNDED ? java.util.OptionalLong.empty() : java.util.OptionalLong.of(max));
   }
 
@@ -92,7 +100,7 @@ final class SchemaTranslator {
   static String anyObject() {
     RuleSet rules = new RuleSet();
     String root = rules.reserve("root");
-    SchemaTranslator t = new SchemaTranslator(null);
+    SchemaTranslator t = new SchemaTranslator(null, "");
     rules.define(root, t.anyObjectAt(rules, ANY_DEPTH));
     return rules.render();
   }
@@ -231,10 +239,21 @@ final class SchemaTranslator {
       case "string" -> string(schema, path);
       case "integer" -> integer(schema, path);
       case "number" -> number(schema, path);
-      case "object" -> object(schema, path);
-      case "array" -> array(schema, path);
+      case "object" -> afterToken(() -> object(schema, path));
+      case "array" -> afterToken(() -> array(schema, path));
       default -> throw new IllegalStateException(type);
     };
+  }
+
+  /** Runs {@code inside} (which writes a token before any nested value) with no reference open since a token. */
+  private Fragment afterToken(java.util.function.Supplier<Fragment> inside) {
+    Set<String> outer = refsSinceLastToken;
+    refsSinceLastToken = new HashSet<>();
+    try {
+      return inside.get();
+    } finally {
+      refsSinceLastToken = outer;
+    }
   }
 
   // ---------------------------------------------------------------------------------------------------------------
@@ -247,6 +266,10 @@ final class SchemaTranslator {
     String pointer = ref.textValue();
     if (!pointer.equals("#") && !pointer.startsWith("#/")) {
       throw new SchemaException(path, "only local references (#/...) are supported, got '" + pointer + "'");
+    }
+    if (refsSinceLastToken.contains(pointer)) {
+      throw new SchemaException(path, "reference '" + pointer + "' leads back to itself before any value is written: "
+          + "no finite JSON value satisfies it");
     }
     String existing = refRules.get(pointer);
     if (existing != null) {
@@ -264,7 +287,13 @@ final class SchemaTranslator {
     String[] segments = pointer.split("/");
     String name = rules.reserve("ref-" + segments[segments.length - 1]);
     refRules.put(pointer, name);
-    Fragment body = translate(target, pointer);
+    refsSinceLastToken.add(pointer);
+    Fragment body;
+    try {
+      body = translate(target, pointer);
+    } finally {
+      refsSinceLastToken.remove(pointer);
+    }
     rules.define(name, body);
     return new Fragment(name, body.maxBytes());
   }

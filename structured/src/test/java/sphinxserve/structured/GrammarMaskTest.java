@@ -56,10 +56,22 @@ class GrammarMaskTest {
       long[] expected = bruteForce(m, v);
       assertArrayEquals(expected, java.util.Arrays.copyOf(mask, expected.length), "step " + step + " seed " + seed);
       assertEquals(0L, mask[mask.length - 1], "words past the vocabulary are cleared");
+      java.util.Arrays.fill(mask, 0x5555_5555_5555_5555L);
+      m.fillAllowed(mask); // from the cache this time
+      assertArrayEquals(expected, java.util.Arrays.copyOf(mask, expected.length), "cached, step " + step + " seed " + seed);
+      assertEquals(0L, mask[mask.length - 1]);
       List<Integer> allowed = ids(mask, v.size());
       allowed.removeIf(v::isEos);
       if (allowed.isEmpty()) break;
       int best = allowed.get(random.nextInt(allowed.size()));
+      if (random.nextInt(3) == 0) { // a token with punctuation, if any: moves through the structure (keys, values, nesting)
+        List<Integer> structural = new ArrayList<>(allowed);
+        structural.removeIf(id -> punctuation(v, id) == 0);
+        if (!structural.isEmpty()) {
+          assertTrue(m.accept(structural.get(random.nextInt(structural.size()))));
+          continue;
+        }
+      }
       boolean longest = random.nextBoolean(); // else prefer tokens with punctuation, to move through the structure
       for (int k = 0; k < 6; k++) {
         int other = allowed.get(random.nextInt(allowed.size()));
@@ -75,7 +87,7 @@ class GrammarMaskTest {
   private static int punctuation(TokenVocabulary v, int id) {
     int n = 0;
     for (byte b : v.tokenBytes(id)) {
-      if (b >= 0 && !Character.isLetter(b)) n++;
+      if ("\"{}[],:".indexOf(b) >= 0) n++;
     }
     return n;
   }

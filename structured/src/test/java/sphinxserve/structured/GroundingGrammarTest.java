@@ -70,7 +70,7 @@ class GroundingGrammarTest {
 
   @Test
   void randomWalks_overBenchVocabulary_parseWithNothingSkipped() {
-    TokenVocabulary vocabulary = BenchVocabulary.get();
+    TokenVocabulary vocabulary = RealVocabulary.get();
     CompiledGrammar grammar = Grammars.compile(GroundingGrammar.grammar(), vocabulary);
     int numGroups = 0;
     int numKeypoints = 0;

@@ -44,13 +44,13 @@ class JsonSchemaCorpusTest {
   @MethodSource("corpus")
   void randomWalks_everySchema_endAndValidate(SchemaTesting.CorpusSchema entry) {
     JsonSchemaGrammar.Conversion conversion = JsonSchemaGrammar.convert(entry.schema());
-    CompiledGrammar grammar = Grammars.compile(Grammar.gbnf(conversion.gbnf()), BenchVocabulary.get());
+    CompiledGrammar grammar = Grammars.compile(Grammar.gbnf(conversion.gbnf()), RealVocabulary.get());
     Schema validator = VALIDATORS.getSchema(entry.text(), InputFormat.JSON);
     OptionalLong maxBytes = conversion.maxBytes();
     for (int seed = 0; seed < NUM_SEEDS; seed++) {
       boolean uniform = seed == 0 && maxBytes.isPresent();
       int maxTokens = maxBytes.isPresent() ? (int) Math.min(Integer.MAX_VALUE, maxBytes.getAsLong() + 1) : MAX_TOKENS_UNBOUNDED;
-      RandomWalk.Result walk = RandomWalk.run(grammar, BenchVocabulary.get(), new Random(seed), maxTokens, uniform ? 0 : 0.5);
+      RandomWalk.Result walk = RandomWalk.run(grammar, RealVocabulary.get(), new Random(seed), maxTokens, uniform ? 0 : 0.5);
       String where = entry.name() + " seed " + seed + ": " + walk.text();
       assertTrue(walk.ended(), () -> "no EOS within " + maxTokens + " tokens: " + where);
       assertDoesNotThrow(() -> SchemaTesting.JSON.readTree(walk.text()), () -> "not JSON: " + where);
@@ -72,13 +72,13 @@ class JsonSchemaCorpusTest {
       com.fasterxml.jackson.databind.JsonNode schema = new RandomSchemas(seed).next(3);
       String text = SchemaTesting.JSON.writeValueAsString(schema);
       JsonSchemaGrammar.Conversion conversion = JsonSchemaGrammar.convert(schema);
-      CompiledGrammar grammar = Grammars.compile(Grammar.gbnf(conversion.gbnf()), BenchVocabulary.get());
+      CompiledGrammar grammar = Grammars.compile(Grammar.gbnf(conversion.gbnf()), RealVocabulary.get());
       Schema validator = VALIDATORS.getSchema(text, InputFormat.JSON);
       OptionalLong maxBytes = conversion.maxBytes();
       for (int walkSeed = 0; walkSeed < 2; walkSeed++) {
         boolean uniform = walkSeed == 0 && maxBytes.isPresent();
         int maxTokens = maxBytes.isPresent() ? (int) maxBytes.getAsLong() + 1 : MAX_TOKENS_UNBOUNDED;
-        RandomWalk.Result walk = RandomWalk.run(grammar, BenchVocabulary.get(), new Random(seed * 31L + walkSeed),
+        RandomWalk.Result walk = RandomWalk.run(grammar, RealVocabulary.get(), new Random(seed * 31L + walkSeed),
             maxTokens, uniform ? 0 : 0.5);
         String where = "schema " + text + "\n  output " + walk.text();
         assertTrue(walk.ended(), () -> "no EOS: " + where);

@@ -241,6 +241,27 @@ class JsonSchemaGrammarTest {
     assertFalse(accepts(g, tooDeep));
   }
 
+  @Test
+  void embed_twoToolSchemasWithTheirOwnRefs_combineUnderOneRoot() {
+    JsonNode weather = json("{'$defs':{'unit':{'enum':['c','f']}},'type':'object','properties':{'city':{'type':'string',"
+        + "'maxLength':8},'unit':{'$ref':'#/$defs/unit'}},'required':['city'],'additionalProperties':false}");
+    JsonNode search = json("{'$defs':{'unit':{'type':'integer','minimum':1,'maximum':9}},'type':'object','properties':{"
+        + "'q':{'type':'string'},'n':{'$ref':'#/$defs/unit'}},'required':['q','n'],'additionalProperties':false}");
+    JsonSchemaGrammar.Conversion w = JsonSchemaGrammar.embed(weather, "get-weather");
+    JsonSchemaGrammar.Conversion q = JsonSchemaGrammar.embed(search, "search");
+    assertEquals("get-weather-root", w.start());
+    assertTrue(w.gbnf().lines().allMatch(line -> line.startsWith("get-weather-")), w.gbnf());
+    assertTrue(q.gbnf().lines().allMatch(line -> line.startsWith("search-")), q.gbnf());
+    String gbnf = "root ::= \"{\\\"name\\\": \" (\"\\\"get_weather\\\", \\\"arguments\\\": \" " + w.start()
+        + " | \"\\\"search\\\", \\\"arguments\\\": \" " + q.start() + ") \"}\"\n" + w.gbnf() + q.gbnf();
+    CompiledGrammar g = overBytes(gbnf);
+    assertTrue(accepts(g, "{\"name\": \"get_weather\", \"arguments\": {\"city\":\"Paris\",\"unit\":\"c\"}}"));
+    assertTrue(accepts(g, "{\"name\": \"search\", \"arguments\": {\"q\":\"x\",\"n\":3}}"));
+    assertFalse(accepts(g, "{\"name\": \"search\", \"arguments\": {\"q\":\"x\",\"n\":\"c\"}}"), "each schema's own $defs");
+    assertFalse(accepts(g, "{\"name\": \"get_weather\", \"arguments\": {\"city\":\"Paris\",\"unit\":3}}"));
+    assertThrows(IllegalArgumentException.class, () -> JsonSchemaGrammar.embed(weather, "Bad Prefix"));
+  }
+
   static Stream<Arguments> refused() {
     JsonNode cases = json(SchemaTesting.resource("refused-schemas.json"));
     List<Arguments> out = new ArrayList<>();

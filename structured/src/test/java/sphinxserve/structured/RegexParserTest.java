@@ -92,4 +92,25 @@ class RegexParserTest {
     assertFalse(GbnfParserTest.matches(g, "ye"));
     assertThrows(GrammarException.class, () -> Grammar.choice(List.of()));
   }
+
+  @Test
+  void choice_thousandsOfStringsWithSharedPrefixes_matchExactly() {
+    List<String> options = new java.util.ArrayList<>();
+    for (int i = 0; i < 20_000; i++) options.add("item-" + i + (i % 3 == 0 ? "é" : "") + (i % 7 == 0 ? "😀" : ""));
+    Grammar g = Grammar.choice(options);
+    CompiledGrammar c = Grammars.compile(g, ByteVocabulary.bytes());
+    java.util.Set<String> set = new java.util.HashSet<>(options);
+    java.util.SplittableRandom random = new java.util.SplittableRandom(3);
+    for (int k = 0; k < 300; k++) {
+      String s = options.get(random.nextInt(options.size()));
+      assertTrue(accepts(c, s), s);
+      String other = s.substring(0, random.nextInt(s.length())) + (random.nextBoolean() ? "7" : "");
+      assertEquals(set.contains(other), accepts(c, other), other);
+    }
+  }
+
+  private static boolean accepts(CompiledGrammar c, String s) {
+    GrammarMatcher m = c.newMatcher();
+    return m.acceptBytes(s.getBytes(java.nio.charset.StandardCharsets.UTF_8)) && m.isComplete();
+  }
 }

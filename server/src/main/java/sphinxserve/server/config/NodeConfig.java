@@ -13,6 +13,7 @@ import java.util.Map;
 import java.util.Properties;
 import picocli.CommandLine;
 import sphinxserve.runtime.chat.ChatTemplateLimits;
+import sphinxserve.runtime.chat.ToolCallFormat;
 import sphinxserve.runtime.engine.RuntimeOptions;
 import sphinxserve.scheduler.EngineConfig;
 import sphinxserve.server.image.ImageCacheConfig;
@@ -31,6 +32,14 @@ import sphinxserve.server.image.ImageLimits;
  *
  * @param port TCP port to listen on; 0 picks a free one
  * @param httpPort TCP port of the OpenAI-compatible HTTP API; 0 picks a free one, -1 = off
+ * @param httpRequestTimeout longest an HTTP request may run from its arrival (504 / an error event after); null = no limit
+ * @param httpIdleTimeout how long an HTTP connection may take to send a whole request, or stay idle between requests
+ * @param httpMaxConnections most open HTTP connections; more are closed at once
+ * @param httpMaxUnsentTokens most generated tokens a streaming HTTP request may hold for a client that stopped reading
+ *     (past Netty's write buffer) before the request is ended
+ * @param httpAllowedHosts {@code Host} names accepted besides the node's own on a node without authentication
+ *     ({@code *}: any)
+ * @param httpCorsOrigins origins whose cross-origin browser requests are allowed ({@code *}: any)
  * @param bundle a bundle directory, or {@code embedded:<name>} to build the trained model or preset of that name into
  *     {@code bundleCache} on first use
  * @param bundleCache where embedded bundles, and bundles of {@code model} folders, are built
@@ -80,6 +89,8 @@ import sphinxserve.server.image.ImageLimits;
  * @param maxRenderedPromptChars most characters of the prompt a chat template renders (checked before tokenising)
  * @param templateTimeout longest wall time of one chat-template render
  * @param templateMaxIterations most steps of one chat-template render (loop iterations, range() items, nodes)
+ * @param toolCallFormat how the model writes tool calls, overriding what its chat template shows; null = auto
+ *     (recognised from the template)
  * @param maxStreamsPerConnection most concurrent calls on one HTTP/2 connection
  * @param permitKeepAlive the shortest client keepalive-ping interval tolerated (more often: GOAWAY)
  * @param maxConnectionIdle how long a connection without calls is kept open
@@ -94,6 +105,12 @@ import sphinxserve.server.image.ImageLimits;
 public record NodeConfig(
     int port,
     int httpPort,
+    Duration httpRequestTimeout,
+    Duration httpIdleTimeout,
+    int httpMaxConnections,
+    int httpMaxUnsentTokens,
+    List<String> httpAllowedHosts,
+    List<String> httpCorsOrigins,
     String bundle,
     Path bundleCache,
     Path model,
@@ -136,6 +153,7 @@ public record NodeConfig(
     long maxRenderedPromptChars,
     Duration templateTimeout,
     long templateMaxIterations,
+    ToolCallFormat toolCallFormat,
     int maxStreamsPerConnection,
     Duration permitKeepAlive,
     Duration maxConnectionIdle,
@@ -181,6 +199,12 @@ public record NodeConfig(
       {CONFIG, "", "a .properties file of name=value lines (these names); flags and SPHINX_* override it"},
       {"port", "50051", "TCP port; 0 picks a free one"},
       {"http-port", "8080", "TCP port of the OpenAI-compatible HTTP API (same TLS and plaintext rules); 0 picks a free one, off = none"},
+      {"http-request-timeout", "off", "longest an HTTP request may run from its arrival (ms/s/m); past it: 504, or an error event once streaming; off = no limit"},
+      {"http-idle-timeout", "30s", "an HTTP connection must send each whole request within this (ms/s/m) and is closed after this long idle between requests"},
+      {"http-max-connections", "1024", "most open HTTP connections; more are closed at once"},
+      {"http-max-unsent-tokens", "1024", "a streaming HTTP request whose client stopped reading is ended when this many tokens wait past the write buffer"},
+      {"http-allowed-hosts", "", "comma list of Host names accepted besides the node's own (localhost, loopback, bind address) when it does not authenticate; * = any"},
+      {"http-cors-origins", "", "comma list of origins (scheme://host[:port]) allowed to call the HTTP API from a browser on another origin; * = any"},
       {"tls-cert", "", "PEM certificate chain; with --tls-key serves TLS, plaintext when neither is set"},
       {"tls-key", "", "PEM (PKCS#8) private key of --tls-cert"},
       {"plaintext", "loopback", "without TLS: loopback (listen on 127.0.0.1 only), all-interfaces (explicit), off (TLS required)"},
@@ -210,6 +234,7 @@ public record NodeConfig(
       {"max-rendered-prompt-chars", "auto", "most characters of the prompt the chat template renders, checked before tokenising; auto = 4 x --max-prompt-chars"},
       {"template-timeout", "2s", "longest one chat-template render may take (ms/s/m); INVALID_ARGUMENT on messages after"},
       {"template-max-iterations", "100000", "most steps of one chat-template render: loop iterations (each text, expression or tag rendered), range() items, filter calls"},
+      {"tool-call-format", "auto", "how the model writes tool calls: auto (recognised from its chat template), hermes (<tool_call> blocks), llama-json (LLaMA 3.1+ JSON) or none (answers are never parsed for calls)"},
       {"max-streams-per-connection", "100", "most concurrent calls on one HTTP/2 connection"},
       {"permit-keepalive", "20s", "shortest client keepalive-ping interval tolerated; more often gets GOAWAY (ms/s/m)"},
       {"max-connection-idle", "15m", "a connection without calls for this long is closed (ms/s/m)"},
@@ -415,6 +440,12 @@ public record NodeConfig(
       return new NodeConfig(
           intIn("port", 0, 65535),
           text("http-port").equalsIgnoreCase("off") ? -1 : intIn("http-port", 0, 65535),
+          text("http-request-timeout").equalsIgnoreCase("off") ? null : duration("http-request-timeout"),
+          duration("http-idle-timeout"),
+          intIn("http-max-connections", 1, 1 << 20),
+          intIn("http-max-unsent-tokens", 1, 1 << 20),
+          allowedHosts(),
+          corsOrigins(),
           nonEmpty("bundle"),
           Path.of(expandHome(nonEmpty("bundle-cache"))),
           model(),
@@ -457,6 +488,7 @@ public record NodeConfig(
           maxRenderedPromptChars(),
           duration("template-timeout"),
           intIn("template-max-iterations", 1, Integer.MAX_VALUE),
+          toolCallFormat(),
           intIn("max-streams-per-connection", 1, Integer.MAX_VALUE),
           duration("permit-keepalive"),
           duration("max-connection-idle"),
@@ -509,6 +541,17 @@ public record NodeConfig(
         return 4L * intIn("max-prompt-chars", 1, Integer.MAX_VALUE);
       }
       return intIn("max-rendered-prompt-chars", 1, Integer.MAX_VALUE);
+    }
+
+    /** {@code --tool-call-format}: null for auto; vLLM's parser names (llama3_json) are accepted too. */
+    private ToolCallFormat toolCallFormat() {
+      return switch (text("tool-call-format").toLowerCase(Locale.ROOT)) {
+        case "auto" -> null;
+        case "hermes" -> ToolCallFormat.HERMES;
+        case "llama-json", "llama3_json", "llama3-json" -> ToolCallFormat.LLAMA3_JSON;
+        case "none" -> ToolCallFormat.NONE;
+        default -> throw fail("tool-call-format", "must be auto, hermes, llama-json or none");
+      };
     }
 
     private Path file(String name) {
@@ -578,6 +621,32 @@ public record NodeConfig(
         throw new IllegalArgumentException("tls-cert: required, plaintext is off (from " + sources.get("plaintext") + ")");
       }
       return p;
+    }
+
+    /** Host names (no scheme, path or port), lower case, or {@code *}. */
+    private List<String> allowedHosts() {
+      List<String> hosts = commaList("http-allowed-hosts");
+      for (String h : hosts) {
+        if (!h.equals("*") && !h.matches("[a-z0-9._\\-]+|\\[[0-9a-f:.]+\\]")) {
+          fail("http-allowed-hosts", "must be a comma list of host names or addresses without port or scheme (or *), not '" + h + "'");
+        }
+      }
+      return hosts;
+    }
+
+    /** Exact origins ({@code scheme://host[:port]}, lower case, no path), or {@code *}. */
+    private List<String> corsOrigins() {
+      List<String> origins = commaList("http-cors-origins");
+      for (String o : origins) {
+        if (!o.equals("*") && !o.matches("https?://[a-z0-9._\\-]+(:[0-9]{1,5})?|https?://\\[[0-9a-f:.]+\\](:[0-9]{1,5})?")) {
+          fail("http-cors-origins", "must be a comma list of origins such as https://app.example.com:8443 (scheme, host, optional port; no path), or *, not '" + o + "'");
+        }
+      }
+      return origins;
+    }
+
+    private List<String> commaList(String name) {
+      return java.util.Arrays.stream(text(name).split(",")).map(t -> t.trim().toLowerCase(Locale.ROOT)).filter(t -> !t.isEmpty()).toList();
     }
 
     private Reflection reflection() {

@@ -2,8 +2,6 @@ package sphinxserve.server.generate;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ArrayNode;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.github.benmanes.caffeine.cache.Cache;
 import com.github.benmanes.caffeine.cache.Caffeine;
 import dev.sphinxserve.proto.v1.Constraint;
@@ -24,7 +22,6 @@ import sphinxserve.structured.GroundingGrammar;
 import sphinxserve.structured.JsonSchemaGrammar;
 import sphinxserve.structured.SchemaException;
 import sphinxserve.structured.TokenVocabulary;
-import sphinxserve.structured.WrappedGrammars;
 
 /**
  * Turns a request's constraint ({@code sampling.constraint}, or its tools under tool_choice REQUIRED/FUNCTION) into
@@ -45,6 +42,10 @@ public final class ConstraintCompiler {
   static final int MAX_PARALLEL_CALLS = 8;
 
   private static final ObjectMapper JSON = new ObjectMapper();
+
+  /** A tool without parameters takes no arguments: {@code {}} (not any object). */
+  private static final JsonNode NO_ARGUMENTS = JSON.createObjectNode().put("type", "object").put("additionalProperties", false)
+      .set("properties", JSON.createObjectNode());
 
   /** A compiled constraint, or why it was refused. */
   private record Outcome(CompiledGrammar grammar, RequestException refusal) {}
@@ -89,36 +90,45 @@ public final class ConstraintCompiler {
   }
 
   /**
-   * The grammar of an answer that calls the request's tools (one named by tool_choice, or any): each call a JSON
-   * object {@code {"name": <const>, "arguments": <the tool's parameters schema>}} in the model's syntax.
+   * The grammar of an answer that calls the request's tools (the one tool_choice names, or any): each call is
+   * {@code {"name": "<tool>", "arguments": <its parameters' JSON>}} ({@code "parameters"} for LLaMA's syntax), written
+   * as the templates show it, inside the syntax's markers. Each tool's schema becomes its own rules
+   * ({@link JsonSchemaGrammar#embed}, prefixed {@code tool<i>}) so its local {@code $ref}s keep resolving inside it.
    */
   private TokenConstraint toolCalls(GenerateRequest request, ToolCallStream.Syntax syntax) {
     if (syntax == null) throw RequestException.invalid("tool_choice", "this model's chat template has no tool-call syntax the node knows");
     boolean named = request.getToolChoice().getMode() == ToolChoice.Mode.FUNCTION;
-    String argumentsKey = syntax == ToolCallStream.Syntax.HERMES ? "arguments" : "parameters";
-    ArrayNode options = JSON.createArrayNode();
-    for (int i = 0; i < request.getToolsCount(); i++) {
-      Tool tool = request.getTools(i);
-      if (named && !tool.getName().equals(request.getToolChoice().getFunctionName())) continue;
-      JsonNode parameters = tool.getParameters().isEmpty() ? JSON.createObjectNode().put("type", "object")
-          : ToolAndConstraintValidator.json(tool.getParameters(), "tools[" + i + "].parameters");
-      ObjectNode call = options.addObject().put("type", "object");
-      ObjectNode properties = call.putObject("properties");
-      properties.putObject("name").put("const", tool.getName());
-      properties.set(argumentsKey, parameters);
-      call.putArray("required").add("name").add(argumentsKey);
-      call.put("additionalProperties", false);
-    }
-    JsonNode schema = options.size() == 1 ? options.get(0) : JSON.createObjectNode().set("anyOf", options);
     boolean parallel = !named && (!request.hasParallelToolCalls() || request.getParallelToolCalls());
     int maxCalls = parallel && syntax == ToolCallStream.Syntax.HERMES ? MAX_PARALLEL_CALLS : 1;
-    String text = schema.toString();
-    return cached("tools/" + syntax + "/" + maxCalls, text, "tools", () -> {
-      String json = JsonSchemaGrammar.gbnf(schema);
-      return switch (syntax) {
-        case HERMES -> WrappedGrammars.wrap(Grammar.gbnf(json), "<tool_call>\n", "\n</tool_call>", 1, maxCalls, "\n");
-        case LLAMA_JSON -> Grammar.gbnf(json);
+    String argumentsKey = syntax == ToolCallStream.Syntax.HERMES ? "arguments" : "parameters";
+    StringBuilder key = new StringBuilder(syntax + "/" + maxCalls + "/" + request.getToolChoice().getFunctionName());
+    for (Tool tool : request.getToolsList()) key.append('\u0000').append(tool.getName()).append('\u0000').append(tool.getParameters());
+    return cached("tools", key.toString(), "tools", () -> {
+      StringBuilder rules = new StringBuilder();
+      StringBuilder calls = new StringBuilder("call ::= ");
+      int numCalls = 0;
+      for (int i = 0; i < request.getToolsCount(); i++) {
+        Tool tool = request.getTools(i);
+        if (named && !tool.getName().equals(request.getToolChoice().getFunctionName())) continue;
+        String field = "tools[" + i + "].parameters";
+        JsonNode parameters = tool.getParameters().isEmpty() ? NO_ARGUMENTS : ToolAndConstraintValidator.json(tool.getParameters(), field);
+        JsonSchemaGrammar.Conversion arguments;
+        try {
+          arguments = JsonSchemaGrammar.embed(parameters, "tool" + i);
+        } catch (SchemaException e) {
+          throw RequestException.invalid(field, e.getMessage());
+        }
+        rules.append(arguments.gbnf()).append('\n');
+        // Tool names are [a-zA-Z0-9_-]: nothing to escape in a GBNF literal or a JSON string.
+        calls.append(numCalls++ == 0 ? "" : " | ").append("\"{\\\"name\\\": \\\"").append(tool.getName())
+            .append("\\\", \\\"").append(argumentsKey).append("\\\": \" ").append(arguments.start()).append(" \"}\"");
+      }
+      String root = switch (syntax) {
+        case HERMES -> "root ::= \"<tool_call>\\n\" call \"\\n</tool_call>\"" + (maxCalls > 1
+            ? " (\"\\n<tool_call>\\n\" call \"\\n</tool_call>\"){0," + (maxCalls - 1) + "}" : "");
+        case LLAMA_JSON -> "root ::= call";
       };
+      return Grammar.gbnf(root + "\n" + calls + "\n" + rules);
     });
   }
 
@@ -128,7 +138,7 @@ public final class ConstraintCompiler {
       try {
         return new Outcome(Grammars.compile(build.get(), vocabulary.get()), null);
       } catch (SchemaException e) {
-        return new Outcome(null, RequestException.invalid(field, e.path() + ": " + e.getMessage()));
+        return new Outcome(null, RequestException.invalid(field, e.getMessage())); // the message starts with the schema path
       } catch (GrammarException e) {
         return new Outcome(null, RequestException.invalid(field, e.getMessage()));
       } catch (RequestException e) {

@@ -87,7 +87,9 @@ public final class GenerateCalls {
       if (ref != null && !spec.acceptsImages()) throw RequestException.invalid(ref.field(), "this model is text-only and takes no images");
       for (GenerateRequest choice : choices) checkLogitBias(choice);
       checkToolsSupported(request);
-      int[] prompt = request.getPromptTokenIdsCount() > 0 ? rawPrompt(request) : renderer.render(request.getMessagesList(), ref != null);
+      // tool_choice NONE: the tools are not shown, so the model is not told it may call them.
+      List<dev.sphinxserve.proto.v1.Tool> shownTools = request.getToolChoice().getMode() == ToolChoice.Mode.NONE ? List.of() : request.getToolsList();
+      int[] prompt = request.getPromptTokenIdsCount() > 0 ? rawPrompt(request) : renderer.render(request.getMessagesList(), shownTools, ref != null);
       int[] maxNewTokens = new int[choices.size()];
       for (int i = 0; i < choices.size(); i++) maxNewTokens[i] = maxNewTokens(choices.get(i), prompt.length, ref != null, tenant);
       // The choices differ only in sampling seeds: one constraint and one tool-call syntax serve them all.
@@ -149,6 +151,11 @@ public final class GenerateCalls {
     } catch (RuntimeException e) {
       failAll(sinks, internal(e));
     }
+  }
+
+  /** How the model writes tool calls (the chat template's syntax or {@code --tool-call-format}'s); null when none. */
+  public ToolCallStream.Syntax toolCallSyntax() {
+    return renderer.toolCallSyntax();
   }
 
   /** Submits {@code request} unless its client is gone; a stream must end with a status, never hang on a failed callback. */

@@ -1,10 +1,16 @@
 package sphinxserve.server.generate;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.type.TypeReference;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.sphinxserve.proto.v1.Content;
 import dev.sphinxserve.proto.v1.Message;
 import dev.sphinxserve.proto.v1.Role;
+import dev.sphinxserve.proto.v1.Tool;
+import dev.sphinxserve.proto.v1.ToolCall;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import sphinxserve.api.ChatTemplate;
@@ -15,6 +21,7 @@ import sphinxserve.runtime.chat.ChatTemplateException;
 import sphinxserve.runtime.chat.ChatTemplateLimits;
 import sphinxserve.runtime.chat.ChatTurn;
 import sphinxserve.runtime.chat.JinjaChatTemplate;
+import sphinxserve.runtime.chat.ToolCallFormat;
 import sphinxserve.runtime.tokenizer.HfTextTokenizer;
 
 /**
@@ -29,6 +36,13 @@ import sphinxserve.runtime.tokenizer.HfTextTokenizer;
  * place in it (SPHINX puts the image before the conversation whatever its position in the message). Special
  * ids are inserted by id; the tokenizer never turns text into a special token, so a user typing
  * {@code "<s>"} gets the characters, not BOS.
+ *
+ * <p>Tools (Jinja templates only): the request's tool definitions reach the template as {@code tools}, OpenAI's
+ * {@code {"type": "function", "function": {"name", "description", "parameters"}}} objects with the parameters as a
+ * JSON object, as transformers' {@code apply_chat_template(tools=...)} passes them; an assistant's tool calls as
+ * {@code {"id", "type": "function", "function": {"name", "arguments"}}} with the arguments parsed from their JSON
+ * text into an object (what the LLaMA 3.1 and Qwen templates' {@code arguments | tojson} expect, as vLLM does); a
+ * TOOL message as role {@code tool} with its {@code tool_call_id}.
  */
 public final class PromptRenderer {
 
@@ -38,19 +52,32 @@ public final class PromptRenderer {
   private final ModelSpec spec;
   private final TextTokenizer tokenizer;
   private final ChatTemplateLimits limits;
+  private static final ObjectMapper JSON = new ObjectMapper();
+  private static final TypeReference<Map<String, Object>> JSON_OBJECT = new TypeReference<>() {};
+
   /** The Jinja path; null for the fixed form. */
   private final ChatPromptEncoder jinja;
+  /** How the model writes tool calls; null when it makes none the node can parse. */
+  private final ToolCallStream.Syntax toolCallSyntax;
 
   /** A renderer with the default template budgets ({@link ChatTemplateLimits#DEFAULTS}). */
   public PromptRenderer(ModelSpec spec, TextTokenizer tokenizer) {
-    this(spec, tokenizer, ChatTemplateLimits.DEFAULTS);
+    this(spec, tokenizer, ChatTemplateLimits.DEFAULTS, null);
+  }
+
+  /** A renderer bounded by {@code limits} whose tool-call syntax is the template's. */
+  public PromptRenderer(ModelSpec spec, TextTokenizer tokenizer, ChatTemplateLimits limits) {
+    this(spec, tokenizer, limits, null);
   }
 
   /**
    * A renderer whose prompts are at most {@code limits.maxOutputChars()} characters, checked before tokenising, and
    * whose chat-template renders are bounded by {@code limits}.
+   *
+   * @param toolCallFormat how the model writes tool calls ({@code --tool-call-format}); null = as its chat template
+   *     shows ({@link ToolCallFormat#detect}). SPHINX's fixed form makes none whatever this says.
    */
-  public PromptRenderer(ModelSpec spec, TextTokenizer tokenizer, ChatTemplateLimits limits) {
+  public PromptRenderer(ModelSpec spec, TextTokenizer tokenizer, ChatTemplateLimits limits, ToolCallFormat toolCallFormat) {
     this.spec = spec;
     this.tokenizer = tokenizer;
     this.limits = limits;
@@ -60,9 +87,20 @@ public final class PromptRenderer {
       Map<String, Integer> specials = tokenizer instanceof HfTextTokenizer hf ? hf.specialTokenIds() : Map.of();
       // No BOS of ours: as transformers' apply_chat_template, the template alone decides (most write {{ bos_token }}).
       this.jinja = new ChatPromptEncoder(JinjaChatTemplate.compile("the bundle's chat template", t.jinja(), variables, limits), tokenizer, specials, false);
+      this.toolCallSyntax = syntax(toolCallFormat != null ? toolCallFormat : ToolCallFormat.detect(t.jinja()));
     } else {
       this.jinja = null;
+      this.toolCallSyntax = null;
     }
+  }
+
+  /** The parser's syntax for a template's format; null for {@link ToolCallFormat#NONE}. */
+  static ToolCallStream.Syntax syntax(ToolCallFormat format) {
+    return switch (format) {
+      case HERMES -> ToolCallStream.Syntax.HERMES;
+      case LLAMA3_JSON -> ToolCallStream.Syntax.LLAMA_JSON;
+      case NONE -> null;
+    };
   }
 
   /** The template's text for {@code messages}, without BOS and image (fixed form only). */
@@ -95,7 +133,15 @@ public final class PromptRenderer {
    * @throws RequestException INVALID_ARGUMENT on {@code messages} when the model's template refuses the conversation
    */
   public int[] render(List<Message> messages, boolean withImage) {
-    if (jinja != null) return renderJinja(messages);
+    return render(messages, List.of(), withImage);
+  }
+
+  /**
+   * As {@link #render(List, boolean)}, offering {@code tools} to a Jinja template (none shown when empty: the
+   * template's {@code tools} is then undefined, as transformers leaves it without tools).
+   */
+  public int[] render(List<Message> messages, List<Tool> tools, boolean withImage) {
+    if (jinja != null) return renderJinja(messages, tools);
     String text = text(messages);
     if (text.length() > limits.maxOutputChars()) {
       throw RequestException.invalid("messages", "the prompt is " + text.length() + " characters, more than "
@@ -110,18 +156,16 @@ public final class PromptRenderer {
     return ids;
   }
 
-  private int[] renderJinja(List<Message> messages) {
+  private int[] renderJinja(List<Message> messages, List<Tool> tools) {
     List<ChatTurn> turns = new ArrayList<>(messages.size());
-    for (Message m : messages) {
-      String role = switch (m.getRole()) {
-        case SYSTEM -> "system";
-        case ASSISTANT -> "assistant";
-        default -> "user";
-      };
-      turns.add(new ChatTurn(role, text(m)));
+    for (int i = 0; i < messages.size(); i++) turns.add(turn(messages.get(i), "messages[" + i + "]"));
+    List<Map<String, Object>> definitions = null;
+    if (!tools.isEmpty()) {
+      definitions = new ArrayList<>(tools.size());
+      for (int i = 0; i < tools.size(); i++) definitions.add(definition(tools.get(i), "tools[" + i + "]"));
     }
     try {
-      return jinja.encode(turns, true);
+      return jinja.encode(turns, definitions, true);
     } catch (ChatTemplateException e) {
       if (e.budget().isPresent()) {
         throw RequestException.invalid("messages", "rendering the conversation with the model's chat template went past "
@@ -141,8 +185,52 @@ public final class PromptRenderer {
     };
   }
 
-  /** How the model writes tool calls, from its chat template; null when it takes no tools. */
+  /** A message as the template sees it: an assistant's calls with parsed arguments, a tool's result with its call id. */
+  private static ChatTurn turn(Message m, String field) {
+    String text = text(m);
+    return switch (m.getRole()) {
+      case SYSTEM -> ChatTurn.system(text);
+      case ASSISTANT -> {
+        if (m.getToolCallsCount() == 0) yield ChatTurn.assistant(text);
+        List<ChatTurn.ToolCall> calls = new ArrayList<>(m.getToolCallsCount());
+        for (int k = 0; k < m.getToolCallsCount(); k++) {
+          ToolCall call = m.getToolCalls(k);
+          String arguments = call.getArguments().isEmpty() ? "{}" : call.getArguments();
+          calls.add(new ChatTurn.ToolCall(call.getId(), call.getName(), object(arguments, field + ".tool_calls[" + k + "].arguments")));
+        }
+        // OpenAI's "content": null for an answer that is only calls; templates test `if message.content`.
+        yield ChatTurn.assistantToolCalls(text.isEmpty() ? null : text, calls);
+      }
+      case TOOL -> ChatTurn.tool(m.getToolCallId(), text);
+      default -> ChatTurn.user(text);
+    };
+  }
+
+  /** A tool as transformers passes an OpenAI-style definition: description and parameters only when given. */
+  private static Map<String, Object> definition(Tool tool, String field) {
+    Map<String, Object> function = new LinkedHashMap<>();
+    function.put("name", tool.getName());
+    if (!tool.getDescription().isEmpty()) function.put("description", tool.getDescription());
+    if (!tool.getParameters().isEmpty()) function.put("parameters", object(tool.getParameters(), field + ".parameters"));
+    Map<String, Object> definition = new LinkedHashMap<>();
+    definition.put("type", "function");
+    definition.put("function", function);
+    return definition;
+  }
+
+  /** A JSON object's text as a map (key order kept); the validator has checked it is one. */
+  private static Map<String, Object> object(String json, String field) {
+    try {
+      Map<String, Object> map = JSON.readValue(json, JSON_OBJECT);
+      if (map == null) throw RequestException.invalid(field, "must be a JSON object");
+      return map;
+    } catch (JsonProcessingException e) {
+      throw RequestException.invalid(field, "must be a JSON object: " + e.getOriginalMessage());
+    }
+  }
+
+  /** How the model writes tool calls (its chat template's syntax, or {@code --tool-call-format}'s); null when none. */
   public ToolCallStream.Syntax toolCallSyntax() {
-    return null; // TODO(integration): the template's ToolCallFormat
+    return toolCallSyntax;
   }
 }

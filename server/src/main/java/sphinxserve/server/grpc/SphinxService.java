@@ -59,7 +59,7 @@ public final class SphinxService extends SphinxGrpc.SphinxImplBase {
     this.modelName = modelName;
     this.templateName = templateName;
     ConstraintCompiler constraints = new ConstraintCompiler(() -> TokenVocabulary.of(tokenizer, spec.specialTokens().eosIds()));
-    this.calls = new GenerateCalls(spec, new PromptRenderer(spec, tokenizer, config.chatTemplateLimits()), constraints, images, backend, config);
+    this.calls = new GenerateCalls(spec, new PromptRenderer(spec, tokenizer, config.chatTemplateLimits(), config.toolCallFormat()), constraints, images, backend, config);
     this.images = images;
     this.backend = backend;
     this.config = config;

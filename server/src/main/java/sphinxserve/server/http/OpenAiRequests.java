@@ -7,23 +7,28 @@ import dev.sphinxserve.proto.v1.GenerateRequest;
 import dev.sphinxserve.proto.v1.Message;
 import dev.sphinxserve.proto.v1.Role;
 import dev.sphinxserve.proto.v1.SamplingParams;
+import io.grpc.Status;
 import java.util.ArrayList;
 import java.util.Base64;
+import java.util.HashMap;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.TreeSet;
 import sphinxserve.api.SpecialTokens;
 import sphinxserve.api.TextTokenizer;
 import sphinxserve.server.config.NodeConfig;
 import sphinxserve.server.generate.RequestException;
+import sphinxserve.server.generate.ToolCallStream;
 
 /**
  * OpenAI's request bodies ({@code /v1/chat/completions}, {@code /v1/completions}) as {@link GenerateRequest}s, one per
  * choice: the HTTP API is a translation onto the gRPC request, so both take one path ({@code GenerateCalls}) with the
  * same validation, limits and caches. What OpenAI lacks comes as vLLM's extra fields ({@code top_k}, {@code min_p},
- * {@code repetition_penalty}, {@code min_tokens}, {@code ignore_eos}). Errors name the field in OpenAI's {@code param}
- * form ({@code messages[0].content[1].image_url.url}, {@code logit_bias.123}).
+ * {@code repetition_penalty}, {@code min_tokens}, {@code ignore_eos}, {@code structured_outputs}). Errors name the field
+ * in OpenAI's {@code param} form ({@code messages[0].content[1].image_url.url}, {@code logit_bias.123}). Structured
+ * outputs are read by {@link OpenAiConstraints}, tools by {@link OpenAiTools}.
  */
 final class OpenAiRequests {
   /*
@@ -32,10 +37,11 @@ final class OpenAiRequests {
    *   - applied: the fields read below (and vLLM's extras);
    *   - accepted and ignored because they cannot change the tokens: user, safety_identifier, metadata, store,
    *     service_tier (who is billed, what is logged, which tier), prompt_cache_key and llama-server's cache_prompt
-   *     (caching hints: the prefix cache is automatic and never changes the tokens), parallel_tool_calls (meaningless without tools, which are refused), stream_options
+   *     (caching hints: the prefix cache is automatic and never changes the tokens), stream_options
    *     .include_obfuscation (padding of streamed events only);
-   *   - refused with 400 naming the field: what the node does not do (tools, audio, suffix, best_of != n, echo with
-   *     logprobs, ...) and any field not listed here at all (a misspelt option would otherwise be silently dropped).
+   *   - refused with 400 naming the field: what the node does not do (audio, the legacy functions/function_call,
+   *     suffix, best_of != n, echo with logprobs, ...) and any field not listed here at all (a misspelt option would
+   *     otherwise be silently dropped).
    * JSON null is OpenAI's "default" for every field, so a null field is treated as absent.
    *
    * n and several prompts fan out into one GenerateRequest per choice, OpenAI's index order: prompt p, sample i has
@@ -62,27 +68,30 @@ final class OpenAiRequests {
       "top_k", "min_p", "repetition_penalty", "min_tokens", "ignore_eos");
   /** Fields that cannot change the output (see the comment above): accepted and ignored. */
   private static final Set<String> HARMLESS = Set.of("user", "safety_identifier", "metadata", "store", "service_tier",
-      "prompt_cache_key", "cache_prompt", "parallel_tool_calls");
-  /** Chat's own applied fields. */
-  private static final Set<String> CHAT = Set.of("messages", "max_completion_tokens", "top_logprobs", "response_format",
-      "tool_choice", "modalities");
+      "prompt_cache_key", "cache_prompt");
+  /** Chat's own applied fields (and {@link OpenAiConstraints#FIELDS}, {@link OpenAiTools#FIELDS}). */
+  private static final Set<String> CHAT = Set.of("messages", "max_completion_tokens", "top_logprobs", "modalities");
   /** Completions' own applied fields ({@code suffix} and {@code best_of} are checked, then refused or equal to n). */
   private static final Set<String> COMPLETION = Set.of("prompt", "echo", "suffix", "best_of");
   /** Fields OpenAI knows whose features the node does not have. */
-  private static final Set<String> UNSUPPORTED = Set.of("tools", "functions", "function_call", "audio", "prediction",
-      "reasoning_effort", "verbosity", "web_search_options");
+  private static final Set<String> UNSUPPORTED = Set.of("audio", "prediction", "reasoning_effort", "verbosity",
+      "web_search_options");
+  /** OpenAI's deprecated function-calling fields, refused with the way to say the same. */
+  private static final Set<String> LEGACY_FUNCTIONS = Set.of("functions", "function_call");
 
   /**
-   * The node's limits on a request.
+   * What the node sets for every request: its limits, and how its model writes tool calls.
    *
    * @param maxChoices most choices per request ({@code n} times the prompts)
    * @param maxPromptChars most characters of a completion's prompt text, over all its prompts
+   * @param toolCallSyntax how the model writes tool calls ({@code GenerateCalls.toolCallSyntax()}); null when it makes
+   *     none the node parses
    */
-  record Limits(int maxChoices, int maxPromptChars) {
+  record Limits(int maxChoices, int maxPromptChars, ToolCallStream.Syntax toolCallSyntax) {
 
-    /** The limits {@code config} sets ({@code --max-choices}, {@code --max-prompt-chars}). */
-    static Limits of(NodeConfig config) {
-      return new Limits(config.maxChoices(), config.maxPromptChars());
+    /** The limits {@code config} sets ({@code --max-choices}, {@code --max-prompt-chars}) for a model writing calls so. */
+    static Limits of(NodeConfig config, ToolCallStream.Syntax toolCallSyntax) {
+      return new Limits(config.maxChoices(), config.maxPromptChars(), toolCallSyntax);
     }
   }
 
@@ -104,11 +113,32 @@ final class OpenAiRequests {
    * @param includeUsage {@code stream_options.include_usage}: {@code "usage": null} on every chunk, a last usage chunk
    * @param logprobs whether to return log-probabilities
    * @param topLogprobs alternatives per position (chat's {@code top_logprobs}, completions' {@code logprobs})
+   * @param toolCallSyntax how the answers' tool calls are written, when the request offers tools it may call; null
+   *     when answers are plain text
+   * @param fieldNames the gRPC request's fields (or field prefixes) that came from differently named HTTP fields →
+   *     those HTTP fields, for errors found past this translation ({@link #inHttpTerms})
    */
-  record Parsed(List<ChoiceRequest> choices, int n, boolean stream, boolean includeUsage, boolean logprobs, int topLogprobs) {
+  record Parsed(List<ChoiceRequest> choices, int n, boolean stream, boolean includeUsage, boolean logprobs, int topLogprobs,
+      ToolCallStream.Syntax toolCallSyntax, Map<String, String> fieldNames) {
 
     Parsed {
       choices = List.copyOf(choices);
+      fieldNames = Map.copyOf(fieldNames);
+    }
+
+    /**
+     * {@code status} with the field its description starts with in the terms of this request's body: a compile error
+     * of {@code sampling.constraint.json_schema} becomes one of {@code response_format.json_schema.schema} (or
+     * {@code structured_outputs.json}, whichever was sent), {@code tools[0].parameters} one of
+     * {@code tools[0].function.parameters}, {@code sampling.max_tokens} one of {@code max_tokens}. Other statuses are
+     * returned as they are.
+     */
+    Status inHttpTerms(Status status) {
+      String description = status.getDescription();
+      if (status.getCode() != Status.Code.INVALID_ARGUMENT || description == null) return status;
+      String renamed = OpenAiTools.rename(renameField(description, fieldNames))
+          .replaceFirst("^sampling\\.(?=[a-z_]+[.\\[:])", "").replaceFirst("^prompt_token_ids(?=[\\[:])", "prompt");
+      return renamed.equals(description) ? status : status.withDescription(renamed);
     }
 
     /** Distinct prompts (a completions list has several; chat one). */
@@ -128,23 +158,20 @@ final class OpenAiRequests {
 
   /** A {@code /v1/chat/completions} body. */
   static Parsed chat(JsonNode body, String requestId, Limits limits) {
-    checkFields(body, CHAT, "/v1/chat/completions");
+    checkFields(body, CHAT, "/v1/chat/completions", true);
     JsonNode messages = body.get("messages");
     if (messages == null || !messages.isArray() || messages.isEmpty()) throw invalid("messages", "must be a non-empty array of messages");
     GenerateRequest.Builder prompt = GenerateRequest.newBuilder();
     for (int i = 0; i < messages.size(); i++) prompt.addMessages(message(messages.get(i), "messages[" + i + "]"));
-    JsonNode format = present(body, "response_format");
-    if (format != null && !"text".equals(format.path("type").asText())) {
-      throw invalid("response_format", "only {\"type\": \"text\"} is supported");
-    }
-    JsonNode toolChoice = present(body, "tool_choice");
-    if (toolChoice != null && !"none".equals(toolChoice.asText())) throw invalid("tool_choice", "only \"none\": this node has no tools");
+    OpenAiTools.apply(body, prompt);
+    OpenAiConstraints.Asked constraint = OpenAiConstraints.of(body, true);
     JsonNode modalities = present(body, "modalities");
     if (modalities != null && !(modalities.isArray() && modalities.size() == 1 && "text".equals(modalities.get(0).asText()))) {
       throw invalid("modalities", "only [\"text\"] is supported");
     }
     JsonNode maxTokens = present(body, "max_completion_tokens");
     SamplingParams.Builder sampling = sampling(body, maxTokens != null ? "max_completion_tokens" : "max_tokens");
+    if (constraint.constraint() != null) sampling.setConstraint(constraint.constraint());
     boolean logprobs = present(body, "logprobs") != null && booleanField(body, "logprobs");
     int topLogprobs = intField(body, "top_logprobs", 0);
     if (topLogprobs < 0 || topLogprobs > MAX_TOP_LOGPROBS) throw invalid("top_logprobs", "must be in 0.." + MAX_TOP_LOGPROBS + ", got " + topLogprobs);
@@ -154,7 +181,10 @@ final class OpenAiRequests {
     List<ChoiceRequest> choices = new ArrayList<>(n);
     for (int i = 0; i < n; i++) choices.add(new ChoiceRequest(i, choice(prompt, requestId, sampling, i), null));
     boolean stream = stream(body);
-    return new Parsed(choices, n, stream, includeUsage(body, stream), logprobs, topLogprobs);
+    ToolCallStream.Syntax syntax = OpenAiTools.mayCall(prompt) ? limits.toolCallSyntax() : null;
+    Map<String, String> fieldNames = new HashMap<>(constraint.fieldNames());
+    if (maxTokens != null) fieldNames.put("sampling.max_tokens", "max_completion_tokens"); // the context check's refusal
+    return new Parsed(choices, n, stream, includeUsage(body, stream), logprobs, topLogprobs, syntax, fieldNames);
   }
 
   /**
@@ -163,7 +193,7 @@ final class OpenAiRequests {
    * it is.
    */
   static Parsed completion(JsonNode body, String requestId, Limits limits, TextTokenizer tokenizer, SpecialTokens special) {
-    checkFields(body, COMPLETION, "/v1/completions");
+    checkFields(body, COMPLETION, "/v1/completions", false);
     JsonNode suffix = present(body, "suffix");
     if (suffix != null) throw invalid("suffix", "needs a model with fill-in-the-middle tokens; this one has none");
     boolean echo = present(body, "echo") != null && booleanField(body, "echo");
@@ -183,6 +213,8 @@ final class OpenAiRequests {
     }
     List<int[]> prompts = prompts(body, limits, tokenizer, special);
     SamplingParams.Builder sampling = sampling(body, "max_tokens");
+    OpenAiConstraints.Asked constraint = OpenAiConstraints.of(body, false);
+    if (constraint.constraint() != null) sampling.setConstraint(constraint.constraint());
     if (present(body, "max_tokens") == null) sampling.setMaxTokens(DEFAULT_COMPLETION_MAX_TOKENS);
     if (logprobsNode != null) sampling.setLogprobs(Math.max(1, topLogprobs));
     int n = choices(body, prompts.size(), limits);
@@ -198,16 +230,21 @@ final class OpenAiRequests {
       for (int i = 0; i < n; i++) choices.add(new ChoiceRequest(p * n + i, choice(prompt, requestId, sampling, i), echoText));
     }
     boolean stream = stream(body);
-    return new Parsed(choices, n, stream, includeUsage(body, stream), logprobsNode != null, topLogprobs);
+    return new Parsed(choices, n, stream, includeUsage(body, stream), logprobsNode != null, topLogprobs, null, constraint.fieldNames());
   }
 
   /** Refuses fields the endpoint does not have or the node does not do; null fields count as absent. */
-  private static void checkFields(JsonNode body, Set<String> own, String endpoint) {
+  private static void checkFields(JsonNode body, Set<String> own, String endpoint, boolean chat) {
     for (Iterator<Map.Entry<String, JsonNode>> it = body.fields(); it.hasNext();) {
       Map.Entry<String, JsonNode> field = it.next();
       String name = field.getKey();
       if (field.getValue().isNull() || COMMON.contains(name) || HARMLESS.contains(name) || own.contains(name)) continue;
+      if (OpenAiConstraints.FIELDS.contains(name) && (chat || !name.equals("response_format"))) continue;
+      if (chat && OpenAiTools.FIELDS.contains(name)) continue;
       if (UNSUPPORTED.contains(name)) throw invalid(name, "is not supported by this node");
+      if (LEGACY_FUNCTIONS.contains(name)) {
+        throw invalid(name, "is OpenAI's deprecated function calling: send tools and tool_choice instead");
+      }
       throw invalid(name, "is not a field of " + endpoint + " this node knows; refused rather than ignored");
     }
   }
@@ -388,23 +425,39 @@ final class OpenAiRequests {
 
   private static Message message(JsonNode m, String field) {
     if (!m.isObject()) throw invalid(field, "must be an object with role and content");
-    for (Iterator<Map.Entry<String, JsonNode>> it = m.fields(); it.hasNext();) {
-      Map.Entry<String, JsonNode> entry = it.next();
-      String name = entry.getKey();
-      // name, tool_calls, ... would change the prompt a template renders: refused, not dropped.
-      if (!name.equals("role") && !name.equals("content") && !entry.getValue().isNull()) {
-        throw invalid(field + "." + name, "is not supported by this node (a message has role and content)");
-      }
-    }
     String role = m.path("role").asText("");
     Role r = switch (role) {
       case "system", "developer" -> Role.SYSTEM;
       case "user" -> Role.USER;
       case "assistant" -> Role.ASSISTANT;
-      default -> throw invalid(field + ".role", "must be system, developer, user or assistant, got '" + role + "'");
+      case "tool" -> Role.TOOL;
+      case "function" -> throw invalid(field + ".role", "function is OpenAI's deprecated function calling: answer a tool call with role tool and tool_call_id");
+      default -> throw invalid(field + ".role", "must be system, developer, user, assistant or tool, got '" + role + "'");
     };
+    Set<String> fields = switch (r) {
+      case ASSISTANT -> Set.of("role", "content", "tool_calls");
+      case TOOL -> Set.of("role", "content", "tool_call_id");
+      default -> Set.of("role", "content");
+    };
+    for (Iterator<Map.Entry<String, JsonNode>> it = m.fields(); it.hasNext();) {
+      Map.Entry<String, JsonNode> entry = it.next();
+      String name = entry.getKey();
+      // name, refusal, ... would change the prompt a template renders: refused, not dropped.
+      if (!fields.contains(name) && !entry.getValue().isNull()) {
+        throw invalid(field + "." + name, "is not supported by this node in a" + (r == Role.ASSISTANT ? "n " : " ") + role + " message (it has " + String.join(", ", new TreeSet<>(fields)) + ")");
+      }
+    }
     Message.Builder out = Message.newBuilder().setRole(r);
     JsonNode content = m.get("content");
+    if (r == Role.ASSISTANT && present(m, "tool_calls") != null) {
+      OpenAiTools.toolCalls(m.get("tool_calls"), field + ".tool_calls", out);
+      if (content == null || content.isNull()) return out.build(); // OpenAI's "content": null beside calls
+    }
+    if (r == Role.TOOL) {
+      JsonNode id = present(m, "tool_call_id");
+      if (id == null || !id.isTextual()) throw invalid(field + ".tool_call_id", "is required: the id of the call this message answers");
+      out.setToolCallId(id.asText());
+    }
     if (content == null || content.isNull()) throw invalid(field + ".content", "is required");
     if (content.isTextual()) return out.addContent(Content.newBuilder().setText(content.asText())).build();
     if (!content.isArray()) throw invalid(field + ".content", "must be a string or an array of content parts");
@@ -418,6 +471,7 @@ final class OpenAiRequests {
           out.addContent(Content.newBuilder().setText(part.get("text").asText()));
         }
         case "image_url" -> {
+          if (r == Role.TOOL) throw invalid(pf + ".type", "a tool message holds text only");
           JsonNode url = part.path("image_url");
           String value = url.isTextual() ? url.asText() : url.path("url").asText(null);
           if (value == null) throw invalid(pf + ".image_url.url", "is required");
@@ -445,8 +499,35 @@ final class OpenAiRequests {
     }
   }
 
+  /** Refuses keys of the object {@code node} (at {@code field}) outside {@code known}; null values count as absent. */
+  static void onlyFields(JsonNode node, String field, Set<String> known) {
+    for (Iterator<Map.Entry<String, JsonNode>> it = node.fields(); it.hasNext();) {
+      Map.Entry<String, JsonNode> entry = it.next();
+      if (!entry.getValue().isNull() && !known.contains(entry.getKey())) {
+        throw invalid(field + "." + entry.getKey(), "is not supported by this node; refused rather than ignored");
+      }
+    }
+  }
+
+  /**
+   * {@code description} with its leading gRPC field renamed to the HTTP field it came from, by the longest of
+   * {@code fieldNames} that is the field or a prefix of it ({@code sampling.constraint.choice.values[2]} →
+   * {@code structured_outputs.choice[2]}); unchanged when none is.
+   */
+  static String renameField(String description, Map<String, String> fieldNames) {
+    int colon = description.indexOf(": ");
+    String field = colon > 0 ? description.substring(0, colon) : description;
+    if (field.contains(" ")) return description;
+    String best = null;
+    for (String grpc : fieldNames.keySet()) {
+      boolean prefix = field.equals(grpc) || field.startsWith(grpc) && (field.charAt(grpc.length()) == '.' || field.charAt(grpc.length()) == '[');
+      if (prefix && (best == null || grpc.length() > best.length())) best = grpc;
+    }
+    return best == null ? description : fieldNames.get(best) + description.substring(best.length());
+  }
+
   /** {@code node.field}, or null when absent or JSON null (OpenAI's "use the default"). */
-  private static JsonNode present(JsonNode node, String field) {
+  static JsonNode present(JsonNode node, String field) {
     JsonNode v = node.get(field);
     return v == null || v.isNull() ? null : v;
   }

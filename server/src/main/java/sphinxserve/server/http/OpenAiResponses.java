@@ -14,15 +14,26 @@ import java.nio.ByteBuffer;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import sphinxserve.api.TextTokenizer;
+import sphinxserve.server.generate.ToolCallStream;
 
 /**
  * The node's {@link GenerateResponse}s in OpenAI's shapes: {@code chat.completion} (one body),
  * {@code chat.completion.chunk} (Server-Sent Events), the {@code text_completion} equivalents with the completions
  * log-probability shape ({@code tokens, token_logprobs, top_logprobs, text_offset}), errors as
  * {@code {"error": {"message", "type", "param", "code"}}} with the HTTP status a gRPC status maps to.
+ *
+ * <p>Tool calls: when a chat request offers tools it may call ({@link OpenAiRequests.Parsed#toolCallSyntax}), each
+ * choice's text goes through its own {@link ToolCallStream}: the whole answer's calls become {@code message.tool_calls}
+ * ({@code content} null when the answer is only calls, {@code finish_reason} {@code tool_calls}); streamed, text
+ * becomes {@code delta.content} and a call {@code delta.tool_calls}: first {@code [{index, id, type, function: {name,
+ * arguments}}]}, then {@code [{index, function: {arguments: <the next fragment>}}]}. Content that is only white space
+ * is held back until other content follows, so streamed deltas assemble to what the whole body says.
  *
  * <p>One instance per HTTP request. Calls for one choice come from one thread at a time, in the choice's order
  * (streamed text offsets carry from one chunk to the next); different choices may be formatted concurrently.
@@ -68,6 +79,8 @@ final class OpenAiResponses {
   private final OpenAiRequests.Parsed request;
   /** Per choice while streaming completions: where the next token's text starts. */
   private final TextOffsets[] streamOffsets;
+  /** Per choice while streaming a chat answer that may call tools: its parser; null otherwise. */
+  private final StreamedCalls[] streamedCalls;
 
   OpenAiResponses(Kind kind, String requestId, String model, TextTokenizer tokenizer, OpenAiRequests.Parsed request) {
     this.kind = kind;
@@ -76,18 +89,39 @@ final class OpenAiResponses {
     this.tokenizer = tokenizer;
     this.request = request;
     this.streamOffsets = new TextOffsets[request.choices().size()];
+    this.streamedCalls = new StreamedCalls[request.choices().size()];
   }
 
   /**
-   * OpenAI's finish reason for the node's: {@code stop} or {@code length}; null while not finished, and for
-   * {@code ABORTED} and {@code DEADLINE}, which are not finishes but errors the transport reports as such.
+   * OpenAI's finish reason for the node's: {@code stop}, {@code length} or {@code tool_calls}; null while not
+   * finished, and for {@code ABORTED} and {@code DEADLINE}, which are not finishes but errors the transport reports as
+   * such.
    */
   public static String finishReason(FinishReason reason) {
     return switch (reason) {
       case STOP -> "stop";
       case LENGTH -> "length";
+      case TOOL_CALLS -> "tool_calls";
       default -> null;
     };
+  }
+
+  /**
+   * The finish reason of an answer whose text made {@code calls}: {@code tool_calls} when it ended at its end (not
+   * cut at the length limit) having made some, else the node's reason.
+   */
+  private static String finishReason(FinishReason reason, List<ToolCallStream.Call> calls) {
+    boolean ended = reason == FinishReason.STOP || reason == FinishReason.TOOL_CALLS;
+    if (ended) return calls.isEmpty() ? "stop" : "tool_calls";
+    return finishReason(reason);
+  }
+
+  /**
+   * {@code status} in the terms of this request's body ({@link OpenAiRequests.Parsed#inHttpTerms}): the transport
+   * applies it to a status failing the request before {@link #error}, so {@code param} names the field sent.
+   */
+  public Status inHttpTerms(Status status) {
+    return request.inHttpTerms(status);
   }
 
   /**
@@ -98,7 +132,14 @@ final class OpenAiResponses {
     ObjectNode chunk = head(kind.chunkObject);
     ObjectNode choice = chunk.putArray("choices").addObject().put("index", index);
     String echo = firstOfChoice ? echoText(index) : null;
-    if (kind == Kind.CHAT) {
+    boolean last = r.getFinishReason() != FinishReason.FINISH_REASON_UNSPECIFIED;
+    String finish = finishReason(r.getFinishReason());
+    if (kind == Kind.CHAT && request.toolCallSyntax() != null) {
+      if (streamedCalls[index] == null) streamedCalls[index] = new StreamedCalls(request.toolCallSyntax());
+      StreamedCalls calls = streamedCalls[index];
+      calls.delta(choice.putObject("delta"), r.getText(), last, firstOfChoice);
+      if (last) finish = finishReason(r.getFinishReason(), calls.parser.calls());
+    } else if (kind == Kind.CHAT) {
       ObjectNode delta = choice.putObject("delta");
       if (firstOfChoice) delta.put("role", "assistant").put("content", r.getText());
       else if (!r.getText().isEmpty()) delta.put("content", r.getText());
@@ -113,7 +154,6 @@ final class OpenAiResponses {
       if (streamOffsets[index] == null) streamOffsets[index] = new TextOffsets(echoLength(index));
       completionLogprobs(choice, r.getLogprobsList(), streamOffsets[index]);
     }
-    String finish = finishReason(r.getFinishReason());
     if (finish == null) choice.putNull("finish_reason"); else choice.put("finish_reason", finish);
     if (request.includeUsage()) chunk.putNull("usage");
     return chunk;
@@ -134,7 +174,10 @@ final class OpenAiResponses {
     for (ChoiceResult result : results.stream().sorted(Comparator.comparingInt(ChoiceResult::index)).toList()) {
       ObjectNode choice = choices.addObject().put("index", result.index());
       String echo = echoText(result.index());
-      if (kind == Kind.CHAT) {
+      String finish = finishReason(result.reason());
+      if (kind == Kind.CHAT && request.toolCallSyntax() != null) {
+        finish = message(choice.putObject("message"), result);
+      } else if (kind == Kind.CHAT) {
         choice.putObject("message").put("role", "assistant").put("content", result.text());
       } else {
         choice.put("text", echo == null ? result.text() : echo + result.text());
@@ -146,10 +189,86 @@ final class OpenAiResponses {
       } else {
         completionLogprobs(choice, result.logprobs(), new TextOffsets(echoLength(result.index())));
       }
-      choice.put("finish_reason", finishReason(result.reason()));
+      choice.put("finish_reason", finish);
     }
     usage(body, total);
     return body;
+  }
+
+  /**
+   * A whole chat answer that may call tools as {@code message}: its content (null when it is only calls) and
+   * {@code tool_calls}; returns its finish reason.
+   */
+  private String message(ObjectNode message, ChoiceResult result) {
+    ToolCallStream parser = new ToolCallStream(request.toolCallSyntax());
+    parser.push(result.text());
+    parser.finish();
+    List<ToolCallStream.Call> calls = parser.calls();
+    message.put("role", "assistant");
+    if (!calls.isEmpty() && parser.content().isBlank()) message.putNull("content"); else message.put("content", parser.content());
+    if (!calls.isEmpty()) {
+      ArrayNode toolCalls = message.putArray("tool_calls");
+      for (ToolCallStream.Call call : calls) {
+        ObjectNode entry = toolCalls.addObject().put("id", call.id()).put("type", "function");
+        entry.putObject("function").put("name", call.name()).put("arguments", call.arguments());
+      }
+    }
+    return finishReason(result.reason(), calls);
+  }
+
+  /** One streamed chat answer's tool-call parser and what its deltas have shown. */
+  private static final class StreamedCalls {
+    final ToolCallStream parser;
+    /** White space seen before any other content: shown once other content follows, dropped if only calls do. */
+    final StringBuilder heldSpace = new StringBuilder();
+    boolean contentShown;
+
+    StreamedCalls(ToolCallStream.Syntax syntax) {
+      this.parser = new ToolCallStream(syntax);
+    }
+
+    /** Fills {@code delta} with what {@code text} (and, when {@code last}, the answer's end) completes. */
+    void delta(ObjectNode delta, String text, boolean last, boolean first) {
+      List<ToolCallStream.Event> events = new ArrayList<>(parser.push(text));
+      if (last) events.addAll(parser.finish());
+      StringBuilder content = new StringBuilder();
+      Map<Integer, ObjectNode> calls = new LinkedHashMap<>();
+      for (ToolCallStream.Event event : events) {
+        switch (event) {
+          case ToolCallStream.Content c -> {
+            if (!contentShown && c.text().isBlank()) {
+              heldSpace.append(c.text());
+            } else {
+              content.append(heldSpace).append(c.text());
+              heldSpace.setLength(0);
+              contentShown = true;
+            }
+          }
+          case ToolCallStream.CallStart start -> {
+            ObjectNode entry = JSON.createObjectNode().put("index", start.index()).put("id", start.id()).put("type", "function");
+            entry.putObject("function").put("name", start.name()).put("arguments", "");
+            calls.put(start.index(), entry);
+          }
+          case ToolCallStream.CallArguments arguments -> {
+            ObjectNode entry = calls.computeIfAbsent(arguments.index(), i -> {
+              ObjectNode e = JSON.createObjectNode().put("index", i);
+              e.putObject("function").put("arguments", "");
+              return e;
+            });
+            ObjectNode function = (ObjectNode) entry.get("function");
+            function.put("arguments", function.get("arguments").asText() + arguments.fragment());
+          }
+        }
+      }
+      if (last && !heldSpace.isEmpty() && parser.calls().isEmpty()) content.append(heldSpace); // the answer was only white space
+      if (first) delta.put("role", "assistant");
+      if (!content.isEmpty()) {
+        delta.put("content", content.toString());
+      } else if (first) {
+        if (calls.isEmpty()) delta.put("content", ""); else delta.putNull("content");
+      }
+      if (!calls.isEmpty()) delta.putArray("tool_calls").addAll(calls.values());
+    }
   }
 
   /**

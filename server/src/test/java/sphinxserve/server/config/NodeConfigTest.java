@@ -70,6 +70,16 @@ final class NodeConfigTest {
   }
 
   @Test
+  void toolCallFormat_autoByDefault_flagOverrides() {
+    assertEquals(null, NodeConfig.defaults().toolCallFormat(), "auto: recognised from the chat template");
+    assertEquals(sphinxserve.runtime.chat.ToolCallFormat.HERMES, NodeConfig.parse(new String[] {"--tool-call-format=hermes"}, Map.of()).toolCallFormat());
+    assertEquals(sphinxserve.runtime.chat.ToolCallFormat.LLAMA3_JSON, NodeConfig.parse(new String[] {"--tool-call-format=llama-json"}, Map.of()).toolCallFormat());
+    assertEquals(sphinxserve.runtime.chat.ToolCallFormat.LLAMA3_JSON, NodeConfig.parse(new String[] {"--tool-call-format=llama3_json"}, Map.of()).toolCallFormat());
+    assertEquals(sphinxserve.runtime.chat.ToolCallFormat.NONE, NodeConfig.parse(new String[] {"--tool-call-format=none"}, Map.of()).toolCallFormat());
+    assertTrue(error("--tool-call-format=xml").startsWith("tool-call-format: must be auto, hermes, llama-json or none"));
+  }
+
+  @Test
   void parse_flagsOverEnvironmentOverFileOverDefaults() throws IOException {
     Path config = file("precedence.properties", """
         # every source sets port; file-only and file+env options
@@ -220,12 +230,40 @@ final class NodeConfigTest {
       --max-itl-ms=-5              | max-itl-ms: must be an integer in 0..60000, got '-5' (from --max-itl-ms)
       --tls-cert=/no/such/cert.pem | tls-cert: file /no/such/cert.pem not found (from --tls-cert)
       --config=/no/such/node.conf  | config: file /no/such/node.conf not found (from --config)
+      --http-request-timeout=never | http-request-timeout: must be a positive duration
+      --http-idle-timeout=0        | http-idle-timeout: must be a positive duration
+      --http-max-connections=0     | http-max-connections: must be an integer in 1..
+      --http-max-unsent-tokens=0   | http-max-unsent-tokens: must be an integer in 1..
+      --http-allowed-hosts=http://x.example | http-allowed-hosts: must be a comma list of host names
+      --http-allowed-hosts=x.example:80 | http-allowed-hosts: must be a comma list of host names
+      --http-cors-origins=app.example | http-cors-origins: must be a comma list of origins
+      --http-cors-origins=https://app.example/path | http-cors-origins: must be a comma list of origins
       --nope=1                     | unknown option --nope
       --port                       | port: missing value
       """)
   void parse_badFlag_messageNamesTheOption(String flag, String expected) {
     String message = error(flag);
     assertTrue(message.startsWith(expected), "expected '" + expected + "…', got '" + message + "'");
+  }
+
+  @Test
+  void parse_httpFace_defaultsAndValues() {
+    NodeConfig d = NodeConfig.defaults();
+    assertNull(d.httpRequestTimeout(), "no request timeout by default");
+    assertEquals(Duration.ofSeconds(30), d.httpIdleTimeout());
+    assertEquals(1024, d.httpMaxConnections());
+    assertEquals(1024, d.httpMaxUnsentTokens());
+    assertTrue(d.httpAllowedHosts().isEmpty());
+    assertTrue(d.httpCorsOrigins().isEmpty());
+    NodeConfig c = NodeConfig.parse(new String[] {"--http-request-timeout=2m", "--http-idle-timeout=500ms", "--http-max-connections=10",
+        "--http-max-unsent-tokens=64", "--http-allowed-hosts= Node.Example ,[fd00::1],*", "--http-cors-origins=https://App.example:8443,*"}, Map.of());
+    assertEquals(Duration.ofMinutes(2), c.httpRequestTimeout());
+    assertEquals(Duration.ofMillis(500), c.httpIdleTimeout());
+    assertEquals(10, c.httpMaxConnections());
+    assertEquals(64, c.httpMaxUnsentTokens());
+    assertEquals(java.util.List.of("node.example", "[fd00::1]", "*"), c.httpAllowedHosts());
+    assertEquals(java.util.List.of("https://app.example:8443", "*"), c.httpCorsOrigins());
+    assertNull(NodeConfig.parse(new String[0], Map.of("SPHINX_HTTP_REQUEST_TIMEOUT", "OFF")).httpRequestTimeout());
   }
 
   @Test

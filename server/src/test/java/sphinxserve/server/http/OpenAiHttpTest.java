@@ -261,10 +261,10 @@ class OpenAiHttpTest {
     try (TestNode secured = TestNode.start("--tenants=" + tenants)) {
       String base = "http://127.0.0.1:" + secured.node().httpPort();
       HttpResponse<String> anonymous = http.send(HttpRequest.newBuilder(URI.create(base + "/v1/chat/completions"))
-          .POST(HttpRequest.BodyPublishers.ofString(chat("x", 2).toString())).build(), HttpResponse.BodyHandlers.ofString());
+          .header("content-type", "application/json").POST(HttpRequest.BodyPublishers.ofString(chat("x", 2).toString())).build(), HttpResponse.BodyHandlers.ofString());
       assertError(anonymous, 401, null);
       HttpResponse<String> alice = http.send(HttpRequest.newBuilder(URI.create(base + "/v1/chat/completions"))
-          .header("authorization", "Bearer alice-key").POST(HttpRequest.BodyPublishers.ofString(chat("x", 2).toString())).build(),
+          .header("authorization", "Bearer alice-key").header("content-type", "application/json").POST(HttpRequest.BodyPublishers.ofString(chat("x", 2).toString())).build(),
           HttpResponse.BodyHandlers.ofString());
       assertEquals(200, alice.statusCode(), alice.body());
     }

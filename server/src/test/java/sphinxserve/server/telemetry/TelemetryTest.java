@@ -125,7 +125,7 @@ final class TelemetryTest {
   void metrics_httpRequests_carryTheirProtocol() throws Exception {
     Map<String, Double> before = scrape(METRICS_PORT);
     HttpResponse<String> r = HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + NODE.node().httpPort() + "/v1/chat/completions"))
-        .POST(HttpRequest.BodyPublishers.ofString("{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"max_tokens\": 3}"))
+        .header("content-type", "application/json").POST(HttpRequest.BodyPublishers.ofString("{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"max_tokens\": 3}"))
         .build(), HttpResponse.BodyHandlers.ofString());
     assertEquals(200, r.statusCode(), r.body());
     waitUntil(() -> NODE.backend().stats().numRunning() == 0);
