@@ -193,15 +193,22 @@ final class SamplingState {
     matcher.fillAllowed(allowedBits);
     boolean anyAllowed = false;
     boolean anyFinite = false;
+    // Most masks are a few allowed tokens (JSON structure) or nearly everything (inside a string): a word with
+    // no allowed token is a 64-float fill (the loop vectorises), a word with every token allowed writes nothing,
+    // and only mixed words go bit by bit.
     for (int w = 0, numWords = (vocabSize + 63) >>> 6; w < numWords; w++) {
       long allowed = allowedBits[w];
       int base = w << 6;
-      if (allowed != 0) {
-        anyAllowed = true;
-        for (long bits = allowed; !anyFinite && bits != 0; bits &= bits - 1) {
-          anyFinite = logits[base + Long.numberOfTrailingZeros(bits)] > Float.NEGATIVE_INFINITY;
-        }
+      if (allowed == 0) {
+        for (int i = base, end = Math.min(base + 64, vocabSize); i < end; i++) logits[i] = Float.NEGATIVE_INFINITY;
+        continue;
       }
+      anyAllowed = true;
+      for (long bits = allowed; !anyFinite && bits != 0; bits &= bits - 1) {
+        int id = base + Long.numberOfTrailingZeros(bits);
+        anyFinite = id < vocabSize && logits[id] > Float.NEGATIVE_INFINITY;
+      }
+      if (allowed == -1L) continue;
       long denied = ~allowed;
       if (base + 64 > vocabSize) denied &= (1L << (vocabSize - base)) - 1;
       for (; denied != 0; denied &= denied - 1) logits[base + Long.numberOfTrailingZeros(denied)] = Float.NEGATIVE_INFINITY;

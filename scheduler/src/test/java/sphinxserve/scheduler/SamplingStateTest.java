@@ -155,6 +155,39 @@ class SamplingStateTest {
   }
 
   @Test
+  void applyConstraint_overManyWords_deniedRunsFullWordsAndMixedWords_matchTheMask() {
+    // 200 one-byte tokens: word 0 denied entirely (ids 2-63 are "!"), word 1 allowed entirely (64 distinct
+    // allowed characters), word 2 mixed (even "a", odd "!"), word 3 partial (192-195 "b", 196-199 "!").
+    String allowedChars = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-";
+    List<byte[]> tokens = new java.util.ArrayList<>();
+    List<Integer> expected = new java.util.ArrayList<>();
+    for (int id = 0; id < 200; id++) {
+      String t;
+      if (id < 2) {
+        t = "";
+      } else if (id < 64) {
+        t = "!";
+      } else if (id < 128) {
+        t = String.valueOf(allowedChars.charAt(id - 64));
+      } else if (id < 192) {
+        t = id % 2 == 0 ? "a" : "!";
+      } else {
+        t = id < 196 ? "b" : "!";
+      }
+      tokens.add(t.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+      if (!t.equals("!") && !t.isEmpty()) expected.add(id);
+    }
+    sphinxserve.api.TokenConstraint c = sphinxserve.structured.Grammars.compile(
+        sphinxserve.structured.Grammar.regex("([0-9A-Za-z_]|-)+"), sphinxserve.structured.TokenVocabulary.of(tokens, List.of(EOS)));
+    SamplingState s = new SamplingState(SamplingParams.builder().constraint(c).build(), 200, EOS, new int[0]);
+    float[] logits = new float[200];
+    for (int id = 0; id < 200; id++) logits[id] = id;
+    s.applyConstraint(logits, new long[4]);
+    assertEquals(expected, finite(logits));
+    for (int id : expected) assertEquals(id, logits[id], "an allowed logit is kept as it was");
+  }
+
+  @Test
   void applyConstraint_minTokens_theMaskWins() {
     SamplingState s = new SamplingState(SamplingParams.builder().maxTokens(9).minTokens(5).constraint(constraint("a", true)).build(), 10, EOS, new int[0]);
     s.append(2);

@@ -7,6 +7,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.LongAdder;
 import sphinxserve.api.TokenConstraint;
 
 /**
@@ -55,6 +56,15 @@ public final class CompiledGrammar implements TokenConstraint {
   private final ByteProgram program;
   private final TokenVocabulary vocabulary;
   private volatile Generation generation;
+  private final LongAdder maskHits = new LongAdder();
+  private final LongAdder maskMisses = new LongAdder();
+  private final LongAdder maskMissNanos = new LongAdder();
+
+  /**
+   * Masks served since compilation: from the cache ({@code hits}) or computed by a trie walk ({@code misses},
+   * taking {@code missNanos} in all). For benchmarks and metrics.
+   */
+  public record MaskStats(long hits, long misses, long missNanos) {}
 
   /** The interned configurations of one generation. */
   private static final class Generation {
@@ -103,6 +113,11 @@ public final class CompiledGrammar implements TokenConstraint {
     return generation.states.size();
   }
 
+  /** Masks served so far, over every matcher of this grammar (counters; cheap to read). */
+  public MaskStats maskStats() {
+    return new MaskStats(maskHits.sum(), maskMisses.sum(), maskMissNanos.sum());
+  }
+
   /** The state after byte {@code b} (0..255) from {@code s}; {@link MatchState#DEAD} when no stack accepts it. */
   MatchState next(MatchState s, int b) {
     if (!s.isLive(b)) return MatchState.DEAD;
@@ -127,10 +142,14 @@ public final class CompiledGrammar implements TokenConstraint {
   void fillMask(MatchState s, long[] out) {
     StoredMask cached = s.mask();
     if (cached != null) {
+      maskHits.increment();
       cached.copyTo(out);
       return;
     }
+    long start = System.nanoTime();
     long[] bits = computeMask(s);
+    maskMissNanos.add(System.nanoTime() - start);
+    maskMisses.increment();
     System.arraycopy(bits, 0, out, 0, bits.length);
     StoredMask stored = StoredMask.of(bits, vocabulary.size());
     Generation g = generation;

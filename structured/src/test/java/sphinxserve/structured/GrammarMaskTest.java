@@ -192,6 +192,25 @@ class GrammarMaskTest {
   }
 
   @Test
+  void maskStats_countAMissPerNewConfiguration_andAHitPerRevisit() {
+    TokenVocabulary v = ByteVocabulary.bytes();
+    CompiledGrammar g = Grammars.compile(Grammar.regex("ab*"), v);
+    long[] mask = new long[v.numWords()];
+    GrammarMatcher m = g.newMatcher();
+    m.fillAllowed(mask); // start: computed
+    assertTrue(m.acceptBytes("a".getBytes(StandardCharsets.UTF_8)));
+    m.fillAllowed(mask); // after "a": computed
+    assertTrue(m.acceptBytes("b".getBytes(StandardCharsets.UTF_8)));
+    m.fillAllowed(mask); // after "ab": inside the b* loop, a hit if its configuration equals the one after "a"
+    g.newMatcher().fillAllowed(mask); // the start again: cached
+    CompiledGrammar.MaskStats stats = g.maskStats();
+    assertEquals(4, stats.hits() + stats.misses(), "every fillAllowed is a hit or a miss");
+    assertTrue(stats.misses() >= 2 && stats.misses() <= 3, "the start and after \"a\" are computed once each: " + stats);
+    assertTrue(stats.hits() >= 1, "the start's second mask is a hit: " + stats);
+    assertTrue(stats.missNanos() > 0, "misses are timed: " + stats);
+  }
+
+  @Test
   void matcher_rollbackAndCopy_restoreThePosition() {
     TokenVocabulary v = ByteVocabulary.bytes();
     CompiledGrammar g = Grammars.compile(Grammar.gbnf(TestGrammars.json()), v);
