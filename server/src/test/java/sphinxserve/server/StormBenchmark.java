@@ -107,13 +107,15 @@ public final class StormBenchmark {
 
   /** The bench's settings; {@code model} null: the node serves {@code bundle}. */
   private record Settings(Path bundle, Path model, int seconds, String heap, int kvBlocks, int bombs, int bodies, int prompts,
-      int halfOpen, int tokens, long maxRssBytes, int maxBodyBytes, int maxPromptChars, List<String> nodeFlags) {}
+      int halfOpen, int tokens, long maxRssBytes, int maxBodyBytes, int maxPromptChars, List<String> nodeFlags,
+      List<String> jvmFlags) {}
 
   public static void main(String[] args) throws Exception {
     Path bundleDir = Path.of(".bench/bundles/bench");
     Path model = null;
     boolean randomModel = false;
     List<String> nodeFlags = new ArrayList<>();
+    List<String> jvmFlags = new ArrayList<>();
     BundlePreset preset = BundlePreset.BENCH;
     int seconds = 60;
     String heap = "2g";
@@ -130,6 +132,7 @@ public final class StormBenchmark {
         case "--model" -> model = Path.of(args[++i]);
         case "--random-model" -> randomModel = true;
         case "--node-flag" -> nodeFlags.add(args[++i]); // e.g. --node-flag --max-itl-ms=30: a flag the node starts with
+        case "--node-jvm-flag" -> jvmFlags.add(args[++i]); // e.g. --node-jvm-flag -Xlog:gc:target/storm-gc.log
         case "--preset" -> preset = BundlePreset.valueOf(args[++i].toUpperCase(Locale.ROOT)); // built into --bundle when missing
         case "--seconds" -> seconds = Integer.parseInt(args[++i]);
         case "--heap" -> heap = args[++i];
@@ -151,7 +154,7 @@ public final class StormBenchmark {
       BundleBuilder.build(preset, 1, bundleDir);
     }
     Settings settings = new Settings(bundleDir, model, seconds, heap, kvBlocks, bombs, bodies, prompts, halfOpen, tokens, maxRss,
-        16 << 20, 65536, List.copyOf(nodeFlags));
+        16 << 20, 65536, List.copyOf(nodeFlags), List.copyOf(jvmFlags));
     run(settings);
   }
 
@@ -205,7 +208,9 @@ public final class StormBenchmark {
     Files.createDirectories(log.getParent());
     List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
         "--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow", "--add-modules", "jdk.incubator.vector",
-        "-Xmx" + s.heap(), "-cp", System.getProperty("java.class.path"), SphinxNode.class.getName(),
+        "-Xmx" + s.heap()));
+    command.addAll(s.jvmFlags());
+    command.addAll(List.of("-cp", System.getProperty("java.class.path"), SphinxNode.class.getName(),
         s.model() == null ? "--bundle=" + s.bundle().toAbsolutePath() : "--model=" + s.model().toAbsolutePath(),
         "--bundle-cache=" + BUNDLE_CACHE.toAbsolutePath(), "--port=" + grpcPort, "--http-port=" + httpPort, "--metrics-port=0",
         "--kv-blocks=" + s.kvBlocks(), "--drain-seconds=1"));
