@@ -69,7 +69,7 @@ import sphinxserve.server.config.NodeConfig;
  * {@link #STORM_TEMPLATE} itself run that loop: every one spends a whole render budget before its 400),
  * <b>maximum bodies</b> (a chat request of exactly {@code --max-message-bytes},
  * the HTTP body limit), <b>maximum prompts</b> (the longest chat prompt the node accepts, found before the storm by
- * halving from {@code --max-prompt-chars}), and <b>half-open connections</b> (a request head promising a body that
+ * halving from {@code --max-prompt-chars}; each request its own random words, so none is a prefix-cache hit), and <b>half-open connections</b> (a request head promising a body that
  * never comes, held open; how many the node has closed by the end is reported). The ordinary stream is gRPC
  * {@code Generate}, greedy, EOS ignored; its inter-token latency is the gap between consecutive token messages.
  *
@@ -249,10 +249,12 @@ public final class StormBenchmark {
       String bomb = chatBody(modelName, TEMPLATE_BOMB, 8);
       String budgetBomb = conversationBody(modelName, List.of("Hello.", "Hello! How can I help?", TEMPLATE_BOMB), 8);
       String maxBody = maxSizeBody(modelName, s.maxBodyBytes());
-      String maxPrompt = chatBody(modelName, words(promptChars, 7), 1);
-      for (int i = 0; i < s.bombs(); i++) attackers.submit(() -> attack(http, base, bomb, "template bombs", storming, outcomes));
-      for (int i = 0; i < s.bombs(); i++) attackers.submit(() -> attack(http, base, budgetBomb, "budget bombs", storming, outcomes));
-      for (int i = 0; i < s.bodies(); i++) attackers.submit(() -> attack(http, base, maxBody, "maximum bodies", storming, outcomes));
+      AtomicLong promptSeed = new AtomicLong(1000);
+      // Each maximum prompt its own text: a repeated one would be a prefix-cache hit and cost no prefill.
+      java.util.function.Supplier<String> maxPrompt = () -> uncheckedChatBody(modelName, words(promptChars, promptSeed.incrementAndGet()), 1);
+      for (int i = 0; i < s.bombs(); i++) attackers.submit(() -> attack(http, base, () -> bomb, "template bombs", storming, outcomes));
+      for (int i = 0; i < s.bombs(); i++) attackers.submit(() -> attack(http, base, () -> budgetBomb, "budget bombs", storming, outcomes));
+      for (int i = 0; i < s.bodies(); i++) attackers.submit(() -> attack(http, base, () -> maxBody, "maximum bodies", storming, outcomes));
       for (int i = 0; i < s.prompts(); i++) attackers.submit(() -> attack(http, base, maxPrompt, "maximum prompts", storming, outcomes));
       attackers.submit(() -> openHalfOpen(httpPort, s.halfOpen(), halfOpen, outcomes));
       long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(s.seconds());
@@ -328,13 +330,13 @@ public final class StormBenchmark {
     return new Stream(received, gaps);
   }
 
-  /** Posts {@code body} to the chat endpoint over and over while {@code storming}, counting each answer's status. */
-  private static void attack(HttpClient http, String base, String body, String kind, AtomicBoolean storming,
+  /** Posts {@code bodies}' next to the chat endpoint over and over while {@code storming}, counting each answer's status. */
+  private static void attack(HttpClient http, String base, java.util.function.Supplier<String> bodies, String kind, AtomicBoolean storming,
       Map<String, Map<String, AtomicLong>> outcomes) {
     while (storming.get()) {
       try {
         HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create(base + "/v1/chat/completions")).timeout(Duration.ofSeconds(60))
-            .header("content-type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body)).build(),
+            .header("content-type", "application/json").POST(HttpRequest.BodyPublishers.ofString(bodies.get())).build(),
             HttpResponse.BodyHandlers.ofString());
         count(outcomes, kind, outcome(r));
       } catch (IOException e) {
@@ -419,6 +421,14 @@ public final class StormBenchmark {
     }
     if (accepted == 0) throw new IllegalStateException("the node accepted no prompt up to " + maxChars + " characters");
     return accepted;
+  }
+
+  private static String uncheckedChatBody(String model, String content, int maxTokens) {
+    try {
+      return chatBody(model, content, maxTokens);
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
   }
 
   private static String chatBody(String model, String content, int maxTokens) throws IOException {
