@@ -45,20 +45,31 @@ import sphinxserve.runtime.bundle.BundlePreset;
 import sphinxserve.runtime.engine.ModelMemory;
 import sphinxserve.runtime.engine.OnnxModelRuntime;
 import sphinxserve.runtime.engine.RuntimeOptions;
+import sphinxserve.runtime.testing.checkpoints.RandomCheckpoints;
 import sphinxserve.server.config.KvPoolSizing;
+import sphinxserve.server.config.NodeConfig;
 
 /**
  * The worst-request storm (issue 26, "Bounded memory per request"): a node in a process of its own, an ordinary
  * greedy stream measured idle and then while the worst requests one can write hit the same node, and the node's
- * resident memory throughout. Not part of the test run; {@code bin/bench-storm [--bundle DIR] [--preset bench] [--seconds 60]
- * [--heap 2g] [--kv-blocks 1024] [--bombs 4] [--bodies 4] [--prompts 4] [--half-open 500] [--tokens 64]
- * [--max-rss 8g]}; results in docs/OPERATIONS.md.
+ * resident memory throughout. Not part of the test run; {@code bin/bench-storm [--random-model | --model DIR | --bundle DIR
+ * [--preset bench]] [--seconds 60] [--heap 2g] [--kv-blocks 1024] [--bombs 4] [--bodies 4] [--prompts 4] [--half-open 500]
+ * [--tokens 64] [--max-rss 8g] [--node-flag --name=value]...}; results in docs/OPERATIONS.md.
  *
- * <p>The attackers, each a loop of its own until the storm ends (every answer's status is counted, whatever it is,
- * so the bench runs against any version of the node): <b>template bombs</b> (a chat message that, rendered as a
- * Jinja template, would loop 10⁹ times), <b>maximum bodies</b> (a chat request of exactly {@code --max-message-bytes},
+ * <p>What the node serves: a Hugging Face LLaMA folder ({@code --model DIR}, passed to the node as its own flag, so
+ * its Jinja chat template renders every prompt in the template sandbox), {@code --random-model} (such a folder of
+ * random weights written once into {@code .bench/models/storm-llama3}: the {@code bench} preset's shape, 55 M
+ * parameters in bfloat16, and {@link #STORM_TEMPLATE}), or a SPHINX bundle ({@code --bundle}, the default), whose
+ * fixed template never runs Jinja.
+ *
+ * <p>The attackers, each a loop of its own until the storm ends (every answer's status is counted with the budget or
+ * limit its error names, whatever it is, so the bench runs against any version of the node): <b>template bombs</b>
+ * (issue 26's chat message that, rendered as a Jinja template, would loop 10⁹ times: message content is data, so the
+ * node must answer it as the literal text it is), <b>budget bombs</b> (a three-message conversation, which makes
+ * {@link #STORM_TEMPLATE} itself run that loop: every one spends a whole render budget before its 400),
+ * <b>maximum bodies</b> (a chat request of exactly {@code --max-message-bytes},
  * the HTTP body limit), <b>maximum prompts</b> (the longest chat prompt the node accepts, found before the storm by
- * halving from {@code --max-prompt-chars}), and <b>half-open connections</b> (a request head promising a body that
+ * halving from {@code --max-prompt-chars}; each request its own random words, so none is a prefix-cache hit), and <b>half-open connections</b> (a request head promising a body that
  * never comes, held open; how many the node has closed by the end is reported). The ordinary stream is gRPC
  * {@code Generate}, greedy, EOS ignored; its inter-token latency is the gap between consecutive token messages.
  *
@@ -76,14 +87,35 @@ public final class StormBenchmark {
   static final String TEMPLATE_BOMB = "{% for a in range(1000) %}{% for b in range(1000) %}{% for c in range(1000) %}x"
       + "{% endfor %}{% endfor %}{% endfor %}";
 
+  /**
+   * The {@code --random-model} folder's chat template: LLaMA-3's, preceded by the bomb for conversations of more than two
+   * messages. It stands for a model folder whose template an attacker can make loop without end (or for as long as
+   * its budgets allow); one-message conversations, the ordinary stream's, render exactly as LLaMA-3's template.
+   */
+  static final String STORM_TEMPLATE = "{% if messages | length > 2 %}" + TEMPLATE_BOMB + "{% endif %}"
+      + RandomCheckpoints.LLAMA3_CHAT_TEMPLATE;
+
+  /** Where {@code --random-model} writes its folder, and where bundles of model folders are built. */
+  private static final Path RANDOM_MODEL = Path.of(".bench/models/storm-llama3");
+  private static final Path BUNDLE_CACHE = Path.of(".bench/bundle-cache");
+
+  /** Node flags whose names appear in refusals: an answer is counted under the one its error message names. */
+  private static final java.util.regex.Pattern NAMED_LIMIT = java.util.regex.Pattern.compile(
+      "\\((max-[a-z-]+|template-[a-z-]+|a fixed depth of \\d+)\\)|(model's context)");
+
   private StormBenchmark() {}
 
-  /** The bench's settings. */
-  private record Settings(Path bundle, int seconds, String heap, int kvBlocks, int bombs, int bodies, int prompts,
-      int halfOpen, int tokens, long maxRssBytes, int maxBodyBytes, int maxPromptChars) {}
+  /** The bench's settings; {@code model} null: the node serves {@code bundle}. */
+  private record Settings(Path bundle, Path model, int seconds, String heap, int kvBlocks, int bombs, int bodies, int prompts,
+      int halfOpen, int tokens, long maxRssBytes, int maxBodyBytes, int maxPromptChars, List<String> nodeFlags,
+      List<String> jvmFlags) {}
 
   public static void main(String[] args) throws Exception {
     Path bundleDir = Path.of(".bench/bundles/bench");
+    Path model = null;
+    boolean randomModel = false;
+    List<String> nodeFlags = new ArrayList<>();
+    List<String> jvmFlags = new ArrayList<>();
     BundlePreset preset = BundlePreset.BENCH;
     int seconds = 60;
     String heap = "2g";
@@ -97,6 +129,10 @@ public final class StormBenchmark {
     for (int i = 0; i < args.length; i++) {
       switch (args[i]) {
         case "--bundle" -> bundleDir = Path.of(args[++i]);
+        case "--model" -> model = Path.of(args[++i]);
+        case "--random-model" -> randomModel = true;
+        case "--node-flag" -> nodeFlags.add(args[++i]); // e.g. --node-flag --max-itl-ms=30: a flag the node starts with
+        case "--node-jvm-flag" -> jvmFlags.add(args[++i]); // e.g. --node-jvm-flag -Xlog:gc:target/storm-gc.log
         case "--preset" -> preset = BundlePreset.valueOf(args[++i].toUpperCase(Locale.ROOT)); // built into --bundle when missing
         case "--seconds" -> seconds = Integer.parseInt(args[++i]);
         case "--heap" -> heap = args[++i];
@@ -110,13 +146,55 @@ public final class StormBenchmark {
         default -> throw new IllegalArgumentException("unknown argument " + args[i]);
       }
     }
-    if (!Files.exists(bundleDir.resolve("bundle.json"))) {
+    if (model == null && randomModel) model = writeRandomModel(RANDOM_MODEL);
+    if (model != null) {
+      bundleDir = modelBundle(model);
+    } else if (!Files.exists(bundleDir.resolve("bundle.json"))) {
       System.out.println("building the " + preset.name().toLowerCase(Locale.ROOT) + " bundle into " + bundleDir + " ...");
       BundleBuilder.build(preset, 1, bundleDir);
     }
-    Settings settings = new Settings(bundleDir, seconds, heap, kvBlocks, bombs, bodies, prompts, halfOpen, tokens, maxRss,
-        16 << 20, 65536);
+    Settings settings = new Settings(bundleDir, model, seconds, heap, kvBlocks, bombs, bodies, prompts, halfOpen, tokens, maxRss,
+        16 << 20, 65536, List.copyOf(nodeFlags), List.copyOf(jvmFlags));
     run(settings);
+  }
+
+  /**
+   * A Hugging Face LLaMA folder of random weights in {@code dir}, written unless there: the {@code bench} preset's
+   * decoder shape (vocabulary 32,000, hidden 512, 8 layers, 8 heads over 2 KV heads, FFN 1,408, 4,096 positions) in
+   * bfloat16, LLaMA-3's special tokens and {@link #STORM_TEMPLATE}. Written beside {@code dir} and renamed into place.
+   */
+  private static Path writeRandomModel(Path dir) throws IOException {
+    if (Files.isRegularFile(dir.resolve("config.json"))) return dir;
+    System.out.println("writing a random LLaMA folder into " + dir + " ...");
+    Files.createDirectories(dir.getParent());
+    Path tmp = Files.createTempDirectory(dir.getParent(), dir.getFileName() + ".tmp-");
+    RandomCheckpoints.builder().vocabSize(32000).hiddenSize(512).numLayers(8).numHeads(8).numKvHeads(2).intermediateSize(1408)
+        .maxPositionEmbeddings(4096).ropeTheta(500_000).dtype(sphinxserve.runtime.testing.checkpoints.RawSafetensors.Dtype.BF16)
+        .llama3Chat().chatTemplate(STORM_TEMPLATE).seed(26).build().writeHf(tmp);
+    Files.move(tmp, dir, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+    return dir;
+  }
+
+  /**
+   * The bundle the node builds of the folder {@code model} with default flags (same cache, same key), built here
+   * first, on a thread with a large stack as the node's opener, so the bench can size the model before the node starts.
+   */
+  private static Path modelBundle(Path model) throws InterruptedException {
+    NodeConfig config = NodeConfig.parse(new String[] {"--model", model.toAbsolutePath().toString(),
+        "--bundle-cache", BUNDLE_CACHE.toAbsolutePath().toString()}, Map.of());
+    Path[] built = new Path[1];
+    RuntimeException[] failed = new RuntimeException[1];
+    Thread builder = new Thread(null, () -> {
+      try {
+        built[0] = EmbeddedBundles.resolve(config);
+      } catch (RuntimeException e) {
+        failed[0] = e;
+      }
+    }, "storm-bundle", 256L << 20);
+    builder.start();
+    builder.join();
+    if (failed[0] != null) throw failed[0];
+    return built[0];
   }
 
   private static void run(Settings s) throws Exception {
@@ -130,9 +208,13 @@ public final class StormBenchmark {
     Files.createDirectories(log.getParent());
     List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
         "--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow", "--add-modules", "jdk.incubator.vector",
-        "-Xmx" + s.heap(), "-cp", System.getProperty("java.class.path"), SphinxNode.class.getName(),
-        "--bundle=" + s.bundle().toAbsolutePath(), "--port=" + grpcPort, "--http-port=" + httpPort, "--metrics-port=0",
+        "-Xmx" + s.heap()));
+    command.addAll(s.jvmFlags());
+    command.addAll(List.of("-cp", System.getProperty("java.class.path"), SphinxNode.class.getName(),
+        s.model() == null ? "--bundle=" + s.bundle().toAbsolutePath() : "--model=" + s.model().toAbsolutePath(),
+        "--bundle-cache=" + BUNDLE_CACHE.toAbsolutePath(), "--port=" + grpcPort, "--http-port=" + httpPort, "--metrics-port=0",
         "--kv-blocks=" + s.kvBlocks(), "--drain-seconds=1"));
+    command.addAll(s.nodeFlags());
     Process node = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();
     Thread killer = new Thread(node::destroyForcibly);
     Runtime.getRuntime().addShutdownHook(killer);
@@ -146,12 +228,13 @@ public final class StormBenchmark {
       SphinxGrpc.SphinxBlockingStub stub = SphinxGrpc.newBlockingStub(channel);
       String modelName = JSON.readTree(http.send(HttpRequest.newBuilder(URI.create(base + "/v1/models")).build(),
           HttpResponse.BodyHandlers.ofString()).body()).path("data").path(0).path("id").asText();
-      System.out.printf(Locale.ROOT, "storm: bundle %s; node heap max %s, KV pool %s (%d blocks), model %s (%s); %d cores; node log %s%n",
-          s.bundle(), KvPoolSizing.bytes(heapMax), KvPoolSizing.bytes(kvBytes), s.kvBlocks(), KvPoolSizing.bytes(model.totalBytes()),
-          model, Runtime.getRuntime().availableProcessors(), log);
+      System.out.printf(Locale.ROOT, "storm: %s; node heap max %s, KV pool %s (%d blocks), model %s (%s); %d cores; node flags %s; node log %s%n",
+          s.model() == null ? "bundle " + s.bundle() : "--model " + s.model() + " (chat template: " + bundle.spec().template().isJinja()
+              + " Jinja)", KvPoolSizing.bytes(heapMax), KvPoolSizing.bytes(kvBytes), s.kvBlocks(), KvPoolSizing.bytes(model.totalBytes()),
+          model, Runtime.getRuntime().availableProcessors(), command.subList(command.indexOf(SphinxNode.class.getName()) + 1, command.size()), log);
 
       for (int i = 0; i < 2; i++) gaps(stub, s.tokens(), i); // warm-up: JIT, ORT's first runs
-      int promptChars = longestAcceptedPrompt(http, base, modelName, s.maxPromptChars());
+      int promptChars = s.prompts() == 0 ? 0 : longestAcceptedPrompt(http, base, modelName, s.maxPromptChars());
       long idleRss = rss.current();
       List<Double> idle = new ArrayList<>();
       for (int i = 0; i < 3; i++) idle.addAll(gaps(stub, s.tokens(), 100 + i));
@@ -164,10 +247,14 @@ public final class StormBenchmark {
       List<Socket> halfOpen = new CopyOnWriteArrayList<>();
       ExecutorService attackers = Executors.newVirtualThreadPerTaskExecutor();
       String bomb = chatBody(modelName, TEMPLATE_BOMB, 8);
+      String budgetBomb = conversationBody(modelName, List.of("Hello.", "Hello! How can I help?", TEMPLATE_BOMB), 8);
       String maxBody = maxSizeBody(modelName, s.maxBodyBytes());
-      String maxPrompt = chatBody(modelName, words(promptChars, 7), 1);
-      for (int i = 0; i < s.bombs(); i++) attackers.submit(() -> attack(http, base, bomb, "template bombs", storming, outcomes));
-      for (int i = 0; i < s.bodies(); i++) attackers.submit(() -> attack(http, base, maxBody, "maximum bodies", storming, outcomes));
+      AtomicLong promptSeed = new AtomicLong(1000);
+      // Each maximum prompt its own text: a repeated one would be a prefix-cache hit and cost no prefill.
+      java.util.function.Supplier<String> maxPrompt = () -> uncheckedChatBody(modelName, words(promptChars, promptSeed.incrementAndGet()), 1);
+      for (int i = 0; i < s.bombs(); i++) attackers.submit(() -> attack(http, base, () -> bomb, "template bombs", storming, outcomes));
+      for (int i = 0; i < s.bombs(); i++) attackers.submit(() -> attack(http, base, () -> budgetBomb, "budget bombs", storming, outcomes));
+      for (int i = 0; i < s.bodies(); i++) attackers.submit(() -> attack(http, base, () -> maxBody, "maximum bodies", storming, outcomes));
       for (int i = 0; i < s.prompts(); i++) attackers.submit(() -> attack(http, base, maxPrompt, "maximum prompts", storming, outcomes));
       attackers.submit(() -> openHalfOpen(httpPort, s.halfOpen(), halfOpen, outcomes));
       long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(s.seconds());
@@ -175,7 +262,9 @@ public final class StormBenchmark {
       int streams = 0;
       while (System.nanoTime() < end && node.isAlive()) {
         try {
-          storm.addAll(gaps(stub, s.tokens(), 1000 + streams++));
+          Stream stream = stream(stub, s.tokens(), 1000 + streams++);
+          storm.addAll(stream.gaps());
+          count(outcomes, "ordinary streams", stream.tokens() == s.tokens() ? "all " + s.tokens() + " tokens" : stream.tokens() + " tokens");
         } catch (RuntimeException e) {
           count(outcomes, "ordinary streams", "failed: " + e.getMessage());
           if (!node.isAlive()) break;
@@ -188,7 +277,7 @@ public final class StormBenchmark {
       attackers.shutdown();
       attackers.awaitTermination(2, TimeUnit.MINUTES);
       long peak = rss.peak();
-      System.out.printf(Locale.ROOT, "storm: %d s of %d template bombs, %d maximum bodies (%s), %d maximum prompts (%,d chars), %d half-open connections%n",
+      System.out.printf(Locale.ROOT, "storm: %d s of %d template bombs, %<d budget bombs, %d maximum bodies (%s), %d maximum prompts (%,d chars), %d half-open connections%n",
           s.seconds(), s.bombs(), s.bodies(), KvPoolSizing.bytes(maxBody.length()), s.prompts(), promptChars, s.halfOpen());
       if (!node.isAlive()) {
         System.out.println("  the node DIED during the storm (exit " + node.exitValue() + (rss.killed() ? ", killed by the watchdog at VmRSS "
@@ -214,33 +303,42 @@ public final class StormBenchmark {
     }
   }
 
-  /** One ordinary stream: the gaps, in milliseconds, between its token messages after the first. */
+  /** One ordinary stream: its tokens, and the gaps, in milliseconds, between its token messages after the first. */
+  private record Stream(int tokens, List<Double> gaps) {}
+
   private static List<Double> gaps(SphinxGrpc.SphinxBlockingStub stub, int tokens, int i) {
+    return stream(stub, tokens, i).gaps();
+  }
+
+  /** One ordinary stream of {@code tokens} tokens (a message may carry more than one when the client lags). */
+  private static Stream stream(SphinxGrpc.SphinxBlockingStub stub, int tokens, int i) {
     GenerateRequest request = GenerateRequest.newBuilder().setRequestId("storm-stream-" + i)
         .addMessages(Message.newBuilder().setRole(Role.USER).addContent(Content.newBuilder().setText("Tell me a story, number " + i + ".")))
         .setSampling(SamplingParams.newBuilder().setMaxTokens(tokens).setIgnoreEos(true)).build();
     List<Double> gaps = new ArrayList<>();
     long last = -1;
+    int received = 0;
     Iterator<GenerateResponse> answer = stub.withDeadlineAfter(5, TimeUnit.MINUTES).generate(request);
     while (answer.hasNext()) {
       GenerateResponse response = answer.next();
       if (response.getTokenIdsCount() == 0) continue;
+      received += response.getTokenIdsCount();
       long now = System.nanoTime();
       if (last >= 0) gaps.add((now - last) / 1e6);
       last = now;
     }
-    return gaps;
+    return new Stream(received, gaps);
   }
 
-  /** Posts {@code body} to the chat endpoint over and over while {@code storming}, counting each answer's status. */
-  private static void attack(HttpClient http, String base, String body, String kind, AtomicBoolean storming,
+  /** Posts {@code bodies}' next to the chat endpoint over and over while {@code storming}, counting each answer's status. */
+  private static void attack(HttpClient http, String base, java.util.function.Supplier<String> bodies, String kind, AtomicBoolean storming,
       Map<String, Map<String, AtomicLong>> outcomes) {
     while (storming.get()) {
       try {
-        HttpResponse<Void> r = http.send(HttpRequest.newBuilder(URI.create(base + "/v1/chat/completions")).timeout(Duration.ofSeconds(60))
-            .header("content-type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body)).build(),
-            HttpResponse.BodyHandlers.discarding());
-        count(outcomes, kind, Integer.toString(r.statusCode()));
+        HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create(base + "/v1/chat/completions")).timeout(Duration.ofSeconds(60))
+            .header("content-type", "application/json").POST(HttpRequest.BodyPublishers.ofString(bodies.get())).build(),
+            HttpResponse.BodyHandlers.ofString());
+        count(outcomes, kind, outcome(r));
       } catch (IOException e) {
         count(outcomes, kind, e.getClass().getSimpleName());
         sleep(100); // the node may be gone: do not spin
@@ -248,6 +346,25 @@ public final class StormBenchmark {
         return;
       }
     }
+  }
+
+  /**
+   * An answer as counted: its status, and for an error the {@code param} and the limit its message names (e.g.
+   * {@code 400 messages (template-max-iterations)}).
+   */
+  private static String outcome(HttpResponse<String> r) {
+    if (r.statusCode() == 200) return "200";
+    String param = "";
+    String limit = "";
+    try {
+      com.fasterxml.jackson.databind.JsonNode error = JSON.readTree(r.body()).path("error");
+      param = error.path("param").asText("");
+      java.util.regex.Matcher m = NAMED_LIMIT.matcher(error.path("message").asText(""));
+      if (m.find()) limit = m.group(1) != null ? m.group(1) : m.group(2);
+    } catch (IOException | RuntimeException e) {
+      limit = "body not JSON";
+    }
+    return r.statusCode() + (param.isEmpty() ? "" : " " + param) + (limit.isEmpty() ? "" : " (" + limit + ")");
   }
 
   /** Opens {@code n} connections that each send a request head promising a body that never comes. */
@@ -306,9 +423,25 @@ public final class StormBenchmark {
     return accepted;
   }
 
+  private static String uncheckedChatBody(String model, String content, int maxTokens) {
+    try {
+      return chatBody(model, content, maxTokens);
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+  }
+
   private static String chatBody(String model, String content, int maxTokens) throws IOException {
     ObjectNode body = JSON.createObjectNode().put("model", model).put("max_tokens", maxTokens);
     body.putArray("messages").addObject().put("role", "user").put("content", content);
+    return JSON.writeValueAsString(body);
+  }
+
+  /** A chat request of {@code contents} as alternating user and assistant messages, the first a user's. */
+  private static String conversationBody(String model, List<String> contents, int maxTokens) throws IOException {
+    ObjectNode body = JSON.createObjectNode().put("model", model).put("max_tokens", maxTokens);
+    com.fasterxml.jackson.databind.node.ArrayNode messages = body.putArray("messages");
+    for (int i = 0; i < contents.size(); i++) messages.addObject().put("role", i % 2 == 0 ? "user" : "assistant").put("content", contents.get(i));
     return JSON.writeValueAsString(body);
   }
 

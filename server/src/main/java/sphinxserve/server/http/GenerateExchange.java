@@ -29,7 +29,8 @@ import sphinxserve.server.telemetry.Telemetry;
 
 /**
  * One {@code /v1/chat/completions} or {@code /v1/completions} request: admission on the event loop (draining, tenant
- * limits), then on the worker executor — never on the two event loops that carry every connection's bytes — parsing
+ * limits), then on the preparing executor — never on the two event loops that carry every connection's bytes, nor on
+ * the worker executor that formats every stream's tokens — parsing
  * the body (up to the body limit, base64 images included) and {@link GenerateCalls#start} of each choice (validation,
  * template rendering, tokenising, image encoding); the output goes through one {@link HttpSink}. The same request
  * path, credentials, limits, draining and request log line as gRPC (protocol {@code http}).
@@ -38,9 +39,12 @@ final class GenerateExchange implements Exchange {
 
   private static final Logger LOG = LoggerFactory.getLogger(GenerateExchange.class);
 
-  /** What every generation exchange of the node shares. */
+  /**
+   * What every generation exchange of the node shares: {@code preparer} runs parsing and request preparation
+   * (CPU-bound, bounded: {@link OpenAiHttpServer#PREPARE_THREADS}), {@code executor} the sinks' formatting and writes.
+   */
   record Services(ModelSpec spec, OpenAiRequests.Limits limits, String modelName, TextTokenizer tokenizer, GenerateCalls calls, GenerationBackend backend, TenantLimiters limiters,
-      Telemetry telemetry, BooleanSupplier draining, InFlightCalls inFlight, Executor executor, Duration requestTimeout,
+      Telemetry telemetry, BooleanSupplier draining, InFlightCalls inFlight, Executor preparer, Executor executor, Duration requestTimeout,
       int maxUnsentTokens) {}
 
   /** Reads trace context from HTTP headers. */
@@ -117,7 +121,7 @@ final class GenerateExchange implements Exchange {
     } else {
       bodyHandedOff = true;
       try {
-        services.executor().execute(this::prepare);
+        services.preparer().execute(this::prepare);
       } catch (RejectedExecutionException e) { // the node is closing
         release();
         sink.fail(Status.UNAVAILABLE.withDescription("node is shutting down; retry on another node"));
@@ -125,7 +129,7 @@ final class GenerateExchange implements Exchange {
     }
   }
 
-  /** On the worker executor: parse, then start every choice. */
+  /** On the preparing executor: parse, then start every choice. */
   private void prepare() {
     if (sink.hasEnded()) { // the client left while the request waited for a worker
       release();

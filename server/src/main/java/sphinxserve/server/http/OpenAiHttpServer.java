@@ -26,6 +26,8 @@ import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.concurrent.Executor;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 import sphinxserve.api.ModelSpec;
@@ -60,8 +62,9 @@ import sphinxserve.server.telemetry.Telemetry;
  * request at a time in order, keeps reading so a client's close is seen at once, and runs the idle/read timeout
  * ({@code --http-idle-timeout}). Netty's {@code WriteBufferWaterMark} (32–64 KiB per connection) makes a channel
  * unwritable when its client falls behind, past a fixed kernel send buffer ({@link #SEND_BUFFER_BYTES}); {@link HttpSink} then stops writing, and ends a stream whose client
- * stopped reading. Parsing, template rendering, tokenising and JSON formatting run on the node's worker executor,
- * never on the engine thread or these two event loops.
+ * stopped reading. Parsing, template rendering and tokenising run on {@link #PREPARE_THREADS} platform threads of
+ * this server's own, JSON formatting and writes on the node's worker executor, never on the engine thread or these
+ * two event loops.
  */
 public final class OpenAiHttpServer implements AutoCloseable {
 
@@ -75,12 +78,24 @@ public final class OpenAiHttpServer implements AutoCloseable {
    */
   static final int SEND_BUFFER_BYTES = 64 * 1024;
 
+  /**
+   * Threads that parse, render and tokenise requests: half the cores, at least one. This work is CPU-bound and may
+   * take a whole render budget or a 16 MiB body's parse; on the node's virtual-thread executor it would hold its
+   * carrier threads (one per core, never preempted) while every stream's next tokens wait there to be formatted and
+   * sent. Here it is preempted like any thread and leaves the other cores to the engine and to the streams; a burst
+   * of heavy requests delays the start of new requests, not the tokens of running ones. Each connection has at most
+   * one request here at a time, so the connection cap bounds the queue.
+   */
+  static final int PREPARE_THREADS = Math.max(1, Runtime.getRuntime().availableProcessors() / 2);
+
   /** Longest request line (method, URL, version) accepted. */
   private static final int MAX_REQUEST_LINE = 4096;
 
   private final ModelSpec spec;
   private final String modelName;
   private final GenerateExchange.Services services;
+  private final ExecutorService preparers =
+      Executors.newFixedThreadPool(PREPARE_THREADS, Thread.ofPlatform().name("sphinx-http-prepare-", 0).daemon().factory());
   private final EventLoopGroup group = new NioEventLoopGroup(2, Thread.ofPlatform().name("sphinx-http-", 0).daemon().factory());
   private final Channel server;
 
@@ -88,17 +103,16 @@ public final class OpenAiHttpServer implements AutoCloseable {
    * Listens on {@code config.httpPort()} (loopback only for plaintext unless all interfaces were asked for, as gRPC).
    *
    * @param auth the credentials check, or null when the node does not authenticate
-   * @param executor the worker executor for parsing, request preparation and response formatting (the node's stream
-   *     executor, shared with gRPC): each connection has at most one request there at a time, so the connection cap
-   *     bounds its queue
+   * @param executor the worker executor for response formatting and writes (the node's stream executor, shared with
+   *     gRPC)
    */
   public OpenAiHttpServer(NodeConfig config, SslContext ssl, ModelSpec spec, String modelName, TextTokenizer tokenizer, GenerateCalls calls,
       GenerationBackend backend, Authenticator auth, TenantLimiters limiters, Telemetry telemetry, BooleanSupplier draining,
       InFlightCalls inFlight, Executor executor) {
     this.spec = spec;
     this.modelName = modelName;
-    this.services = new GenerateExchange.Services(spec, OpenAiRequests.Limits.of(config, calls.toolCallSyntax()), modelName, tokenizer, calls, backend, limiters, telemetry, draining, inFlight, executor,
-        config.httpRequestTimeout(), config.httpMaxUnsentTokens());
+    this.services = new GenerateExchange.Services(spec, OpenAiRequests.Limits.of(config, calls.toolCallSyntax()), modelName, tokenizer, calls, backend, limiters, telemetry, draining, inFlight, preparers,
+        executor, config.httpRequestTimeout(), config.httpMaxUnsentTokens());
     boolean everywhere = ssl != null || config.plaintext() == NodeConfig.Plaintext.ALL_INTERFACES;
     InetSocketAddress address = everywhere ? new InetSocketAddress(config.httpPort())
         : new InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), config.httpPort());
@@ -128,9 +142,11 @@ public final class OpenAiHttpServer implements AutoCloseable {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       group.shutdownGracefully(0, 0, TimeUnit.SECONDS);
+      preparers.shutdown();
       throw new IllegalStateException("interrupted while binding the HTTP port", e);
     } catch (Exception e) { // Netty rethrows the bind's IOException unchecked
       group.shutdownGracefully(0, 0, TimeUnit.SECONDS);
+      preparers.shutdown();
       throw new UncheckedIOException("cannot listen on HTTP port " + config.httpPort() + ": " + e.getMessage(),
           e instanceof IOException io ? io : new IOException(e));
     }
@@ -146,6 +162,7 @@ public final class OpenAiHttpServer implements AutoCloseable {
   public void close() {
     server.close().syncUninterruptibly();
     group.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
+    preparers.shutdown(); // a request still queued runs, finds its connection closed or the node draining, and ends
   }
 
   /** The exchange answering an admitted request. */
