@@ -9,7 +9,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.SplittableRandom;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -150,26 +149,11 @@ class ConstrainedOnnxTest {
 
   private static final int IMAGE_START = 5;
 
-  /** BOS, 4 text ids, the image span, then 3 + i text ids. */
   private int[] prompt(int i) {
-    SplittableRandom random = new SplittableRandom(i);
-    int imageTokens = spec.vision().tokensPerImage();
-    int[] prompt = new int[IMAGE_START + imageTokens + 3 + i];
-    prompt[0] = spec.specialTokens().bos();
-    for (int p = 1; p < prompt.length; p++) {
-      boolean isImage = p >= IMAGE_START && p < IMAGE_START + imageTokens;
-      prompt[p] = isImage ? spec.specialTokens().imagePlaceholder() : 5 + random.nextInt(spec.vocabSize() - 5);
-    }
-    return prompt;
+    return OnnxTestRequests.prompt(spec, i, IMAGE_START, 3 + i);
   }
 
-  /** Even-numbered requests carry an image (random embeddings). */
   private ImageEmbeddings image(int i) {
-    if (i % 2 == 1) return null;
-    int rows = spec.vision().tokensPerImage();
-    float[] data = new float[rows * spec.hiddenSize()];
-    SplittableRandom random = new SplittableRandom(1000 + i);
-    for (int k = 0; k < data.length; k++) data[k] = (float) random.nextGaussian();
-    return new ImageEmbeddings("image-" + i, rows, spec.hiddenSize(), data);
+    return OnnxTestRequests.image(spec, i);
   }
 }

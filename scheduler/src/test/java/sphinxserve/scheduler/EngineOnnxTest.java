@@ -8,7 +8,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.ArrayList;
 import java.util.List;
-import java.util.SplittableRandom;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import sphinxserve.api.EngineRequest;
@@ -175,27 +174,12 @@ class EngineOnnxTest {
 
   private static final int IMAGE_START = 20;
 
-  /** Prompt i: BOS, 19 text ids, the image span's placeholders, then 5 + 7i text ids. */
   private int[] prompt(int i) {
-    SplittableRandom random = new SplittableRandom(i);
-    int imageTokens = spec.vision().tokensPerImage();
-    int[] prompt = new int[IMAGE_START + imageTokens + 5 + 7 * i];
-    prompt[0] = spec.specialTokens().bos();
-    for (int p = 1; p < prompt.length; p++) {
-      boolean isImage = p >= IMAGE_START && p < IMAGE_START + imageTokens;
-      prompt[p] = isImage ? spec.specialTokens().imagePlaceholder() : 5 + random.nextInt(spec.vocabSize() - 5);
-    }
-    return prompt;
+    return OnnxTestRequests.prompt(spec, i, IMAGE_START, 5 + 7 * i);
   }
 
-  /** Even-numbered prompts carry an image (random embeddings, digest by number). */
   private ImageEmbeddings image(int i) {
-    if (i % 2 == 1) return null;
-    int rows = spec.vision().tokensPerImage();
-    float[] data = new float[rows * spec.hiddenSize()];
-    SplittableRandom random = new SplittableRandom(1000 + i);
-    for (int k = 0; k < data.length; k++) data[k] = (float) random.nextGaussian();
-    return new ImageEmbeddings("image-" + i, rows, spec.hiddenSize(), data);
+    return OnnxTestRequests.image(spec, i);
   }
 
   private byte[] tokenBytesOf(int id) {

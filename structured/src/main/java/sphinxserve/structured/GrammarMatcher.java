@@ -49,16 +49,6 @@ public final class GrammarMatcher implements TokenConstraint.Matcher {
     Arrays.fill(allowedBits, words, allowedBits.length, 0L);
   }
 
-  /** Whether {@code tokenId} may come next (EOS only where the output is complete). */
-  public boolean isAllowed(int tokenId) {
-    TokenVocabulary v = grammar.vocabulary();
-    MatchState s = current();
-    if (tokenId < 0 || tokenId >= v.size() || s == ENDED) return false;
-    if (v.isEos(tokenId)) return s.accepting;
-    byte[] bytes = v.bytesOf(tokenId);
-    return bytes.length > 0 && grammar.next(s, bytes) != MatchState.DEAD;
-  }
-
   @Override
   public boolean accept(int tokenId) {
     TokenVocabulary v = grammar.vocabulary();
