@@ -12,12 +12,13 @@ package sphinxserve.scheduler;
  *     decodes do not need to preempt right after an admission
  * @param samplingThreads threads that sample a step's rows (the engine thread included); the model's own
  *     threads are idle meanwhile, so one per core
- * @param maxItlMillis latency target, milliseconds, of a step that carries decodes: its prefill chunks are cut
- *     to what the measured step costs let fit ({@link StepCostModel}), so a storm of long prompts does not
- *     stretch the running streams' inter-token latency; 0 = off (only {@code maxNumBatchedTokens} bounds a step)
+ * @param itlTarget latency target of a step that carries decodes ({@link ItlTarget}): its prefill chunks are
+ *     cut to what the measured step costs let fit ({@link StepCostModel}), so a storm of long prompts does not
+ *     stretch the running streams' inter-token latency; {@link ItlTarget#OFF}: only {@code maxNumBatchedTokens}
+ *     bounds a step
  */
 public record EngineConfig(int maxNumSeqs, int maxNumBatchedTokens, int maxWaiting, double priorityAgingSeconds,
-    double admissionWatermark, int samplingThreads, int maxItlMillis) {
+    double admissionWatermark, int samplingThreads, ItlTarget itlTarget) {
 
   public EngineConfig {
     if (maxNumSeqs < 1) throw new IllegalArgumentException("maxNumSeqs must be >= 1");
@@ -26,43 +27,43 @@ public record EngineConfig(int maxNumSeqs, int maxNumBatchedTokens, int maxWaiti
     if (!(priorityAgingSeconds > 0)) throw new IllegalArgumentException("priorityAgingSeconds must be > 0");
     if (admissionWatermark < 0 || admissionWatermark >= 1) throw new IllegalArgumentException("admissionWatermark must be in [0, 1)");
     if (samplingThreads < 1) throw new IllegalArgumentException("samplingThreads must be >= 1");
-    if (maxItlMillis < 0) throw new IllegalArgumentException("maxItlMillis must be >= 0");
+    if (itlTarget == null) throw new IllegalArgumentException("itlTarget must be set (ItlTarget.OFF for none)");
   }
 
   /**
    * 64 sequences, 512 tokens per step, 256 waiting, +1 priority per 10 s waited, 1% watermark, a sampling thread
-   * per core. The budget bounds how long one step (hence every running decode) can take: on a 2-core CPU a
+   * per core, no latency target (the node's default is a relative one: {@code --max-itl-ms auto}). The budget bounds how long one step (hence every running decode) can take: on a 2-core CPU a
    * 512-token prefill chunk of the bench model costs about 0.35 s (docs/PERFORMANCE.md).
    */
   public static EngineConfig defaults() {
-    return new EngineConfig(64, 512, 256, 10.0, 0.01, Runtime.getRuntime().availableProcessors(), 0);
+    return new EngineConfig(64, 512, 256, 10.0, 0.01, Runtime.getRuntime().availableProcessors(), ItlTarget.OFF);
   }
 
   public EngineConfig withMaxNumSeqs(int value) {
-    return new EngineConfig(value, maxNumBatchedTokens, maxWaiting, priorityAgingSeconds, admissionWatermark, samplingThreads, maxItlMillis);
+    return new EngineConfig(value, maxNumBatchedTokens, maxWaiting, priorityAgingSeconds, admissionWatermark, samplingThreads, itlTarget);
   }
 
   public EngineConfig withMaxNumBatchedTokens(int value) {
-    return new EngineConfig(maxNumSeqs, value, maxWaiting, priorityAgingSeconds, admissionWatermark, samplingThreads, maxItlMillis);
+    return new EngineConfig(maxNumSeqs, value, maxWaiting, priorityAgingSeconds, admissionWatermark, samplingThreads, itlTarget);
   }
 
   public EngineConfig withMaxWaiting(int value) {
-    return new EngineConfig(maxNumSeqs, maxNumBatchedTokens, value, priorityAgingSeconds, admissionWatermark, samplingThreads, maxItlMillis);
+    return new EngineConfig(maxNumSeqs, maxNumBatchedTokens, value, priorityAgingSeconds, admissionWatermark, samplingThreads, itlTarget);
   }
 
   public EngineConfig withPriorityAgingSeconds(double value) {
-    return new EngineConfig(maxNumSeqs, maxNumBatchedTokens, maxWaiting, value, admissionWatermark, samplingThreads, maxItlMillis);
+    return new EngineConfig(maxNumSeqs, maxNumBatchedTokens, maxWaiting, value, admissionWatermark, samplingThreads, itlTarget);
   }
 
   public EngineConfig withSamplingThreads(int value) {
-    return new EngineConfig(maxNumSeqs, maxNumBatchedTokens, maxWaiting, priorityAgingSeconds, admissionWatermark, value, maxItlMillis);
+    return new EngineConfig(maxNumSeqs, maxNumBatchedTokens, maxWaiting, priorityAgingSeconds, admissionWatermark, value, itlTarget);
   }
 
   public EngineConfig withAdmissionWatermark(double value) {
-    return new EngineConfig(maxNumSeqs, maxNumBatchedTokens, maxWaiting, priorityAgingSeconds, value, samplingThreads, maxItlMillis);
+    return new EngineConfig(maxNumSeqs, maxNumBatchedTokens, maxWaiting, priorityAgingSeconds, value, samplingThreads, itlTarget);
   }
 
-  public EngineConfig withMaxItlMillis(int value) {
+  public EngineConfig withItlTarget(ItlTarget value) {
     return new EngineConfig(maxNumSeqs, maxNumBatchedTokens, maxWaiting, priorityAgingSeconds, admissionWatermark, samplingThreads, value);
   }
 }

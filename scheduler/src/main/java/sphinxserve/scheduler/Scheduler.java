@@ -6,7 +6,6 @@ import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.TimeUnit;
 import sphinxserve.api.FinishReason;
 import sphinxserve.api.ImageEmbeddings;
 import sphinxserve.api.SequenceStep;
@@ -29,7 +28,7 @@ import sphinxserve.kvcache.KvCacheManager;
  *       (possibly the requester itself): its blocks are freed, its computed count reset to 0, and it goes
  *       back to the waiting queue keeping its generated tokens and its arrival order (recompute preemption).
  *   <li><b>Then running prefills</b>: a chunk of what the budget and the free blocks allow. With a latency
- *       target ({@code maxItlMillis}) and decodes in the step, the prefill chunks also share what the target
+ *       target ({@link ItlTarget}) and decodes in the step, the prefill chunks also share what the target
  *       leaves after the decodes by the measured step costs ({@link StepCostModel}), at least a block, counted
  *       as the runtime computes them: chunks × the longest ({@link PrefillRoom}).
  *   <li><b>Then admissions</b> (only in steps without preemption): the waiting request of highest effective
@@ -151,9 +150,9 @@ final class Scheduler {
    * target leaves by the measured step costs.
    */
   private PrefillRoom prefillRoom(int numDecodes, int remaining) {
-    if (config.maxItlMillis() == 0 || numDecodes == 0 || remaining == 0) return PrefillRoom.ofTokens(remaining);
+    if (config.itlTarget() instanceof ItlTarget.Off || numDecodes == 0 || remaining == 0) return PrefillRoom.ofTokens(remaining);
     return PrefillRoom.ofTokensAndPadded(remaining,
-        costs.prefillBudget(TimeUnit.MILLISECONDS.toNanos(config.maxItlMillis()), kv.blockSize(), remaining));
+        costs.prefillBudget(config.itlTarget().nanos(costs.decodeStepNanos()), kv.blockSize(), remaining));
   }
 
   /** Records what a planned step took, from planning to its tokens delivered, for the latency target's budget. */

@@ -53,13 +53,15 @@ final class StepCostModel {
   /**
    * Prefill tokens a step that carries decodes may add and still take about {@code targetNanos}, less the recent
    * overshoot: between {@code floor} (prefills always progress, however tight the target) and {@code cap};
-   * {@link #PROBE_TOKENS} (within those) while the prefill cost is unknown.
+   * {@link #PROBE_TOKENS} (within those) while the prefill cost or the target (NaN: a relative target before a
+   * decode-only step was measured) is unknown.
    */
-  int prefillBudget(long targetNanos, int floor, int cap) {
-    if (Double.isNaN(prefillTokenNanos)) return Math.max(Math.min(floor, cap), Math.min(PROBE_TOKENS, cap));
+  int prefillBudget(double targetNanos, int floor, int cap) {
+    int least = Math.min(floor, cap);
+    if (Double.isNaN(prefillTokenNanos) || Double.isNaN(targetNanos)) return Math.max(least, Math.min(PROBE_TOKENS, cap));
     double decode = Double.isNaN(decodeStepNanos) ? 0 : decodeStepNanos;
     double fits = (targetNanos - decode - overshootNanos) / Math.max(prefillTokenNanos, 1.0);
-    return (int) Math.min(cap, Math.max(Math.min(floor, cap), fits));
+    return (int) Math.min(cap, Math.max(least, fits));
   }
 
   /** The current decode-only step estimate, nanoseconds; NaN before one was seen. */

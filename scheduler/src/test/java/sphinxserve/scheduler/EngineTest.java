@@ -83,7 +83,7 @@ class EngineTest {
 
   @Test
   void latencyTarget_cutsPrefillChunksBesideDecodesOnly() throws Exception {
-    engine(2048, EngineConfig.defaults().withMaxItlMillis(30));
+    engine(2048, EngineConfig.defaults().withItlTarget(ItlTarget.millis(30)));
     // Steps cost 2 ms plus 0.2 ms per prefill token, as a CPU's compute-bound prefill does.
     runtime.beforeStep(batch -> sleepMillis(2 + batch.stream().filter(s -> s.numTokens() > 1).mapToInt(SequenceStep::numTokens).sum() / 5));
     submit("alone", markedPrompt(1200, 60), 1, 0).await();
@@ -104,6 +104,22 @@ class EngineTest {
       }
     }
     for (int i = 0; i < 3; i++) engine.abort("short" + i);
+    assertAllBlocksReleased();
+  }
+
+  @Test
+  void relativeLatencyTarget_followsTheMeasuredDecodeStep() throws Exception {
+    engine(2048, EngineConfig.defaults().withItlTarget(ItlTarget.relative(1.5)));
+    // Decode steps cost 20 ms, prefill 0.2 ms a token: 1.5 × 20 ms leaves 10 ms, about 50 tokens, beside decodes.
+    runtime.beforeStep(batch -> sleepMillis(20 + batch.stream().filter(s -> s.numTokens() > 1).mapToInt(SequenceStep::numTokens).sum() / 5));
+    List<CollectingSink> decoders = new ArrayList<>();
+    for (int i = 0; i < 2; i++) decoders.add(submit("short" + i, prompt(6, i), 100_000, 0));
+    waitUntil(() -> decoders.stream().allMatch(s -> s.tokenArray().length > 8)); // decode-only steps measured
+    int before = runtime.batches().size();
+    submit("storm", markedPrompt(1200, 62), 1, 0).await();
+    int longest = longestChunkEndingIn(runtime.batches().subList(before, runtime.batches().size()), 62);
+    assertTrue(longest >= 16 && longest <= 110, "prefill chunk beside 20 ms decode steps under a 1.5x target: " + longest);
+    for (int i = 0; i < 2; i++) engine.abort("short" + i);
     assertAllBlocksReleased();
   }
 

@@ -1,6 +1,7 @@
 package sphinxserve.scheduler;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import org.junit.jupiter.api.Test;
@@ -29,6 +30,30 @@ class StepCostModelTest {
     assertEquals(180, costs.prefillBudget(100 * MS, 16, 512)); // (100 − 10) / 0.5
     assertEquals(16, costs.prefillBudget(5 * MS, 16, 512), "the floor when the decodes alone exceed the target");
     assertEquals(120, costs.prefillBudget(1000 * MS, 16, 120), "the cap when the target is loose");
+  }
+
+  @Test
+  void relativeTarget_leavesPrefillTheStretchOfTheDecodeStep() {
+    StepCostModel costs = new StepCostModel();
+    ItlTarget target = ItlTarget.relative(1.25);
+    costs.observe(0, 400, 200 * MS); // a prefill-only step: 0.5 ms per token, no decode step measured yet
+    assertEquals(StepCostModel.PROBE_TOKENS, costs.prefillBudget(target.nanos(costs.decodeStepNanos()), 16, 512),
+        "no decode step measured: no target known yet, so a probe");
+    costs.observe(1, 0, 40 * MS);
+    // 1.25 × 40 ms leaves 10 ms beside the decodes: 20 tokens at 0.5 ms.
+    assertEquals(20, costs.prefillBudget(target.nanos(costs.decodeStepNanos()), 16, 512));
+    costs.observe(2, 0, 40 * MS + 2 * (120 * MS - 40 * MS)); // the batch grew: the decode step average follows
+    assertTrue(costs.prefillBudget(target.nanos(costs.decodeStepNanos()), 16, 512) > 20, "a longer step leaves more room");
+  }
+
+  @Test
+  void itlTargets_refuseNonsense() {
+    assertEquals(Double.POSITIVE_INFINITY, ItlTarget.OFF.nanos(10 * MS));
+    assertEquals(30 * MS, ItlTarget.millis(30).nanos(Double.NaN), 1);
+    assertTrue(Double.isNaN(ItlTarget.relative(1.5).nanos(Double.NaN)));
+    assertThrows(IllegalArgumentException.class, () -> ItlTarget.millis(0));
+    assertThrows(IllegalArgumentException.class, () -> ItlTarget.relative(1.0));
+    assertThrows(IllegalArgumentException.class, () -> ItlTarget.relative(Double.NaN));
   }
 
   @Test

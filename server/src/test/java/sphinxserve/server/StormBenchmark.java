@@ -54,7 +54,8 @@ import sphinxserve.server.config.NodeConfig;
  * greedy stream measured idle and then while the worst requests one can write hit the same node, and the node's
  * resident memory throughout. Not part of the test run; {@code bin/bench-storm [--random-model | --model DIR | --bundle DIR
  * [--preset bench]] [--seconds 60] [--heap 2g] [--kv-blocks 1024] [--bombs 4] [--bodies 4] [--prompts 4] [--half-open 500]
- * [--tokens 64] [--max-rss 8g] [--node-flag --name=value]...}; results in docs/OPERATIONS.md.
+ * [--tokens 64] [--max-rss 8g] [--attacker-nice 19] [--node-flag --name=value]...}; results in docs/OPERATIONS.md. The
+ * attackers run in a process of their own ({@link Attackers}) at nice 19 unless {@code --attacker-nice} says otherwise.
  *
  * <p>What the node serves: a Hugging Face LLaMA folder ({@code --model DIR}, passed to the node as its own flag, so
  * its Jinja chat template renders every prompt in the template sandbox), {@code --random-model} (such a folder of
@@ -108,7 +109,7 @@ public final class StormBenchmark {
   /** The bench's settings; {@code model} null: the node serves {@code bundle}. */
   private record Settings(Path bundle, Path model, int seconds, String heap, int kvBlocks, int bombs, int bodies, int prompts,
       int halfOpen, int tokens, long maxRssBytes, int maxBodyBytes, int maxPromptChars, List<String> nodeFlags,
-      List<String> jvmFlags) {}
+      List<String> jvmFlags, int attackerNice) {}
 
   public static void main(String[] args) throws Exception {
     Path bundleDir = Path.of(".bench/bundles/bench");
@@ -126,6 +127,7 @@ public final class StormBenchmark {
     int halfOpen = 500;
     int tokens = 64;
     long maxRss = 8L << 30;
+    int attackerNice = 19;
     for (int i = 0; i < args.length; i++) {
       switch (args[i]) {
         case "--bundle" -> bundleDir = Path.of(args[++i]);
@@ -143,6 +145,7 @@ public final class StormBenchmark {
         case "--half-open" -> halfOpen = Integer.parseInt(args[++i]);
         case "--tokens" -> tokens = Integer.parseInt(args[++i]);
         case "--max-rss" -> maxRss = bytes(args[++i]);
+        case "--attacker-nice" -> attackerNice = Integer.parseInt(args[++i]); // 0: the attackers compete with the node as equals
         default -> throw new IllegalArgumentException("unknown argument " + args[i]);
       }
     }
@@ -154,7 +157,7 @@ public final class StormBenchmark {
       BundleBuilder.build(preset, 1, bundleDir);
     }
     Settings settings = new Settings(bundleDir, model, seconds, heap, kvBlocks, bombs, bodies, prompts, halfOpen, tokens, maxRss,
-        16 << 20, 65536, List.copyOf(nodeFlags), List.copyOf(jvmFlags));
+        16 << 20, 65536, List.copyOf(nodeFlags), List.copyOf(jvmFlags), attackerNice);
     run(settings);
   }
 
@@ -242,21 +245,15 @@ public final class StormBenchmark {
           KvPoolSizing.bytes(idleRss), percentile(idle, 50), percentile(idle, 99), idle.size());
 
       rss.resetPeak();
-      AtomicBoolean storming = new AtomicBoolean(true);
       Map<String, Map<String, AtomicLong>> outcomes = new ConcurrentHashMap<>();
-      List<Socket> halfOpen = new CopyOnWriteArrayList<>();
-      ExecutorService attackers = Executors.newVirtualThreadPerTaskExecutor();
-      String bomb = chatBody(modelName, TEMPLATE_BOMB, 8);
-      String budgetBomb = conversationBody(modelName, List.of("Hello.", "Hello! How can I help?", TEMPLATE_BOMB), 8);
-      String maxBody = maxSizeBody(modelName, s.maxBodyBytes());
-      AtomicLong promptSeed = new AtomicLong(1000);
-      // Each maximum prompt its own text: a repeated one would be a prefix-cache hit and cost no prefill.
-      java.util.function.Supplier<String> maxPrompt = () -> uncheckedChatBody(modelName, words(promptChars, promptSeed.incrementAndGet()), 1);
-      for (int i = 0; i < s.bombs(); i++) attackers.submit(() -> attack(http, base, () -> bomb, "template bombs", storming, outcomes));
-      for (int i = 0; i < s.bombs(); i++) attackers.submit(() -> attack(http, base, () -> budgetBomb, "budget bombs", storming, outcomes));
-      for (int i = 0; i < s.bodies(); i++) attackers.submit(() -> attack(http, base, () -> maxBody, "maximum bodies", storming, outcomes));
-      for (int i = 0; i < s.prompts(); i++) attackers.submit(() -> attack(http, base, maxPrompt, "maximum prompts", storming, outcomes));
-      attackers.submit(() -> openHalfOpen(httpPort, s.halfOpen(), halfOpen, outcomes));
+      Path attackLog = Path.of("target/storm-attackers.log").toAbsolutePath();
+      List<String> attack = new ArrayList<>();
+      if (s.attackerNice() > 0) attack.addAll(List.of("nice", "-n", Integer.toString(s.attackerNice())));
+      attack.addAll(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx1g", "-cp",
+          System.getProperty("java.class.path"), Attackers.class.getName(), base, Integer.toString(httpPort), modelName,
+          Integer.toString(s.seconds()), Integer.toString(s.bombs()), Integer.toString(s.bodies()), Integer.toString(s.prompts()),
+          Integer.toString(promptChars), Integer.toString(s.halfOpen()), Integer.toString(s.maxBodyBytes())));
+      Process attackers = new ProcessBuilder(attack).redirectError(attackLog.toFile()).start();
       long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(s.seconds());
       List<Double> storm = new ArrayList<>();
       int streams = 0;
@@ -270,15 +267,17 @@ public final class StormBenchmark {
           if (!node.isAlive()) break;
         }
       }
-      storming.set(false);
-      int stillOpen = 0;
-      for (Socket socket : halfOpen) if (isOpen(socket)) stillOpen++;
-      for (Socket socket : halfOpen) socket.close();
-      attackers.shutdown();
-      attackers.awaitTermination(2, TimeUnit.MINUTES);
+      // The attackers stop at the same deadline, count the half-open connections the node still holds, and report.
+      String report = new String(attackers.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+      if (!attackers.waitFor(3, TimeUnit.MINUTES)) attackers.destroyForcibly();
+      com.fasterxml.jackson.databind.JsonNode reported = JSON.readTree(report.isBlank() ? "{}" : report);
+      reported.path("outcomes").properties().forEach(kind -> kind.getValue().properties().forEach(
+          o -> outcomes.computeIfAbsent(kind.getKey(), k -> new ConcurrentHashMap<>()).put(o.getKey(), new AtomicLong(o.getValue().asLong()))));
+      int stillOpen = reported.path("stillOpen").asInt(-1);
+      if (reported.isEmpty()) System.out.println("  the attackers reported nothing (exit " + attackers.exitValue() + "); see " + attackLog);
       long peak = rss.peak();
       System.out.printf(Locale.ROOT, "storm: %d s of %d template bombs, %<d budget bombs, %d maximum bodies (%s), %d maximum prompts (%,d chars), %d half-open connections%n",
-          s.seconds(), s.bombs(), s.bodies(), KvPoolSizing.bytes(maxBody.length()), s.prompts(), promptChars, s.halfOpen());
+          s.seconds(), s.bombs(), s.bodies(), KvPoolSizing.bytes(s.maxBodyBytes()), s.prompts(), promptChars, s.halfOpen());
       if (!node.isAlive()) {
         System.out.println("  the node DIED during the storm (exit " + node.exitValue() + (rss.killed() ? ", killed by the watchdog at VmRSS "
             + KvPoolSizing.bytes(rss.peak()) + " > --max-rss" : "") + "); see " + log);
@@ -290,7 +289,8 @@ public final class StormBenchmark {
         System.out.printf(Locale.ROOT, "  ordinary stream ITL p50 %.1f ms, p99 %.1f ms (%d gaps, %d streams): p99 %.2f× idle (target ≤ 1.5×)%n",
             percentile(storm, 50), percentile(storm, 99), storm.size(), streams, percentile(storm, 99) / percentile(idle, 99));
       }
-      System.out.printf(Locale.ROOT, "  half-open connections the node still held at the end: %d of %d%n", stillOpen, halfOpen.size());
+      System.out.printf(Locale.ROOT, "  half-open connections the node still held at the end: %d of %d; attackers at nice %d%n", stillOpen,
+          reported.path("halfOpen").asInt(0), s.attackerNice());
       for (Map.Entry<String, Map<String, AtomicLong>> e : new TreeMap<>(outcomes).entrySet()) {
         System.out.println("  " + e.getKey() + ": " + new TreeMap<>(e.getValue()));
       }
@@ -300,6 +300,56 @@ public final class StormBenchmark {
       node.destroy();
       if (!node.waitFor(30, TimeUnit.SECONDS)) node.destroyForcibly();
       Runtime.getRuntime().removeShutdownHook(killer);
+    }
+  }
+
+  /**
+   * The attackers, a process of their own started at a low CPU priority ({@code --attacker-nice}, 19 by default),
+   * so that on a machine with few cores they take what the node leaves rather than the node's cores: as attackers
+   * on other hosts would. Arguments: base URL, HTTP port, model name, seconds, bombs, bodies, prompts, prompt
+   * characters, half-open connections, body bytes. Prints one JSON object: {@code outcomes} (kind → answer → count),
+   * {@code halfOpen} (opened), {@code stillOpen} (held by the node at the end).
+   */
+  static final class Attackers {
+    public static void main(String[] args) throws Exception {
+      String base = args[0];
+      int httpPort = Integer.parseInt(args[1]);
+      String modelName = args[2];
+      int seconds = Integer.parseInt(args[3]);
+      int bombs = Integer.parseInt(args[4]);
+      int bodies = Integer.parseInt(args[5]);
+      int prompts = Integer.parseInt(args[6]);
+      int promptChars = Integer.parseInt(args[7]);
+      int halfOpenCount = Integer.parseInt(args[8]);
+      int maxBodyBytes = Integer.parseInt(args[9]);
+      HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(Duration.ofSeconds(10)).build();
+      AtomicBoolean storming = new AtomicBoolean(true);
+      Map<String, Map<String, AtomicLong>> outcomes = new ConcurrentHashMap<>();
+      List<Socket> halfOpen = new CopyOnWriteArrayList<>();
+      ExecutorService attackers = Executors.newVirtualThreadPerTaskExecutor();
+      String bomb = chatBody(modelName, TEMPLATE_BOMB, 8);
+      String budgetBomb = conversationBody(modelName, List.of("Hello.", "Hello! How can I help?", TEMPLATE_BOMB), 8);
+      String maxBody = maxSizeBody(modelName, maxBodyBytes);
+      AtomicLong promptSeed = new AtomicLong(1000);
+      // Each maximum prompt its own text: a repeated one would be a prefix-cache hit and cost no prefill.
+      java.util.function.Supplier<String> maxPrompt = () -> uncheckedChatBody(modelName, words(promptChars, promptSeed.incrementAndGet()), 1);
+      for (int i = 0; i < bombs; i++) attackers.submit(() -> attack(http, base, () -> bomb, "template bombs", storming, outcomes));
+      for (int i = 0; i < bombs; i++) attackers.submit(() -> attack(http, base, () -> budgetBomb, "budget bombs", storming, outcomes));
+      for (int i = 0; i < bodies; i++) attackers.submit(() -> attack(http, base, () -> maxBody, "maximum bodies", storming, outcomes));
+      for (int i = 0; i < prompts; i++) attackers.submit(() -> attack(http, base, maxPrompt, "maximum prompts", storming, outcomes));
+      attackers.submit(() -> openHalfOpen(httpPort, halfOpenCount, halfOpen, outcomes));
+      Thread.sleep(TimeUnit.SECONDS.toMillis(seconds));
+      storming.set(false);
+      int stillOpen = 0;
+      for (Socket socket : halfOpen) if (isOpen(socket)) stillOpen++;
+      for (Socket socket : halfOpen) socket.close();
+      attackers.shutdown();
+      attackers.awaitTermination(2, TimeUnit.MINUTES);
+      ObjectNode report = JSON.createObjectNode().put("halfOpen", halfOpen.size()).put("stillOpen", stillOpen);
+      ObjectNode kinds = report.putObject("outcomes");
+      outcomes.forEach((kind, counts) -> counts.forEach((o, n) -> kinds.with(kind).put(o, n.get())));
+      System.out.println(JSON.writeValueAsString(report));
+      System.exit(0);
     }
   }
 

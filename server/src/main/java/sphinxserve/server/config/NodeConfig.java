@@ -16,6 +16,7 @@ import sphinxserve.runtime.chat.ChatTemplateLimits;
 import sphinxserve.runtime.chat.ToolCallFormat;
 import sphinxserve.runtime.engine.RuntimeOptions;
 import sphinxserve.scheduler.EngineConfig;
+import sphinxserve.scheduler.ItlTarget;
 import sphinxserve.server.image.ImageCacheConfig;
 import sphinxserve.server.image.ImageLimits;
 
@@ -66,8 +67,8 @@ import sphinxserve.server.image.ImageLimits;
  * @param kvCacheMemory the KV pool's memory budget when {@code kvBlocks} is 0 (see {@link KvPoolSizing})
  * @param kvBlockSize tokens per KV-cache block (a power of two, at most 256)
  * @param maxBatchedTokens the engine's token budget per step (decodes plus prefill chunks)
- * @param maxItlMillis latency target of a step that carries decodes, milliseconds: prefill chunks beside them
- *     are cut to what it leaves by the measured step costs; 0 = off
+ * @param itlTarget latency target of a step that carries decodes: prefill chunks beside them are cut to what it
+ *     leaves by the measured step costs
  * @param maxWaitingRequests most requests queued in the scheduler; more get RESOURCE_EXHAUSTED
  * @param maxRunningRequests most requests decoding at once
  * @param priorityAgingSeconds a waiting request gains one priority level per this many seconds
@@ -135,7 +136,7 @@ public record NodeConfig(
     KvCacheMemory kvCacheMemory,
     int kvBlockSize,
     int maxBatchedTokens,
-    int maxItlMillis,
+    ItlTarget itlTarget,
     int maxWaitingRequests,
     int maxRunningRequests,
     double priorityAgingSeconds,
@@ -190,6 +191,8 @@ public record NodeConfig(
 
   /** The option naming the configuration file (a flag or {@code SPHINX_CONFIG}; not valid inside the file). */
   static final String CONFIG = "config";
+  /** {@code --max-itl-ms auto}: a step beside prefills may take this multiple of a decode-only step. */
+  static final double AUTO_ITL_STRETCH = 1.25;
 
   /** Largest KV block size accepted (tokens). */
   private static final int MAX_KV_BLOCK_SIZE = 256;
@@ -244,7 +247,7 @@ public record NodeConfig(
       {"kv-blocks", "auto", "KV-cache blocks; auto = as many as --kv-cache-memory holds; a number overrides --kv-cache-memory"},
       {"kv-block-size", "16", "tokens per KV-cache block: a power of two, 1..256"},
       {"max-batched-tokens", "512", "the engine's token budget per step (decodes + prefill chunks)"},
-      {"max-itl-ms", "0", "latency target (ms) of a step that carries decodes: prefill chunks beside them are cut to fit it by the measured step costs (Sarathi-Serve); 0 = off"},
+      {"max-itl-ms", "auto", "latency target of a step that carries decodes: prefill chunks beside them are cut to fit it by the measured step costs (Sarathi-Serve); milliseconds, a multiple of the measured decode-only step (1.5x), auto (= " + AUTO_ITL_STRETCH + "x: prompts stretch running streams' inter-token latency by at most about that) or off"},
       {"max-waiting-requests", "256", "most requests queued for the engine; more get RESOURCE_EXHAUSTED"},
       {"max-running-requests", "64", "most requests decoding at once"},
       {"priority-aging-seconds", "10", "a waiting request gains one priority level per this many seconds"},
@@ -389,7 +392,7 @@ public record NodeConfig(
         .withMaxNumSeqs(maxRunningRequests)
         .withMaxWaiting(maxWaitingRequests)
         .withMaxNumBatchedTokens(maxBatchedTokens)
-        .withMaxItlMillis(maxItlMillis)
+        .withItlTarget(itlTarget)
         .withPriorityAgingSeconds(priorityAgingSeconds);
   }
 
@@ -470,7 +473,7 @@ public record NodeConfig(
           kvCacheMemory(),
           kvBlockSize,
           intIn("max-batched-tokens", 1, Integer.MAX_VALUE),
-          intIn("max-itl-ms", 0, 60_000),
+          itlTarget(),
           intIn("max-waiting-requests", 1, Integer.MAX_VALUE),
           intIn("max-running-requests", 1, Integer.MAX_VALUE),
           positiveDouble("priority-aging-seconds"),
@@ -541,6 +544,22 @@ public record NodeConfig(
         return 4L * intIn("max-prompt-chars", 1, Integer.MAX_VALUE);
       }
       return intIn("max-rendered-prompt-chars", 1, Integer.MAX_VALUE);
+    }
+
+    /** {@code --max-itl-ms}: milliseconds, {@code <stretch>x}, auto ({@link #AUTO_ITL_STRETCH}x) or off (0). */
+    private ItlTarget itlTarget() {
+      String v = text("max-itl-ms").toLowerCase(Locale.ROOT);
+      String expected = "must be auto, off, milliseconds in 1..60000, or a multiple of the decode step in (1, 100] such as 1.5x";
+      if (v.equals("auto")) return ItlTarget.relative(AUTO_ITL_STRETCH);
+      if (v.equals("off") || v.equals("0")) return ItlTarget.OFF;
+      try {
+        if (v.endsWith("x")) return ItlTarget.relative(Double.parseDouble(v.substring(0, v.length() - 1)));
+        int millis = Integer.parseInt(v);
+        if (millis <= 60_000) return ItlTarget.millis(millis);
+      } catch (IllegalArgumentException e) { // NumberFormatException included: not a number, or out of range
+        // refused below
+      }
+      throw fail("max-itl-ms", expected);
     }
 
     /** {@code --tool-call-format}: null for auto; vLLM's parser names (llama3_json) are accepted too. */
