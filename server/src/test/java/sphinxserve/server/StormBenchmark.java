@@ -53,7 +53,7 @@ import sphinxserve.server.config.NodeConfig;
  * The worst-request storm (issue 26, "Bounded memory per request"): a node in a process of its own, an ordinary
  * greedy stream measured idle and then while the worst requests one can write hit the same node, and the node's
  * resident memory throughout. Not part of the test run; {@code bin/bench-storm [--random-model | --model DIR | --bundle DIR
- * [--preset bench]] [--seconds 60] [--heap 2g] [--kv-blocks 1024] [--bombs 4] [--bodies 4] [--prompts 4] [--half-open 500]
+ * [--preset bench]] [--seconds 60] [--heap 2g] [--kv-blocks 1024] [--bombs 4] [--budget-bombs N] [--bodies 4] [--prompts 4] [--half-open 500]
  * [--tokens 64] [--max-rss 8g] [--attacker-nice 19] [--node-flag --name=value]...}; results in docs/OPERATIONS.md. The
  * attackers run in a process of their own ({@link Attackers}) at nice 19 unless {@code --attacker-nice} says otherwise.
  *
@@ -107,7 +107,7 @@ public final class StormBenchmark {
   private StormBenchmark() {}
 
   /** The bench's settings; {@code model} null: the node serves {@code bundle}. */
-  private record Settings(Path bundle, Path model, int seconds, String heap, int kvBlocks, int bombs, int bodies, int prompts,
+  private record Settings(Path bundle, Path model, int seconds, String heap, int kvBlocks, int bombs, int budgetBombs, int bodies, int prompts,
       int halfOpen, int tokens, long maxRssBytes, int maxBodyBytes, int maxPromptChars, List<String> nodeFlags,
       List<String> jvmFlags, int attackerNice) {}
 
@@ -122,6 +122,7 @@ public final class StormBenchmark {
     String heap = "2g";
     int kvBlocks = 1024;
     int bombs = 4;
+    int budgetBombs = -1; // as many as --bombs unless given
     int bodies = 4;
     int prompts = 4;
     int halfOpen = 500;
@@ -140,6 +141,7 @@ public final class StormBenchmark {
         case "--heap" -> heap = args[++i];
         case "--kv-blocks" -> kvBlocks = Integer.parseInt(args[++i]);
         case "--bombs" -> bombs = Integer.parseInt(args[++i]);
+        case "--budget-bombs" -> budgetBombs = Integer.parseInt(args[++i]);
         case "--bodies" -> bodies = Integer.parseInt(args[++i]);
         case "--prompts" -> prompts = Integer.parseInt(args[++i]);
         case "--half-open" -> halfOpen = Integer.parseInt(args[++i]);
@@ -156,7 +158,7 @@ public final class StormBenchmark {
       System.out.println("building the " + preset.name().toLowerCase(Locale.ROOT) + " bundle into " + bundleDir + " ...");
       BundleBuilder.build(preset, 1, bundleDir);
     }
-    Settings settings = new Settings(bundleDir, model, seconds, heap, kvBlocks, bombs, bodies, prompts, halfOpen, tokens, maxRss,
+    Settings settings = new Settings(bundleDir, model, seconds, heap, kvBlocks, bombs, budgetBombs < 0 ? bombs : budgetBombs, bodies, prompts, halfOpen, tokens, maxRss,
         16 << 20, 65536, List.copyOf(nodeFlags), List.copyOf(jvmFlags), attackerNice);
     run(settings);
   }
@@ -240,9 +242,10 @@ public final class StormBenchmark {
       int promptChars = s.prompts() == 0 ? 0 : longestAcceptedPrompt(http, base, modelName, s.maxPromptChars());
       long idleRss = rss.current();
       List<Double> idle = new ArrayList<>();
-      for (int i = 0; i < 3; i++) idle.addAll(gaps(stub, s.tokens(), 100 + i));
-      System.out.printf(Locale.ROOT, "idle:  VmRSS %s; ordinary stream ITL p50 %.1f ms, p99 %.1f ms (%d gaps)%n",
-          KvPoolSizing.bytes(idleRss), percentile(idle, 50), percentile(idle, 99), idle.size());
+      for (int i = 0; i < 16; i++) idle.addAll(gaps(stub, s.tokens(), 100 + i)); // ~1,000 gaps: a p99 of a few is noise
+      System.out.printf(Locale.ROOT, "idle:  VmRSS %s; ordinary stream ITL p50 %.1f ms, p99 %.1f ms (%d gaps; p90 %.1f, p95 %.1f, max %.1f)%n",
+          KvPoolSizing.bytes(idleRss), percentile(idle, 50), percentile(idle, 99), idle.size(), percentile(idle, 90), percentile(idle, 95),
+          percentile(idle, 100));
 
       rss.resetPeak();
       Map<String, Map<String, AtomicLong>> outcomes = new ConcurrentHashMap<>();
@@ -251,7 +254,7 @@ public final class StormBenchmark {
       if (s.attackerNice() > 0) attack.addAll(List.of("nice", "-n", Integer.toString(s.attackerNice())));
       attack.addAll(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx1g", "-cp",
           System.getProperty("java.class.path"), Attackers.class.getName(), base, Integer.toString(httpPort), modelName,
-          Integer.toString(s.seconds()), Integer.toString(s.bombs()), Integer.toString(s.bodies()), Integer.toString(s.prompts()),
+          Integer.toString(s.seconds()), Integer.toString(s.bombs()), Integer.toString(s.budgetBombs()), Integer.toString(s.bodies()), Integer.toString(s.prompts()),
           Integer.toString(promptChars), Integer.toString(s.halfOpen()), Integer.toString(s.maxBodyBytes())));
       Process attackers = new ProcessBuilder(attack).redirectError(attackLog.toFile()).start();
       long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(s.seconds());
@@ -276,8 +279,8 @@ public final class StormBenchmark {
       int stillOpen = reported.path("stillOpen").asInt(-1);
       if (reported.isEmpty()) System.out.println("  the attackers reported nothing (exit " + attackers.exitValue() + "); see " + attackLog);
       long peak = rss.peak();
-      System.out.printf(Locale.ROOT, "storm: %d s of %d template bombs, %<d budget bombs, %d maximum bodies (%s), %d maximum prompts (%,d chars), %d half-open connections%n",
-          s.seconds(), s.bombs(), s.bodies(), KvPoolSizing.bytes(s.maxBodyBytes()), s.prompts(), promptChars, s.halfOpen());
+      System.out.printf(Locale.ROOT, "storm: %d s of %d template bombs, %d budget bombs, %d maximum bodies (%s), %d maximum prompts (%,d chars), %d half-open connections%n",
+          s.seconds(), s.bombs(), s.budgetBombs(), s.bodies(), KvPoolSizing.bytes(s.maxBodyBytes()), s.prompts(), promptChars, s.halfOpen());
       if (!node.isAlive()) {
         System.out.println("  the node DIED during the storm (exit " + node.exitValue() + (rss.killed() ? ", killed by the watchdog at VmRSS "
             + KvPoolSizing.bytes(rss.peak()) + " > --max-rss" : "") + "); see " + log);
@@ -286,8 +289,9 @@ public final class StormBenchmark {
           KvPoolSizing.bytes(peak), KvPoolSizing.bytes(rss.highWaterMark()), KvPoolSizing.bytes(heapMax + kvBytes + model.totalBytes()),
           KvPoolSizing.bytes(peak - heapMax - kvBytes - model.totalBytes()));
       if (!storm.isEmpty()) {
-        System.out.printf(Locale.ROOT, "  ordinary stream ITL p50 %.1f ms, p99 %.1f ms (%d gaps, %d streams): p99 %.2f× idle (target ≤ 1.5×)%n",
-            percentile(storm, 50), percentile(storm, 99), storm.size(), streams, percentile(storm, 99) / percentile(idle, 99));
+        System.out.printf(Locale.ROOT, "  ordinary stream ITL p50 %.1f ms, p99 %.1f ms (%d gaps, %d streams; p90 %.1f, p95 %.1f, max %.1f): p99 %.2f× idle (target ≤ 1.5×)%n",
+            percentile(storm, 50), percentile(storm, 99), storm.size(), streams, percentile(storm, 90), percentile(storm, 95),
+            percentile(storm, 100), percentile(storm, 99) / percentile(idle, 99));
       }
       System.out.printf(Locale.ROOT, "  half-open connections the node still held at the end: %d of %d; attackers at nice %d%n", stillOpen,
           reported.path("halfOpen").asInt(0), s.attackerNice());
@@ -306,7 +310,7 @@ public final class StormBenchmark {
   /**
    * The attackers, a process of their own started at a low CPU priority ({@code --attacker-nice}, 19 by default),
    * so that on a machine with few cores they take what the node leaves rather than the node's cores: as attackers
-   * on other hosts would. Arguments: base URL, HTTP port, model name, seconds, bombs, bodies, prompts, prompt
+   * on other hosts would. Arguments: base URL, HTTP port, model name, seconds, bombs, budget bombs, bodies, prompts, prompt
    * characters, half-open connections, body bytes. Prints one JSON object: {@code outcomes} (kind → answer → count),
    * {@code halfOpen} (opened), {@code stillOpen} (held by the node at the end).
    */
@@ -317,11 +321,12 @@ public final class StormBenchmark {
       String modelName = args[2];
       int seconds = Integer.parseInt(args[3]);
       int bombs = Integer.parseInt(args[4]);
-      int bodies = Integer.parseInt(args[5]);
-      int prompts = Integer.parseInt(args[6]);
-      int promptChars = Integer.parseInt(args[7]);
-      int halfOpenCount = Integer.parseInt(args[8]);
-      int maxBodyBytes = Integer.parseInt(args[9]);
+      int budgetBombs = Integer.parseInt(args[5]);
+      int bodies = Integer.parseInt(args[6]);
+      int prompts = Integer.parseInt(args[7]);
+      int promptChars = Integer.parseInt(args[8]);
+      int halfOpenCount = Integer.parseInt(args[9]);
+      int maxBodyBytes = Integer.parseInt(args[10]);
       HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(Duration.ofSeconds(10)).build();
       AtomicBoolean storming = new AtomicBoolean(true);
       Map<String, Map<String, AtomicLong>> outcomes = new ConcurrentHashMap<>();
@@ -334,7 +339,7 @@ public final class StormBenchmark {
       // Each maximum prompt its own text: a repeated one would be a prefix-cache hit and cost no prefill.
       java.util.function.Supplier<String> maxPrompt = () -> uncheckedChatBody(modelName, words(promptChars, promptSeed.incrementAndGet()), 1);
       for (int i = 0; i < bombs; i++) attackers.submit(() -> attack(http, base, () -> bomb, "template bombs", storming, outcomes));
-      for (int i = 0; i < bombs; i++) attackers.submit(() -> attack(http, base, () -> budgetBomb, "budget bombs", storming, outcomes));
+      for (int i = 0; i < budgetBombs; i++) attackers.submit(() -> attack(http, base, () -> budgetBomb, "budget bombs", storming, outcomes));
       for (int i = 0; i < bodies; i++) attackers.submit(() -> attack(http, base, () -> maxBody, "maximum bodies", storming, outcomes));
       for (int i = 0; i < prompts; i++) attackers.submit(() -> attack(http, base, maxPrompt, "maximum prompts", storming, outcomes));
       attackers.submit(() -> openHalfOpen(httpPort, halfOpenCount, halfOpen, outcomes));

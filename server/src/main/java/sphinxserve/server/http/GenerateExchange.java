@@ -3,7 +3,6 @@ package sphinxserve.server.http;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.grpc.Status;
-import io.netty.buffer.ByteBufInputStream;
 import io.netty.channel.Channel;
 import io.netty.handler.codec.http.FullHttpRequest;
 import io.netty.handler.codec.http.HttpHeaders;
@@ -137,7 +136,8 @@ final class GenerateExchange implements Exchange {
     }
     OpenAiRequests.Parsed parsed;
     try {
-      JsonNode body = OpenAiResponses.JSON.readTree(new ByteBufInputStream(request.content()));
+      JsonNode body = BoundedJsonBody.read(OpenAiResponses.JSON, request.content(), services.limits().maxPromptChars(),
+          services.limits().maxImageBytes());
       if (body == null || !body.isObject()) throw RequestException.invalid("body", "must be a JSON object");
       String model = body.path("model").asText("");
       if (!model.isEmpty() && !model.equals(services.modelName())) {

@@ -84,14 +84,18 @@ final class OpenAiRequests {
    *
    * @param maxChoices most choices per request ({@code n} times the prompts)
    * @param maxPromptChars most characters of a completion's prompt text, over all its prompts
+   * @param maxImageBytes most encoded bytes of one image ({@code --max-image-bytes}): bounds an image data URL's length
    * @param toolCallSyntax how the model writes tool calls ({@code GenerateCalls.toolCallSyntax()}); null when it makes
    *     none the node parses
    */
-  record Limits(int maxChoices, int maxPromptChars, ToolCallStream.Syntax toolCallSyntax) {
+  record Limits(int maxChoices, int maxPromptChars, int maxImageBytes, ToolCallStream.Syntax toolCallSyntax) {
 
-    /** The limits {@code config} sets ({@code --max-choices}, {@code --max-prompt-chars}) for a model writing calls so. */
+    /**
+     * The limits {@code config} sets ({@code --max-choices}, {@code --max-prompt-chars}, {@code --max-image-bytes})
+     * for a model writing calls so.
+     */
     static Limits of(NodeConfig config, ToolCallStream.Syntax toolCallSyntax) {
-      return new Limits(config.maxChoices(), config.maxPromptChars(), toolCallSyntax);
+      return new Limits(config.maxChoices(), config.maxPromptChars(), config.maxImageBytes(), toolCallSyntax);
     }
   }
 
