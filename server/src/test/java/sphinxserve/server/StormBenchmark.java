@@ -54,8 +54,11 @@ import sphinxserve.server.config.NodeConfig;
  * greedy stream measured idle and then while the worst requests one can write hit the same node, and the node's
  * resident memory throughout. Not part of the test run; {@code bin/bench-storm [--random-model | --model DIR | --bundle DIR
  * [--preset bench]] [--seconds 60] [--heap 2g] [--kv-blocks 1024] [--bombs 4] [--budget-bombs N] [--bodies 4] [--prompts 4] [--half-open 500]
- * [--tokens 64] [--max-rss 8g] [--attacker-nice 19] [--node-flag --name=value]...}; results in docs/OPERATIONS.md. The
- * attackers run in a process of their own ({@link Attackers}) at nice 19 unless {@code --attacker-nice} says otherwise.
+ * [--tokens 64] [--max-rss 8g] [--attacker-priority idle] [--warmup-seconds 20] [--node-flag --name=value]...}; results in
+ * docs/OPERATIONS.md. The attackers run in a process of their own ({@link Attackers}) under Linux's
+ * {@code SCHED_IDLE} policy ({@code chrt --idle}: they run only on CPU the node leaves, as on other hosts) unless
+ * {@code --attacker-priority N} runs them at nice N (0: as the node's equals); a first storm of {@code --warmup-seconds} lets the JIT compile the attacks'
+ * code paths before the idle and storm measurements.
  *
  * <p>What the node serves: a Hugging Face LLaMA folder ({@code --model DIR}, passed to the node as its own flag, so
  * its Jinja chat template renders every prompt in the template sandbox), {@code --random-model} (such a folder of
@@ -109,7 +112,7 @@ public final class StormBenchmark {
   /** The bench's settings; {@code model} null: the node serves {@code bundle}. */
   private record Settings(Path bundle, Path model, int seconds, String heap, int kvBlocks, int bombs, int budgetBombs, int bodies, int prompts,
       int halfOpen, int tokens, long maxRssBytes, int maxBodyBytes, int maxPromptChars, List<String> nodeFlags,
-      List<String> jvmFlags, int attackerNice) {}
+      List<String> jvmFlags, String attackerPriority, int warmupSeconds) {}
 
   public static void main(String[] args) throws Exception {
     Path bundleDir = Path.of(".bench/bundles/bench");
@@ -128,7 +131,8 @@ public final class StormBenchmark {
     int halfOpen = 500;
     int tokens = 64;
     long maxRss = 8L << 30;
-    int attackerNice = 19;
+    String attackerPriority = "idle";
+    int warmupSeconds = 20;
     for (int i = 0; i < args.length; i++) {
       switch (args[i]) {
         case "--bundle" -> bundleDir = Path.of(args[++i]);
@@ -147,7 +151,8 @@ public final class StormBenchmark {
         case "--half-open" -> halfOpen = Integer.parseInt(args[++i]);
         case "--tokens" -> tokens = Integer.parseInt(args[++i]);
         case "--max-rss" -> maxRss = bytes(args[++i]);
-        case "--attacker-nice" -> attackerNice = Integer.parseInt(args[++i]); // 0: the attackers compete with the node as equals
+        case "--attacker-priority" -> attackerPriority = args[++i]; // idle (SCHED_IDLE), or a nice value: 0 competes as an equal
+        case "--warmup-seconds" -> warmupSeconds = Integer.parseInt(args[++i]); // a storm before the measurements, for the JIT
         default -> throw new IllegalArgumentException("unknown argument " + args[i]);
       }
     }
@@ -159,7 +164,7 @@ public final class StormBenchmark {
       BundleBuilder.build(preset, 1, bundleDir);
     }
     Settings settings = new Settings(bundleDir, model, seconds, heap, kvBlocks, bombs, budgetBombs < 0 ? bombs : budgetBombs, bodies, prompts, halfOpen, tokens, maxRss,
-        16 << 20, 65536, List.copyOf(nodeFlags), List.copyOf(jvmFlags), attackerNice);
+        16 << 20, 65536, List.copyOf(nodeFlags), List.copyOf(jvmFlags), attackerPriority, warmupSeconds);
     run(settings);
   }
 
@@ -240,6 +245,12 @@ public final class StormBenchmark {
 
       for (int i = 0; i < 2; i++) gaps(stub, s.tokens(), i); // warm-up: JIT, ORT's first runs
       int promptChars = s.prompts() == 0 ? 0 : longestAcceptedPrompt(http, base, modelName, s.maxPromptChars());
+      if (s.warmupSeconds() > 0) { // the attacks' code paths compiled by the JIT before anything is measured
+        Process warmup = startAttackers(s, base, httpPort, modelName, promptChars, s.warmupSeconds(), Path.of("target/storm-warmup.log").toAbsolutePath());
+        warmup.getInputStream().transferTo(OutputStream.nullOutputStream());
+        if (!warmup.waitFor(3, TimeUnit.MINUTES)) warmup.destroyForcibly();
+        Thread.sleep(2000); // its connections (closed with its process) and last requests settle
+      }
       long idleRss = rss.current();
       List<Double> idle = new ArrayList<>();
       for (int i = 0; i < 16; i++) idle.addAll(gaps(stub, s.tokens(), 100 + i)); // ~1,000 gaps: a p99 of a few is noise
@@ -250,13 +261,8 @@ public final class StormBenchmark {
       rss.resetPeak();
       Map<String, Map<String, AtomicLong>> outcomes = new ConcurrentHashMap<>();
       Path attackLog = Path.of("target/storm-attackers.log").toAbsolutePath();
-      List<String> attack = new ArrayList<>();
-      if (s.attackerNice() > 0) attack.addAll(List.of("nice", "-n", Integer.toString(s.attackerNice())));
-      attack.addAll(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx1g", "-cp",
-          System.getProperty("java.class.path"), Attackers.class.getName(), base, Integer.toString(httpPort), modelName,
-          Integer.toString(s.seconds()), Integer.toString(s.bombs()), Integer.toString(s.budgetBombs()), Integer.toString(s.bodies()), Integer.toString(s.prompts()),
-          Integer.toString(promptChars), Integer.toString(s.halfOpen()), Integer.toString(s.maxBodyBytes())));
-      Process attackers = new ProcessBuilder(attack).redirectError(attackLog.toFile()).start();
+      Map<String, Long> cpuBefore = ThreadCpu.byGroup(node.pid());
+      Process attackers = startAttackers(s, base, httpPort, modelName, promptChars, s.seconds(), attackLog);
       long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(s.seconds());
       List<Double> storm = new ArrayList<>();
       int streams = 0;
@@ -270,6 +276,7 @@ public final class StormBenchmark {
           if (!node.isAlive()) break;
         }
       }
+      Map<String, Long> cpuDuring = ThreadCpu.since(cpuBefore, ThreadCpu.byGroup(node.pid()));
       // The attackers stop at the same deadline, count the half-open connections the node still holds, and report.
       String report = new String(attackers.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
       if (!attackers.waitFor(3, TimeUnit.MINUTES)) attackers.destroyForcibly();
@@ -293,8 +300,10 @@ public final class StormBenchmark {
             percentile(storm, 50), percentile(storm, 99), storm.size(), streams, percentile(storm, 90), percentile(storm, 95),
             percentile(storm, 100), percentile(storm, 99) / percentile(idle, 99));
       }
-      System.out.printf(Locale.ROOT, "  half-open connections the node still held at the end: %d of %d; attackers at nice %d%n", stillOpen,
-          reported.path("halfOpen").asInt(0), s.attackerNice());
+      System.out.println("  node CPU during the storm by thread group (s): " + ThreadCpu.describe(cpuDuring) + "; the attackers' process: "
+          + String.format(Locale.ROOT, "%.1f", reported.path("cpuSeconds").asDouble(Double.NaN)));
+      System.out.printf(Locale.ROOT, "  half-open connections the node still held at the end: %d of %d; attackers at priority %s%n", stillOpen,
+          reported.path("halfOpen").asInt(0), s.attackerPriority());
       for (Map.Entry<String, Map<String, AtomicLong>> e : new TreeMap<>(outcomes).entrySet()) {
         System.out.println("  " + e.getKey() + ": " + new TreeMap<>(e.getValue()));
       }
@@ -308,11 +317,12 @@ public final class StormBenchmark {
   }
 
   /**
-   * The attackers, a process of their own started at a low CPU priority ({@code --attacker-nice}, 19 by default),
-   * so that on a machine with few cores they take what the node leaves rather than the node's cores: as attackers
-   * on other hosts would. Arguments: base URL, HTTP port, model name, seconds, bombs, budget bombs, bodies, prompts, prompt
+   * The attackers, a process of their own started at a low CPU priority ({@code --attacker-priority}: SCHED_IDLE by
+   * default), so that on a machine with few cores they take what the node leaves rather than the node's cores: as
+   * attackers on other hosts would. (At nice 19 they still took 14 of the storm's 120 core-seconds: a woken engine
+   * thread waits for a running nice-19 task's slice to end; a SCHED_IDLE task is preempted at once.) Arguments: base URL, HTTP port, model name, seconds, bombs, budget bombs, bodies, prompts, prompt
    * characters, half-open connections, body bytes. Prints one JSON object: {@code outcomes} (kind → answer → count),
-   * {@code halfOpen} (opened), {@code stillOpen} (held by the node at the end).
+   * {@code halfOpen} (opened), {@code stillOpen} (held by the node at the end), {@code cpuSeconds} (its own CPU).
    */
   static final class Attackers {
     public static void main(String[] args) throws Exception {
@@ -350,12 +360,27 @@ public final class StormBenchmark {
       for (Socket socket : halfOpen) socket.close();
       attackers.shutdown();
       attackers.awaitTermination(2, TimeUnit.MINUTES);
-      ObjectNode report = JSON.createObjectNode().put("halfOpen", halfOpen.size()).put("stillOpen", stillOpen);
+      double cpuSeconds = ((com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean())
+          .getProcessCpuTime() / 1e9;
+      ObjectNode report = JSON.createObjectNode().put("halfOpen", halfOpen.size()).put("stillOpen", stillOpen).put("cpuSeconds", cpuSeconds);
       ObjectNode kinds = report.putObject("outcomes");
       outcomes.forEach((kind, counts) -> counts.forEach((o, n) -> kinds.with(kind).put(o, n.get())));
       System.out.println(JSON.writeValueAsString(report));
       System.exit(0);
     }
+  }
+
+  /** The attacker process for {@code seconds}, at {@code --attacker-priority}. */
+  private static Process startAttackers(Settings s, String base, int httpPort, String modelName, int promptChars, int seconds, Path log)
+      throws IOException {
+    List<String> attack = new ArrayList<>();
+    if (s.attackerPriority().equals("idle")) attack.addAll(List.of("chrt", "--idle", "0"));
+    else if (Integer.parseInt(s.attackerPriority()) != 0) attack.addAll(List.of("nice", "-n", s.attackerPriority()));
+    attack.addAll(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx1g", "-cp",
+        System.getProperty("java.class.path"), Attackers.class.getName(), base, Integer.toString(httpPort), modelName,
+        Integer.toString(seconds), Integer.toString(s.bombs()), Integer.toString(s.budgetBombs()), Integer.toString(s.bodies()),
+        Integer.toString(s.prompts()), Integer.toString(promptChars), Integer.toString(s.halfOpen()), Integer.toString(s.maxBodyBytes())));
+    return new ProcessBuilder(attack).redirectError(log.toFile()).start();
   }
 
   /** One ordinary stream: its tokens, and the gaps, in milliseconds, between its token messages after the first. */
@@ -567,6 +592,48 @@ public final class StormBenchmark {
       Thread.sleep(millis);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
+    }
+  }
+
+  /**
+   * CPU time of a process's threads from {@code /proc/PID/task/TID/stat} (user + system, clock ticks), summed by
+   * thread name with trailing digits dropped, so where a storm's CPU goes inside the node can be read off.
+   */
+  static final class ThreadCpu {
+    /** {@code USER_HZ}: 100 on every Linux architecture the node runs on. */
+    static final double TICKS_PER_SECOND = 100.0;
+
+    static Map<String, Long> byGroup(long pid) {
+      Map<String, Long> groups = new TreeMap<>();
+      try (java.util.stream.Stream<Path> tasks = Files.list(Path.of("/proc", Long.toString(pid), "task"))) {
+        for (Path task : (Iterable<Path>) tasks::iterator) {
+          try {
+            String stat = Files.readString(task.resolve("stat"));
+            String name = stat.substring(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replaceAll("[-_ #]*\\d+$", "");
+            String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+            groups.merge(name, Long.parseLong(f[14 - 3]) + Long.parseLong(f[15 - 3]), Long::sum);
+          } catch (IOException | RuntimeException e) {
+            // the thread ended meanwhile
+          }
+        }
+      } catch (IOException e) {
+        // the process ended
+      }
+      return groups;
+    }
+
+    static Map<String, Long> since(Map<String, Long> before, Map<String, Long> after) {
+      Map<String, Long> delta = new TreeMap<>();
+      after.forEach((name, ticks) -> delta.put(name, ticks - before.getOrDefault(name, 0L)));
+      return delta;
+    }
+
+    /** The groups over 0.5 s, largest first. */
+    static String describe(Map<String, Long> ticks) {
+      return ticks.entrySet().stream().filter(e -> e.getValue() >= TICKS_PER_SECOND / 2)
+          .sorted(Map.Entry.<String, Long>comparingByValue().reversed())
+          .map(e -> String.format(Locale.ROOT, "%s %.1f", e.getKey(), e.getValue() / TICKS_PER_SECOND))
+          .collect(java.util.stream.Collectors.joining(", "));
     }
   }
 

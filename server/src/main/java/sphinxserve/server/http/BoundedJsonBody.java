@@ -87,8 +87,8 @@ final class BoundedJsonBody {
       int limit = url ? maxUrlChars : maxTextChars;
       if (length > limit) {
         throw RequestException.invalid(param(delegate.getParsingContext()), String.format(java.util.Locale.ROOT,
-            "a string of %,d characters, over the limit of %,d (%s)", length, limit,
-            url ? "max-image-bytes, in base64" : "max-prompt-chars; only an image's data URL may be longer"));
+            "a string of %,d characters, over the limit of %,d (%s)%s", length, limit, url ? "max-image-bytes" : "max-prompt-chars",
+            url ? ", in base64" : "; only an image's data URL may be longer"));
       }
     }
   }

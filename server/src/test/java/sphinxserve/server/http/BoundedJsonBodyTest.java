@@ -36,7 +36,7 @@ class BoundedJsonBodyTest {
     RequestException e = assertThrows(RequestException.class,
         () -> read(chat("{\"type\": \"text\", \"text\": \"" + "a".repeat(MAX_TEXT + 1) + "\"}")));
     assertTrue(e.getMessage().startsWith("messages[0].content[0].text: "), e.getMessage());
-    assertTrue(e.getMessage().contains("65,537 characters") && e.getMessage().contains("(max-prompt-chars"), e.getMessage());
+    assertTrue(e.getMessage().contains("65,537 characters") && e.getMessage().contains("(max-prompt-chars)"), e.getMessage());
     RequestException stop = assertThrows(RequestException.class,
         () -> read("{\"stop\": [\"x\", \"" + "b".repeat(MAX_TEXT + 1) + "\"]}"));
     assertTrue(stop.getMessage().startsWith("stop[1]: "), stop.getMessage());
@@ -52,7 +52,7 @@ class BoundedJsonBodyTest {
     RequestException e = assertThrows(RequestException.class,
         () -> read(chat("{\"type\": \"image_url\", \"image_url\": \"" + image + "A".repeat(8192) + "\"}")));
     assertTrue(e.getMessage().startsWith("messages[0].content[0].image_url: "), e.getMessage());
-    assertTrue(e.getMessage().contains("(max-image-bytes"), e.getMessage());
+    assertTrue(e.getMessage().contains("(max-image-bytes)"), e.getMessage());
   }
 
   /**
