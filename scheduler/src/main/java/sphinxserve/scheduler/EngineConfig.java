@@ -32,7 +32,7 @@ public record EngineConfig(int maxNumSeqs, int maxNumBatchedTokens, int maxWaiti
 
   /**
    * 64 sequences, 512 tokens per step, 256 waiting, +1 priority per 10 s waited, 1% watermark, a sampling thread
-   * per core, no latency target (the node's default is a relative one: {@code --max-itl-ms auto}). The budget bounds how long one step (hence every running decode) can take: on a 2-core CPU a
+   * per core, no latency target (as the node's default). The budget bounds how long one step (hence every running decode) can take: on a 2-core CPU a
    * 512-token prefill chunk of the bench model costs about 0.35 s (docs/PERFORMANCE.md).
    */
   public static EngineConfig defaults() {

@@ -191,8 +191,6 @@ public record NodeConfig(
 
   /** The option naming the configuration file (a flag or {@code SPHINX_CONFIG}; not valid inside the file). */
   static final String CONFIG = "config";
-  /** {@code --max-itl-ms auto}: a step beside prefills may take this multiple of a decode-only step. */
-  static final double AUTO_ITL_STRETCH = 1.25;
 
   /** Largest KV block size accepted (tokens). */
   private static final int MAX_KV_BLOCK_SIZE = 256;
@@ -247,7 +245,7 @@ public record NodeConfig(
       {"kv-blocks", "auto", "KV-cache blocks; auto = as many as --kv-cache-memory holds; a number overrides --kv-cache-memory"},
       {"kv-block-size", "16", "tokens per KV-cache block: a power of two, 1..256"},
       {"max-batched-tokens", "512", "the engine's token budget per step (decodes + prefill chunks)"},
-      {"max-itl-ms", "auto", "latency target of a step that carries decodes: prefill chunks beside them are cut to fit it by the measured step costs (Sarathi-Serve); milliseconds, a multiple of the measured decode-only step (1.5x), auto (= " + AUTO_ITL_STRETCH + "x: prompts stretch running streams' inter-token latency by at most about that) or off"},
+      {"max-itl-ms", "off", "latency target of a step that carries decodes: prefill chunks beside them are cut to fit it by the measured step costs (Sarathi-Serve): milliseconds, or a multiple of the measured decode-only step such as 1.25x; off = only --max-batched-tokens bounds a step (best throughput; a step beside a long prompt takes its whole chunk's time)"},
       {"max-waiting-requests", "256", "most requests queued for the engine; more get RESOURCE_EXHAUSTED"},
       {"max-running-requests", "64", "most requests decoding at once"},
       {"priority-aging-seconds", "10", "a waiting request gains one priority level per this many seconds"},
@@ -546,11 +544,10 @@ public record NodeConfig(
       return intIn("max-rendered-prompt-chars", 1, Integer.MAX_VALUE);
     }
 
-    /** {@code --max-itl-ms}: milliseconds, {@code <stretch>x}, auto ({@link #AUTO_ITL_STRETCH}x) or off (0). */
+    /** {@code --max-itl-ms}: milliseconds, {@code <stretch>x}, or off (0). */
     private ItlTarget itlTarget() {
       String v = text("max-itl-ms").toLowerCase(Locale.ROOT);
-      String expected = "must be auto, off, milliseconds in 1..60000, or a multiple of the decode step in (1, 100] such as 1.5x";
-      if (v.equals("auto")) return ItlTarget.relative(AUTO_ITL_STRETCH);
+      String expected = "must be off, milliseconds in 1..60000, or a multiple of the decode step in (1, 100] such as 1.25x";
       if (v.equals("off") || v.equals("0")) return ItlTarget.OFF;
       try {
         if (v.endsWith("x")) return ItlTarget.relative(Double.parseDouble(v.substring(0, v.length() - 1)));

@@ -141,8 +141,8 @@ final class NodeConfigTest {
     assertEquals(ItlTarget.relative(1.5), NodeConfig.parse(new String[] {"--max-itl-ms=1.5x"}, Map.of()).engineConfig().itlTarget());
     assertEquals(ItlTarget.OFF, NodeConfig.parse(new String[] {"--max-itl-ms=off"}, Map.of()).engineConfig().itlTarget());
     assertEquals(ItlTarget.OFF, NodeConfig.parse(new String[] {"--max-itl-ms=0"}, Map.of()).engineConfig().itlTarget());
-    assertEquals(ItlTarget.relative(NodeConfig.AUTO_ITL_STRETCH), NodeConfig.defaults().engineConfig().itlTarget(),
-        "decodes are protected from prefills by default");
+    assertEquals(ItlTarget.OFF, NodeConfig.defaults().engineConfig().itlTarget(),
+        "throughput first unless asked: a target costs prefill throughput on this runtime (docs/OPERATIONS.md)");
     assertEquals(2.5, engine.priorityAgingSeconds());
     assertEquals(100, c.kvBlocks());
     assertEquals(32, c.kvBlockSize());
@@ -232,10 +232,11 @@ final class NodeConfigTest {
       --priority-aging-seconds=0   | priority-aging-seconds: must be a positive number, got '0'
       --max-batched-tokens=0       | max-batched-tokens: must be an integer in 1..
       --max-waiting-requests=-1    | max-waiting-requests: must be an integer in 1..
-      --max-itl-ms=-5              | max-itl-ms: must be auto, off, milliseconds in 1..60000, or a multiple of the decode step in (1, 100] such as 1.5x, got '-5' (from --max-itl-ms)
-      --max-itl-ms=60001           | max-itl-ms: must be auto, off, milliseconds
-      --max-itl-ms=1x              | max-itl-ms: must be auto, off, milliseconds
-      --max-itl-ms=fastx           | max-itl-ms: must be auto, off, milliseconds
+      --max-itl-ms=-5              | max-itl-ms: must be off, milliseconds in 1..60000, or a multiple of the decode step in (1, 100] such as 1.25x, got '-5' (from --max-itl-ms)
+      --max-itl-ms=60001           | max-itl-ms: must be off, milliseconds
+      --max-itl-ms=1x              | max-itl-ms: must be off, milliseconds
+      --max-itl-ms=fastx           | max-itl-ms: must be off, milliseconds
+      --max-itl-ms=auto            | max-itl-ms: must be off, milliseconds
       --tls-cert=/no/such/cert.pem | tls-cert: file /no/such/cert.pem not found (from --tls-cert)
       --config=/no/such/node.conf  | config: file /no/such/node.conf not found (from --config)
       --http-request-timeout=never | http-request-timeout: must be a positive duration
