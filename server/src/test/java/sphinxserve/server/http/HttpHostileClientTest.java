@@ -112,6 +112,45 @@ class HttpHostileClientTest {
     return error;
   }
 
+  // ---- the cost of a request before it reaches the engine ----
+
+  @Test
+  void overLongString_isRefusedWhileParsing_namingItsPath() throws Exception {
+    try (TestNode small = TestNode.start("--max-prompt-chars=1000"); RawHttp c = RawHttp.connect(small.node().httpPort())) {
+      ObjectNode body = JSON.createObjectNode().put("max_tokens", 2);
+      body.putArray("messages").addObject().put("role", "user").putArray("content").addObject().put("type", "text").put("text", "x".repeat(1001));
+      c.send(RawHttp.post("/v1/chat/completions", host(small), body.toString()));
+      JsonNode error = assertError(c.read(), 400);
+      assertEquals("messages[0].content[0].text", error.path("param").asText(), error.toString());
+      assertTrue(error.path("message").asText().contains("1,001 characters") && error.path("message").asText().contains("(max-prompt-chars)"),
+          error.toString());
+    }
+  }
+
+  @Test
+  void parsingRenderingTokenising_runBelowTheEnginesPriority() throws Exception {
+    java.util.Optional<Integer> own = sphinxserve.server.ThreadNiceness.currentNice();
+    org.junit.jupiter.api.Assumptions.assumeTrue(own.isPresent(), "nice values are read from /proc (Linux)");
+    try (RawHttp c = connect()) {
+      c.send(RawHttp.post("/v1/chat/completions", host(), chat(1, false)));
+      assertEquals(200, c.read().status());
+    }
+    java.util.Map<String, Integer> nice = new java.util.HashMap<>();
+    try (java.util.stream.Stream<Path> tasks = Files.list(Path.of("/proc/self/task"))) {
+      for (Path task : (Iterable<Path>) tasks::iterator) {
+        try {
+          String stat = Files.readString(task.resolve("stat"));
+          String name = stat.substring(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+          nice.put(name, Integer.parseInt(stat.substring(stat.lastIndexOf(')') + 2).split(" ")[19 - 3]));
+        } catch (IOException | RuntimeException e) {
+          // the thread ended meanwhile
+        }
+      }
+    }
+    assertEquals(Math.max(OpenAiHttpServer.PREPARE_NICE, own.get()), nice.get("sphinx-http-pre"), "the preparers: " + nice);
+    assertEquals(own.get(), nice.get("sphinx-engine"), "the engine keeps the JVM's priority: " + nice);
+  }
+
   // ---- HTTP/1.1: pipelining, keep-alive ----
 
   @Test
