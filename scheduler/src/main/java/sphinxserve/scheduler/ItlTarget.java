@@ -13,7 +13,6 @@ public sealed interface ItlTarget {
 
   /** A fixed time per step, for a deployment with a latency objective of its own. */
   static ItlTarget millis(int millis) {
-    if (millis < 1) throw new IllegalArgumentException("an ITL target must be >= 1 ms, or off");
     return new Fixed(millis);
   }
 
@@ -22,7 +21,6 @@ public sealed interface ItlTarget {
    * machine, and a decoding stream's latency grows by about that factor while prompts are being prefilled.
    */
   static ItlTarget relative(double stretch) {
-    if (!(stretch > 1) || stretch > 100) throw new IllegalArgumentException("a relative ITL target must be in (1, 100]");
     return new Relative(stretch);
   }
 
@@ -44,6 +42,10 @@ public sealed interface ItlTarget {
 
   /** A fixed target. */
   record Fixed(int millis) implements ItlTarget {
+    public Fixed {
+      if (millis < 1) throw new IllegalArgumentException("an ITL target must be >= 1 ms, or off");
+    }
+
     @Override
     public double nanos(double decodeStepNanos) {
       return millis * 1e6;
@@ -55,8 +57,15 @@ public sealed interface ItlTarget {
     }
   }
 
-  /** A multiple of the decode-only step; NaN (no target known yet) before a decode-only step was measured. */
+  /**
+   * A multiple of the decode-only step; NaN (no target known yet) before a decode-only step was measured. The
+   * scheduler keeps that estimate fresh with a decode-only step now and then (StepCostModel).
+   */
   record Relative(double stretch) implements ItlTarget {
+    public Relative {
+      if (!(stretch > 1) || stretch > 100) throw new IllegalArgumentException("a relative ITL target must be in (1, 100]");
+    }
+
     @Override
     public double nanos(double decodeStepNanos) {
       return stretch * decodeStepNanos;

@@ -151,6 +151,8 @@ final class Scheduler {
    */
   private PrefillRoom prefillRoom(int numDecodes, int remaining) {
     if (config.itlTarget() instanceof ItlTarget.Off || numDecodes == 0 || remaining == 0) return PrefillRoom.ofTokens(remaining);
+    // A relative target scales the decode-only step: measure one now and then, or it is never (re)measured.
+    if (config.itlTarget() instanceof ItlTarget.Relative && costs.wantsDecodeOnlySample()) return PrefillRoom.ofTokens(0);
     return PrefillRoom.ofTokensAndPadded(remaining,
         costs.prefillBudget(config.itlTarget().nanos(costs.decodeStepNanos()), kv.blockSize(), remaining));
   }

@@ -30,17 +30,29 @@ final class StepCostModel {
   static final int PROBE_TOKENS = 64;
   /** What is left of the largest recent overshoot after each further mixed step. */
   static final double OVERSHOOT_DECAY = 0.9;
+  /**
+   * Mixed steps after which a relative target wants a fresh decode-only step: under a steady stream of prompts
+   * every step carries prefill, and the decode-only estimate a relative target scales would never be measured
+   * (a node that starts under load) or would go stale while the batch grows. One step in this many without
+   * prefill keeps it current at a negligible cost to prefill progress.
+   */
+  static final int MAX_MIXED_STEPS_PER_SAMPLE = 32;
 
   private double decodeStepNanos = Double.NaN;
   private double prefillTokenNanos = Double.NaN;
   private double overshootNanos;
+  private int mixedStepsSinceDecodeOnly;
 
   /** Records a step that scheduled {@code numDecodes} decodes and {@code numPrefillTokens} (padded) prefill tokens. */
   void observe(int numDecodes, int numPrefillTokens, long stepNanos) {
     if (numPrefillTokens == 0) {
-      if (numDecodes > 0) decodeStepNanos = average(decodeStepNanos, stepNanos);
+      if (numDecodes > 0) {
+        decodeStepNanos = average(decodeStepNanos, stepNanos);
+        mixedStepsSinceDecodeOnly = 0;
+      }
       return;
     }
+    if (numDecodes > 0) mixedStepsSinceDecodeOnly++;
     if (numPrefillTokens < MIN_PREFILL_SAMPLE) return;
     double decodePart = numDecodes == 0 || Double.isNaN(decodeStepNanos) ? 0 : decodeStepNanos;
     if (!Double.isNaN(prefillTokenNanos)) {
@@ -62,6 +74,14 @@ final class StepCostModel {
     double decode = Double.isNaN(decodeStepNanos) ? 0 : decodeStepNanos;
     double fits = (targetNanos - decode - overshootNanos) / Math.max(prefillTokenNanos, 1.0);
     return (int) Math.min(cap, Math.max(least, fits));
+  }
+
+  /**
+   * Whether the next step that carries decodes should carry nothing else, for a relative target's decode-only
+   * estimate: none was measured yet, or {@link #MAX_MIXED_STEPS_PER_SAMPLE} mixed steps ran since the last.
+   */
+  boolean wantsDecodeOnlySample() {
+    return Double.isNaN(decodeStepNanos) || mixedStepsSinceDecodeOnly >= MAX_MIXED_STEPS_PER_SAMPLE;
   }
 
   /** The current decode-only step estimate, nanoseconds; NaN before one was seen. */

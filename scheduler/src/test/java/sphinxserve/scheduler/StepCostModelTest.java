@@ -47,6 +47,22 @@ class StepCostModelTest {
   }
 
   @Test
+  void relativeTarget_asksForADecodeOnlySampleWhenNoneIsFresh() {
+    StepCostModel costs = new StepCostModel();
+    assertTrue(costs.wantsDecodeOnlySample(), "never measured: a node that starts under a stream of prompts");
+    costs.observe(1, 0, 10 * MS);
+    assertTrue(!costs.wantsDecodeOnlySample());
+    for (int i = 0; i < StepCostModel.MAX_MIXED_STEPS_PER_SAMPLE - 1; i++) costs.observe(3, 64, 30 * MS);
+    assertTrue(!costs.wantsDecodeOnlySample());
+    costs.observe(3, 64, 30 * MS);
+    assertTrue(costs.wantsDecodeOnlySample(), "stale after a run of mixed steps: the batch may have grown");
+    costs.observe(0, 512, 300 * MS);
+    assertTrue(costs.wantsDecodeOnlySample(), "prefill-only steps say nothing about decodes");
+    costs.observe(3, 0, 12 * MS);
+    assertTrue(!costs.wantsDecodeOnlySample());
+  }
+
+  @Test
   void itlTargets_refuseNonsense() {
     assertEquals(Double.POSITIVE_INFINITY, ItlTarget.OFF.nanos(10 * MS));
     assertEquals(30 * MS, ItlTarget.millis(30).nanos(Double.NaN), 1);

@@ -232,6 +232,7 @@ public final class StormBenchmark {
     HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(Duration.ofSeconds(10)).build();
     ManagedChannel channel = NettyChannelBuilder.forAddress("127.0.0.1", grpcPort).usePlaintext().build();
     String base = "http://127.0.0.1:" + httpPort;
+    List<Process> attackerProcesses = new ArrayList<>(); // ended with the node, however the bench ends
     try {
       awaitListening(http, base, node, log);
       rss.start();
@@ -247,6 +248,7 @@ public final class StormBenchmark {
       int promptChars = s.prompts() == 0 ? 0 : longestAcceptedPrompt(http, base, modelName, s.maxPromptChars());
       if (s.warmupSeconds() > 0) { // the attacks' code paths compiled by the JIT before anything is measured
         Process warmup = startAttackers(s, base, httpPort, modelName, promptChars, s.warmupSeconds(), Path.of("target/storm-warmup.log").toAbsolutePath());
+        attackerProcesses.add(warmup);
         warmup.getInputStream().transferTo(OutputStream.nullOutputStream());
         if (!warmup.waitFor(3, TimeUnit.MINUTES)) warmup.destroyForcibly();
         Thread.sleep(2000); // its connections (closed with its process) and last requests settle
@@ -263,6 +265,7 @@ public final class StormBenchmark {
       Path attackLog = Path.of("target/storm-attackers.log").toAbsolutePath();
       Map<String, Long> cpuBefore = ThreadCpu.byGroup(node.pid());
       Process attackers = startAttackers(s, base, httpPort, modelName, promptChars, s.seconds(), attackLog);
+      attackerProcesses.add(attackers);
       long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(s.seconds());
       List<Double> storm = new ArrayList<>();
       int streams = 0;
@@ -280,7 +283,9 @@ public final class StormBenchmark {
       // The attackers stop at the same deadline, count the half-open connections the node still holds, and report.
       String report = new String(attackers.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
       if (!attackers.waitFor(3, TimeUnit.MINUTES)) attackers.destroyForcibly();
-      com.fasterxml.jackson.databind.JsonNode reported = JSON.readTree(report.isBlank() ? "{}" : report);
+      // The report is the last line: the JVM may print warnings on stdout before it.
+      String[] lines = report.strip().split("\\R");
+      com.fasterxml.jackson.databind.JsonNode reported = JSON.readTree(report.isBlank() ? "{}" : lines[lines.length - 1]);
       reported.path("outcomes").properties().forEach(kind -> kind.getValue().properties().forEach(
           o -> outcomes.computeIfAbsent(kind.getKey(), k -> new ConcurrentHashMap<>()).put(o.getKey(), new AtomicLong(o.getValue().asLong()))));
       int stillOpen = reported.path("stillOpen").asInt(-1);
@@ -308,6 +313,7 @@ public final class StormBenchmark {
         System.out.println("  " + e.getKey() + ": " + new TreeMap<>(e.getValue()));
       }
     } finally {
+      for (Process p : attackerProcesses) p.destroyForcibly();
       rss.stop();
       channel.shutdownNow();
       node.destroy();

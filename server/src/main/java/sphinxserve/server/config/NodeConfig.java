@@ -547,16 +547,13 @@ public record NodeConfig(
     /** {@code --max-itl-ms}: milliseconds, {@code <stretch>x}, or off (0). */
     private ItlTarget itlTarget() {
       String v = text("max-itl-ms").toLowerCase(Locale.ROOT);
-      String expected = "must be off, milliseconds in 1..60000, or a multiple of the decode step in (1, 100] such as 1.25x";
       if (v.equals("off") || v.equals("0")) return ItlTarget.OFF;
       try {
-        if (v.endsWith("x")) return ItlTarget.relative(Double.parseDouble(v.substring(0, v.length() - 1)));
-        int millis = Integer.parseInt(v);
-        if (millis <= 60_000) return ItlTarget.millis(millis);
-      } catch (IllegalArgumentException e) { // NumberFormatException included: not a number, or out of range
-        // refused below
+        if (v.matches("\\d{1,3}(\\.\\d{1,3})?x")) return ItlTarget.relative(Double.parseDouble(v.substring(0, v.length() - 1)));
+        if (v.matches("\\d{1,5}") && Integer.parseInt(v) <= 60_000) return ItlTarget.millis(Integer.parseInt(v));
+      } catch (IllegalArgumentException e) { // out of ItlTarget's range: refused below
       }
-      throw fail("max-itl-ms", expected);
+      throw fail("max-itl-ms", "must be off, milliseconds in 1..60000, or a multiple of the decode step in (1, 100] such as 1.25x");
     }
 
     /** {@code --tool-call-format}: null for auto; vLLM's parser names (llama3_json) are accepted too. */

@@ -32,7 +32,6 @@ import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 import sphinxserve.api.ModelSpec;
 import sphinxserve.api.TextTokenizer;
-import sphinxserve.server.ThreadNiceness;
 import sphinxserve.server.auth.Authenticator;
 import sphinxserve.server.auth.TenantLimiters;
 import sphinxserve.server.config.NodeConfig;
@@ -88,12 +87,6 @@ public final class OpenAiHttpServer implements AutoCloseable {
    * one request here at a time, so the connection cap bounds the queue.
    */
   static final int PREPARE_THREADS = Math.max(1, Runtime.getRuntime().availableProcessors() / 2);
-  /**
-   * The preparers' nice value: under contention a nice-10 thread gets about a tenth of a core's time beside a
-   * nice-0 one, so a client's bulk (bodies, template budgets) cannot take a core from the model run and the streams
-   * while they want it, and still runs at full speed when they do not (the storm in docs/OPERATIONS.md).
-   */
-  static final int PREPARE_NICE = 10;
 
   /** Longest request line (method, URL, version) accepted. */
   private static final int MAX_REQUEST_LINE = 4096;
@@ -102,8 +95,7 @@ public final class OpenAiHttpServer implements AutoCloseable {
   private final String modelName;
   private final GenerateExchange.Services services;
   private final ExecutorService preparers =
-      Executors.newFixedThreadPool(PREPARE_THREADS, ThreadNiceness.lowered(
-          Thread.ofPlatform().name("sphinx-http-prepare-", 0).daemon().factory(), PREPARE_NICE));
+      Executors.newFixedThreadPool(PREPARE_THREADS, Thread.ofPlatform().name("sphinx-http-prepare-", 0).daemon().factory());
   private final EventLoopGroup group = new NioEventLoopGroup(2, Thread.ofPlatform().name("sphinx-http-", 0).daemon().factory());
   private final Channel server;
 

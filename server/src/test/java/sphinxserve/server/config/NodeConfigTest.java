@@ -237,6 +237,9 @@ final class NodeConfigTest {
       --max-itl-ms=1x              | max-itl-ms: must be off, milliseconds
       --max-itl-ms=fastx           | max-itl-ms: must be off, milliseconds
       --max-itl-ms=auto            | max-itl-ms: must be off, milliseconds
+      --max-itl-ms=2fx             | max-itl-ms: must be off, milliseconds
+      --max-itl-ms=0x1p1x          | max-itl-ms: must be off, milliseconds
+      --max-itl-ms=101x            | max-itl-ms: must be off, milliseconds
       --tls-cert=/no/such/cert.pem | tls-cert: file /no/such/cert.pem not found (from --tls-cert)
       --config=/no/such/node.conf  | config: file /no/such/node.conf not found (from --config)
       --http-request-timeout=never | http-request-timeout: must be a positive duration

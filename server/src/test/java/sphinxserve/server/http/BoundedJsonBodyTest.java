@@ -44,15 +44,40 @@ class BoundedJsonBodyTest {
         "exactly the limit passes");
   }
 
+  /** Base64 of the image limit, with room for MIME line breaks (2.6 %) and the prefix; 5 % more is refused. */
   @Test
   void imageDataUrls_mayBeAsLongAsTheImageLimitEncodes() throws Exception {
     String image = "data:image/png;base64," + "A".repeat(4 * (MAX_IMAGE / 3));
     JsonNode body = read(chat("{\"type\": \"image_url\", \"image_url\": {\"url\": \"" + image + "\"}}"));
     assertEquals(image.length(), body.at("/messages/0/content/0/image_url/url").asText().length());
     RequestException e = assertThrows(RequestException.class,
-        () -> read(chat("{\"type\": \"image_url\", \"image_url\": \"" + image + "A".repeat(8192) + "\"}")));
+        () -> read(chat("{\"type\": \"image_url\", \"image_url\": \"" + image + "A".repeat(image.length() / 20) + "\"}")));
     assertTrue(e.getMessage().startsWith("messages[0].content[0].image_url: "), e.getMessage());
     assertTrue(e.getMessage().contains("(max-image-bytes)"), e.getMessage());
+  }
+
+  @Test
+  void otherStrings_mayBeAsLongAsTheValidatorsAllow_andOnlyImagePathsGetTheImageLimit() throws Exception {
+    String grammar = "g".repeat(BoundedJsonBody.MIN_OTHER_CHARS);
+    assertEquals(grammar, BoundedJsonBody.read(JSON, Unpooled.wrappedBuffer(("{\"guided_grammar\": \"" + grammar + "\"}")
+        .getBytes(StandardCharsets.UTF_8)), 1000, MAX_IMAGE).path("guided_grammar").asText(), "a grammar is not message text");
+    RequestException text = assertThrows(RequestException.class, () -> BoundedJsonBody.read(JSON,
+        Unpooled.wrappedBuffer(chat("{\"type\": \"text\", \"text\": \"" + "t".repeat(1001) + "\"}").getBytes(StandardCharsets.UTF_8)), 1000, MAX_IMAGE));
+    assertTrue(text.getMessage().startsWith("messages[0].content[0].text: "), text.getMessage());
+    RequestException elsewhere = assertThrows(RequestException.class,
+        () -> read("{\"metadata\": {\"url\": \"" + "A".repeat(BoundedJsonBody.MIN_OTHER_CHARS + 1) + "\"}}"));
+    assertTrue(elsewhere.getMessage().startsWith("metadata.url: "), "a url outside a message is no image: " + elsewhere.getMessage());
+  }
+
+  @Test
+  void hugeKeys_areNotRepeatedBackInFull() {
+    StringBuilder body = new StringBuilder();
+    String key = "k".repeat(40_000);
+    for (int i = 0; i < 20; i++) body.append("{\"").append(key).append("\": ");
+    body.append('"').append("v".repeat(BoundedJsonBody.MIN_OTHER_CHARS + 1)).append('"');
+    body.append("}".repeat(20));
+    RequestException e = assertThrows(RequestException.class, () -> read(body.toString()));
+    assertTrue(e.getMessage().length() < 400, "the refusal names a cut path: " + e.getMessage().length() + " chars");
   }
 
   /**

@@ -127,30 +127,6 @@ class HttpHostileClientTest {
     }
   }
 
-  @Test
-  void parsingRenderingTokenising_runBelowTheEnginesPriority() throws Exception {
-    java.util.Optional<Integer> own = sphinxserve.server.ThreadNiceness.currentNice();
-    org.junit.jupiter.api.Assumptions.assumeTrue(own.isPresent(), "nice values are read from /proc (Linux)");
-    try (RawHttp c = connect()) {
-      c.send(RawHttp.post("/v1/chat/completions", host(), chat(1, false)));
-      assertEquals(200, c.read().status());
-    }
-    java.util.Map<String, Integer> nice = new java.util.HashMap<>();
-    try (java.util.stream.Stream<Path> tasks = Files.list(Path.of("/proc/self/task"))) {
-      for (Path task : (Iterable<Path>) tasks::iterator) {
-        try {
-          String stat = Files.readString(task.resolve("stat"));
-          String name = stat.substring(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-          nice.put(name, Integer.parseInt(stat.substring(stat.lastIndexOf(')') + 2).split(" ")[19 - 3]));
-        } catch (IOException | RuntimeException e) {
-          // the thread ended meanwhile
-        }
-      }
-    }
-    assertEquals(Math.max(OpenAiHttpServer.PREPARE_NICE, own.get()), nice.get("sphinx-http-pre"), "the preparers: " + nice);
-    assertEquals(own.get(), nice.get("sphinx-engine"), "the engine keeps the JVM's priority: " + nice);
-  }
-
   // ---- HTTP/1.1: pipelining, keep-alive ----
 
   @Test
