@@ -214,7 +214,6 @@ def _reduce_open_clip():
 
 
 def _reduce_dinov2():
-    sys.path.insert(0, os.path.join(SOURCES, "dinov2"))
     from dinov2.models import vision_transformer as vits
     from dinov2.layers import MemEffAttention, NestedTensorBlock as Block
 

@@ -4,8 +4,8 @@ it, exported by export_sphinx.py, and Accessory's own outputs recorded for the J
   /usr/bin/python3 tools/sphinx_export/accessory_fixture.py [--work /tmp/sphinx-accessory] [--out DIR]
 
 Needs the sources accessory_env.py lists (ACCESSORY_SOURCES, default /work/ext) and Debian's python3-torch,
--torchvision, -numpy, -pil, -onnx, -regex, -requests, -tqdm, -yaml, -filelock, -packaging. Three steps, each
-in its own process (torch.distributed is initialised once per process):
+-torchvision, -numpy, -pil, -onnx, -regex, -requests, -tqdm, -yaml, -filelock, -packaging, -wcwidth (ftfy),
+-h5py. Three steps, each in its own process (torch.distributed is initialised once per process):
 
   shards     two gloo ranks, fairscale model parallel size 2: llama_ens5.Transformer(with_visual=True) at
              seed 0 (the encoders at the reduced sizes of accessory_env.py, the decoder from CONFIG), saved
@@ -129,7 +129,7 @@ def make_images(out):
     upright = scene(210, 300, 2)  # portrait as displayed
     exif = Image.Exif()
     exif[0x0112] = 6
-    upright.transpose(Image.ROTATE_90).save(os.path.join(out, "exif-rotated.png"), exif=exif.tobytes())
+    upright.transpose(Image.Transpose.ROTATE_90).save(os.path.join(out, "exif-rotated.png"), exif=exif.tobytes())
     scene(448, 448, 3).save(os.path.join(out, "square.png"))
 
 

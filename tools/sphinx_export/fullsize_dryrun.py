@@ -80,6 +80,8 @@ def main():
     ap.add_argument("what", choices=["build", "export"])
     ap.add_argument("encoder")
     ap.add_argument("--out", default="/tmp/sphinx-dryrun")
+    ap.add_argument("--keep", action="store_true", help="keep the export, with check.in / check.out: two views and "
+                                                        "PyTorch's output, little-endian float32, for an ONNX Runtime check")
     args = ap.parse_args()
     accessory_env.install_shims()
     torch.set_default_dtype(torch.float32)
@@ -93,11 +95,20 @@ def main():
         shutil.rmtree(args.out, ignore_errors=True)
         os.makedirs(args.out)
         t1 = time.time()
-        vision.export_vision(Forward(args.encoder, m), torch.randn(2, 3, 224, 224), args.out)
+        wrapped = Forward(args.encoder, m).eval()
+        vision.export_vision(wrapped, torch.randn(2, 3, 224, 224), args.out)
         size = sum(os.path.getsize(os.path.join(args.out, f)) for f in os.listdir(args.out))
         print("%s: exported in %.0f s (%s, %.2f GB), peak RSS %.1f GiB"
               % (args.encoder, time.time() - t1, sorted(os.listdir(args.out)), size / 1e9, peak_gb()))
-        shutil.rmtree(args.out)
+        if not args.keep:
+            shutil.rmtree(args.out)
+            return
+        x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1)) * 0.5
+        with torch.no_grad():
+            y = wrapped(x)
+        x.numpy().astype("<f4").tofile(os.path.join(args.out, "check.in"))
+        y.numpy().astype("<f4").tofile(os.path.join(args.out, "check.out"))
+        print("kept %s; PyTorch output %s" % (args.out, tuple(y.shape)))
 
 
 if __name__ == "__main__":
