@@ -50,7 +50,7 @@ def accessory_config(directory):
     return cfg
 
 
-def build_visual(cfg, merged):
+def build_visual(cfg, merged, vocab, dim):
     """llama_ens5's Transformer with its visual modules (built by its own constructor, so the encoders are
     exactly SPHINX's: Blip2Model from Accessory's bundled config, open_clip ViT-L-14 and convnext_xxlarge
     trunk, torch.hub dinov2_vitg14), no decoder layers, float32, weights from the merged checkpoint."""
@@ -63,7 +63,6 @@ def build_visual(cfg, merged):
         dist.init_process_group("gloo", init_method="tcp://127.0.0.1:29517", rank=0, world_size=1)
     if not fs_init.model_parallel_is_initialized():
         fs_init.initialize_model_parallel(1)
-    vocab, dim = merged["tok_embeddings.weight"].shape
     args = llama_ens5.ModelArgs(dim=dim, n_layers=0, n_heads=cfg["n_heads"], n_kv_heads=cfg["n_kv_heads"],
                                 vocab_size=vocab, multiple_of=cfg["multiple_of"],
                                 ffn_dim_multiplier=cfg["ffn_dim_multiplier"], norm_eps=cfg["norm_eps"],
@@ -124,9 +123,11 @@ def main():
     print("decoder written: %s" % json.dumps(params))
     if args.skip_vision:
         return
+    vocab, dim = decoder["tok_embeddings.weight"].shape
     for k in list(decoder):  # the decoder is on disk; the vision export needs the memory
         del merged[k]
-    llma = build_visual(cfg, merged)
+    del decoder
+    llma = build_visual(cfg, merged, vocab, dim)
     del merged
     wrapped = vision.SphinxVision(llma).eval()
     example = torch.randn(2, 3, 224, 224) * 0.5

@@ -101,6 +101,12 @@ class SphinxVisionTest(unittest.TestCase):
             ens = llma.visual_proj(torch.cat([c, cx, d], dim=2))
             self.assertTrue(torch.allclose(out[:, 33:290], ens, atol=1e-5))
 
+    def test_nearest_indices_are_torchs_nearest(self):
+        for size_in, size_out in ((224, 256), (256, 224), (7, 16), (100, 37), (14, 14)):
+            x = torch.arange(size_in, dtype=torch.float32).view(1, 1, 1, size_in)
+            expected = F.interpolate(x, size=(1, size_out))[0, 0, 0].long()
+            self.assertTrue(torch.equal(vision.nearest_indices(size_in, size_out), expected), (size_in, size_out))
+
     def test_exports_to_onnx(self):
         m = vision.SphinxVision(fake_llma()).eval()
         with tempfile.TemporaryDirectory() as d:
