@@ -1,8 +1,12 @@
 package sphinxserve.server.image;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.sphinxserve.proto.v1.Content;
+import dev.sphinxserve.proto.v1.Message;
+import dev.sphinxserve.proto.v1.Role;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.URISyntaxException;
@@ -23,6 +27,8 @@ import sphinxserve.runtime.engine.OnnxModelRuntime;
 import sphinxserve.runtime.engine.RuntimeOptions;
 import sphinxserve.runtime.graph.WeightQuantization;
 import sphinxserve.runtime.model.SphinxExport;
+import sphinxserve.runtime.tokenizer.HfTextTokenizer;
+import sphinxserve.server.generate.PromptRenderer;
 
 /**
  * SPHINX as LLaMA2-Accessory computes it, served by the node. {@code /sphinx-accessory-export/} is what
@@ -41,6 +47,8 @@ class AccessoryParityTest {
 
   private static final String DIR = "/sphinx-accessory-export/";
   private static final String[] IMAGES = {"wide.png", "exif-rotated.png", "square.png"};
+  /** The questions accessory_fixture.py asked about {@link #IMAGES}, in Accessory's conv_v1_2 template. */
+  private static final String[] QUESTIONS = {"What is in the image?", "Describe the picture in detail.", "How many circles are there?"};
   private static final int BLOCK_SIZE = 16;
 
   /**
@@ -65,6 +73,23 @@ class AccessoryParityTest {
     BundleBuilder.build(model, WeightQuantization.NONE, "test", tmp.resolve("bundle"));
     bundle = Bundle.open(tmp.resolve("bundle"));
     reference = SafeTensors.parse(resource("accessory_reference.safetensors"), "accessory_reference.safetensors");
+  }
+
+  /**
+   * The node's own prompt path (the bundle's fixed SPHINX template, its tokenizer, the image placeholders after BOS)
+   * gives exactly the ids Accessory's conv_v1_2 prompt gave, so the logits below are compared on the prompt a user
+   * of the node sends.
+   */
+  @Test
+  void theNodesPromptIsAccessorysConvV12Prompt() throws Exception {
+    try (HfTextTokenizer tokenizer = HfTextTokenizer.load(bundle.tokenizerFile())) {
+      PromptRenderer renderer = new PromptRenderer(bundle.spec(), tokenizer);
+      for (int i = 0; i < QUESTIONS.length; i++) {
+        int[] expected = Arrays.stream(reference.get("case" + i + "_ids").longs()).mapToInt(Math::toIntExact).toArray();
+        Message question = Message.newBuilder().setRole(Role.USER).addContent(Content.newBuilder().setText(QUESTIONS[i])).build();
+        assertArrayEquals(expected, renderer.render(List.of(question), true), "case " + i + ": " + QUESTIONS[i]);
+      }
+    }
   }
 
   @Test
