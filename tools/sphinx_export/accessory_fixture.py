@@ -197,28 +197,7 @@ def step_reference(work, out):
         refs["case%d_rows" % i] = rows.float().contiguous()
         img448.save(os.path.join(out, "case%d-accessory448.png" % i))
         print("case %d %s: %d text ids, greedy %s" % (i, name, len(text_ids), greedy))
-    write_reference(os.path.join(out, "accessory_reference.safetensors"), refs)
-
-
-def write_reference(path, tensors):
-    """safetensors with F32 and I64 tensors (meta_folder's writer does one float dtype per file)."""
-    import struct
-
-    kinds = {torch.float32: "F32", torch.int64: "I64"}
-    names = sorted(tensors)
-    header, offset = {}, 0
-    for n in names:
-        t = tensors[n]
-        size = t.numel() * t.element_size()
-        header[n] = {"dtype": kinds[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + size]}
-        offset += size
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for n in names:
-            f.write(tensors[n].contiguous().numpy().tobytes())
+    meta_folder.write_safetensors(os.path.join(out, "accessory_reference.safetensors"), refs, dtype=None)
 
 
 def step_export(work, out):

@@ -24,7 +24,8 @@ PAD_RGB = [122, 116, 104]  # int(255 * CLIP mean), Accessory's PadToSquare
 _DECODER = re.compile(r"^(tok_embeddings\.weight|norm\.weight|output\.weight|layers\.\d+\.("
                       r"attention\.w[qkvo]\.weight|feed_forward\.w[123]\.weight|attention_norm\.weight|ffn_norm\.weight))$")
 
-_DTYPES = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16}
+_DTYPES = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16, "I64": torch.int64}
+_NAMES = {t: n for n, t in _DTYPES.items()}
 
 
 def decoder_tensors(state):
@@ -85,14 +86,14 @@ def params_json(decoder, n_heads, n_kv_heads, norm_eps, rope_theta, max_seq_len,
 def write_safetensors(path, tensors, dtype="F32"):
     """safetensors written by hand: u64 LE header length, JSON header padded with spaces to a multiple of 8,
     raw little-endian data. Tensors are converted one at a time while writing, so a 13B model needs no second
-    full copy in memory."""
-    torch_dtype = _DTYPES[dtype]
+    full copy in memory. dtype=None keeps each tensor's own dtype (F32, F16, BF16, I64: a fixture's mix)."""
     names = sorted(tensors)
+    kinds = {name: dtype or _NAMES[tensors[name].dtype] for name in names}
     header, offset = {}, 0
     for name in names:
         t = tensors[name]
-        size = t.numel() * torch.tensor([], dtype=torch_dtype).element_size()
-        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [offset, offset + size]}
+        size = t.numel() * torch.tensor([], dtype=_DTYPES[kinds[name]]).element_size()
+        header[name] = {"dtype": kinds[name], "shape": list(t.shape), "data_offsets": [offset, offset + size]}
         offset += size
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
@@ -100,6 +101,7 @@ def write_safetensors(path, tensors, dtype="F32"):
         f.write(struct.pack("<Q", len(text)))
         f.write(text)
         for name in names:
+            torch_dtype = _DTYPES[kinds[name]]
             t = tensors[name].detach().to(torch_dtype).contiguous().cpu()
             if torch_dtype == torch.bfloat16:  # numpy has no bfloat16: write its bits
                 t = t.view(torch.int16)
