@@ -13,32 +13,22 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import sphinxserve.kvcache.KvCacheStorage;
-import sphinxserve.runtime.bundle.Bundle;
-import sphinxserve.runtime.bundle.BundlePreset;
-import sphinxserve.runtime.engine.OnnxModelRuntime;
-import sphinxserve.runtime.engine.RuntimeOptions;
-import sphinxserve.runtime.testing.TestBundles;
 import sphinxserve.server.testing.CountingRuntime;
 import sphinxserve.server.testing.TestImages;
 
 /** The image cache's time limit, over the real ONNX Runtime with the TEST bundle. */
 final class ImageCacheTest {
 
-  private static KvCacheStorage kv;
   private static CountingRuntime runtime;
 
   @BeforeAll
   static void open() {
-    Bundle bundle = TestBundles.get(BundlePreset.TEST);
-    kv = new KvCacheStorage(OnnxModelRuntime.kvLayoutFor(bundle.spec(), 16, 8));
-    runtime = new CountingRuntime(OnnxModelRuntime.open(bundle, new RuntimeOptions(RuntimeOptions.ExecutionProvider.CPU, 0, 2, false, true), kv));
+    runtime = CountingRuntime.overTestBundle();
   }
 
   @AfterAll
   static void close() {
     runtime.close();
-    kv.close();
   }
 
   private static ImageCache cache(Duration timeout, int maxImageJobs) {

@@ -12,12 +12,6 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import sphinxserve.api.VisionSpec;
-import sphinxserve.kvcache.KvCacheStorage;
-import sphinxserve.runtime.bundle.Bundle;
-import sphinxserve.runtime.bundle.BundlePreset;
-import sphinxserve.runtime.engine.OnnxModelRuntime;
-import sphinxserve.runtime.engine.RuntimeOptions;
-import sphinxserve.runtime.testing.TestBundles;
 import sphinxserve.server.testing.CountingRuntime;
 
 /**
@@ -26,21 +20,17 @@ import sphinxserve.server.testing.CountingRuntime;
  */
 final class VisionBatcherTest {
 
-  private static KvCacheStorage kv;
   private static CountingRuntime runtime;
 
   @BeforeAll
   static void open() {
-    Bundle bundle = TestBundles.get(BundlePreset.TEST);
-    kv = new KvCacheStorage(OnnxModelRuntime.kvLayoutFor(bundle.spec(), 16, 8));
-    runtime = new CountingRuntime(OnnxModelRuntime.open(bundle, new RuntimeOptions(RuntimeOptions.ExecutionProvider.CPU, 0, 2, false, true), kv));
+    runtime = CountingRuntime.overTestBundle();
   }
 
   @AfterAll
   static void close() {
     runtime.beforeEncode(numViews -> {});
     runtime.close();
-    kv.close();
   }
 
   @Test

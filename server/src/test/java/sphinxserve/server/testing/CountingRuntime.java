@@ -8,6 +8,12 @@ import sphinxserve.api.ModelSpec;
 import sphinxserve.api.SequenceStep;
 import sphinxserve.api.StepOutput;
 import sphinxserve.api.TextTokenizer;
+import sphinxserve.kvcache.KvCacheStorage;
+import sphinxserve.runtime.bundle.Bundle;
+import sphinxserve.runtime.bundle.BundlePreset;
+import sphinxserve.runtime.engine.OnnxModelRuntime;
+import sphinxserve.runtime.engine.RuntimeOptions;
+import sphinxserve.runtime.testing.TestBundles;
 
 /**
  * A decorator over a real {@link ModelRuntime} that records every {@link #encodeViews} call's view count and
@@ -18,6 +24,8 @@ import sphinxserve.api.TextTokenizer;
 public final class CountingRuntime implements ModelRuntime {
 
   private final ModelRuntime delegate;
+  /** What the runtime writes into, closed after it ({@link #overTestBundle}); null when the caller owns it. */
+  private final KvCacheStorage ownedKv;
   private final List<Integer> numViewsPerCall = new CopyOnWriteArrayList<>();
   private volatile IntConsumer beforeEncode = numViews -> {};
   private volatile Runnable beforeStep = () -> {};
@@ -30,7 +38,19 @@ public final class CountingRuntime implements ModelRuntime {
   }
 
   public CountingRuntime(ModelRuntime delegate) {
+    this(delegate, null);
+  }
+
+  private CountingRuntime(ModelRuntime delegate, KvCacheStorage ownedKv) {
     this.delegate = delegate;
+    this.ownedKv = ownedKv;
+  }
+
+  /** The TEST bundle's real runtime (CPU, 2 threads) over a KV cache of its own (8 blocks of 16), both closed by {@link #close}. */
+  public static CountingRuntime overTestBundle() {
+    Bundle bundle = TestBundles.get(BundlePreset.TEST);
+    KvCacheStorage kv = new KvCacheStorage(OnnxModelRuntime.kvLayoutFor(bundle.spec(), 16, 8));
+    return new CountingRuntime(OnnxModelRuntime.open(bundle, new RuntimeOptions(RuntimeOptions.ExecutionProvider.CPU, 0, 2, false, true), kv), kv);
   }
 
   /** The view counts of the {@code encodeViews} calls so far, in order. */
@@ -106,5 +126,6 @@ public final class CountingRuntime implements ModelRuntime {
   @Override
   public void close() {
     delegate.close();
+    if (ownedKv != null) ownedKv.close();
   }
 }
